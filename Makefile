@@ -1,0 +1,54 @@
+# Two commands on a fresh machine with Python >= 3.11, git and make:
+#   make run    set up, migrate, create an admin user if none, start site + worker
+#   make test   set up with the dev requirements and run the whole suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test venv deps dev-deps migrate admin-user worker lint bench clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.deps: requirements.txt | $(VENV)/bin/python
+	$(PIP) install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(VENV)/bin/python
+	$(PIP) install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.deps
+
+venv: $(VENV)/.deps
+deps: $(VENV)/.deps
+dev-deps: $(VENV)/.dev-deps
+
+migrate: deps
+	$(PY) manage.py migrate --noinput
+
+admin-user: migrate
+	$(PY) manage.py ensure_admin
+
+# The worker runs in the background and stops with the site (Ctrl-C).
+run: admin-user
+	@echo "Site: http://$(HOST):$(PORT)/admin/   (worker log: run/worker.log)"
+	@mkdir -p run
+	@$(PY) manage.py worker >> run/worker.log 2>&1 & \
+	  worker=$$!; trap "kill $$worker 2>/dev/null" EXIT INT TERM; \
+	  DEBUG=$${DEBUG:-1} $(PY) manage.py runserver $(HOST):$(PORT)
+
+worker: migrate
+	$(PY) manage.py worker
+
+test: dev-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: dev-deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) run media db.sqlite3*

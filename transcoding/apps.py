@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class TranscodingConfig(AppConfig):
+    name = "transcoding"
+    verbose_name = "Video transcoding"
+
+    def ready(self):
+        from . import checks  # noqa: F401  (registers the system checks)

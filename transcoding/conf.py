@@ -1,0 +1,60 @@
+"""`TRANSCODING_*` settings with their defaults, read lazily so tests can override them."""
+
+from dataclasses import dataclass
+
+from django.conf import settings as django_settings
+
+DISPATCH_ALIASES = {
+    "local": "transcoding.dispatch.local.LocalDispatcher",
+    "recording": "transcoding.dispatch.recording.RecordingDispatcher",
+}
+
+DEFAULTS = {
+    "DISPATCH": "local",
+    # None: the ffmpeg shipped by the imageio-ffmpeg wheel.
+    "FFMPEG_BINARY": None,
+    "SEGMENT_SECONDS": 4.0,
+    "CHUNK_SECONDS": 120.0,
+    # A job whose worker stops heart-beating for this long is claimable again.
+    "LEASE_SECONDS": 120,
+    "MAX_ATTEMPTS": 3,
+    "RETRY_BASE_SECONDS": 10,
+    "MAX_UPLOAD_BYTES": 50 * 1024**3,
+    "MAX_WIDTH": 7680,
+    "MAX_HEIGHT": 4320,
+    "LOCAL_CONCURRENCY": 1,
+    # Seconds a worker started on demand by the local backend waits for work before exiting.
+    "LOCAL_IDLE_SECONDS": 60,
+    "WORK_DIR": None,
+    "RUN_DIR": None,
+    "OUTPUT_PREFIX": "videos",
+    "SOURCE_PREFIX": "originals",
+    "SERVE_MEDIA": True,
+    # Progress is written to the database at most this often while ffmpeg runs.
+    "PROGRESS_INTERVAL": 1.0,
+}
+
+
+@dataclass(frozen=True)
+class _Settings:
+    def __getattr__(self, name):
+        if name not in DEFAULTS:
+            raise AttributeError(f"Unknown transcoding setting: {name}")
+        value = getattr(django_settings, f"TRANSCODING_{name}", None)
+        return DEFAULTS[name] if value is None else value
+
+
+settings = _Settings()
+
+
+def ffmpeg_binary() -> str:
+    if settings.FFMPEG_BINARY:
+        return settings.FFMPEG_BINARY
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def dispatch_path() -> str:
+    name = settings.DISPATCH
+    return DISPATCH_ALIASES.get(name, name)

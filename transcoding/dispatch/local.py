@@ -1,0 +1,128 @@
+"""The embedded default: the ProcessingJob table is the queue, and a worker process on the same
+machine (`manage.py worker`) polls it. Nothing to install or run besides Django.
+
+`enqueue` starts a worker when none is running, so `manage.py ingest --wait` or a bare
+`runserver` work on their own. "Running" means holding an exclusive lock on a file in the run
+directory; the kernel drops the lock when the process dies, even by SIGKILL.
+"""
+
+import fcntl
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings as django_settings
+from django.db import close_old_connections, connection
+
+from ..conf import settings
+from .base import BaseDispatcher
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = "worker.lock"
+
+
+def run_dir() -> Path:
+    path = Path(settings.RUN_DIR or Path(django_settings.BASE_DIR) / "run")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextmanager
+def worker_lock(block: bool = False):
+    """Yields True while this process holds the worker lock, False if another one does."""
+    with open(run_dir() / LOCK_NAME, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def worker_running() -> bool:
+    with worker_lock() as acquired:
+        return not acquired
+
+
+def start_worker() -> subprocess.Popen:
+    """Start `manage.py worker --idle-exit N` detached, logging to run/worker.log."""
+    manage = Path(django_settings.BASE_DIR) / "manage.py"
+    with open(run_dir() / "worker.log", "ab") as log_file:
+        return subprocess.Popen(
+            [sys.executable, str(manage), "worker", "--idle-exit", str(settings.LOCAL_IDLE_SECONDS)],
+            cwd=str(manage.parent),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+class LocalDispatcher(BaseDispatcher):
+    def enqueue(self, job_id: int) -> None:
+        # The job is already in the table; it only needs a worker to notice it.
+        if not worker_running():
+            log.info("no local worker running: starting one for job %s", job_id)
+            start_worker()
+
+
+def _work_loop(stop: threading.Event, idle_exit: float | None, poll: float) -> None:
+    from ..jobs import jobs_claimable_ids
+    from ..tasks import process_job
+
+    idle_since = time.monotonic()
+    while not stop.is_set():
+        close_old_connections()
+        ran = False
+        try:
+            for job_id in jobs_claimable_ids():
+                if stop.is_set():
+                    break
+                ran = process_job(job_id) != "skipped" or ran
+        except Exception:  # a lost database connection must not end the worker
+            log.exception("worker loop error; retrying in %s s", poll)
+            connection.close()
+        if ran:
+            idle_since = time.monotonic()
+        elif idle_exit is not None and time.monotonic() - idle_since > idle_exit:
+            stop.set()
+            break
+        stop.wait(poll)
+    connection.close()
+
+
+def run_worker(*, concurrency: int = 1, idle_exit: float | None = None, poll: float = 1.0) -> bool:
+    """Run jobs until stopped (or idle for `idle_exit` seconds). Returns False at once if
+    another worker already holds the lock."""
+    with worker_lock() as acquired:
+        if not acquired:
+            return False
+        stop = threading.Event()
+        threads = [
+            threading.Thread(target=_work_loop, args=(stop, idle_exit, poll), daemon=True, name=f"worker-{i}")
+            for i in range(max(1, concurrency))
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            while any(t.is_alive() for t in threads):
+                for thread in threads:
+                    thread.join(timeout=0.5)
+        except KeyboardInterrupt:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=10)
+        return True

@@ -1,0 +1,249 @@
+"""Build ffmpeg argv lists and parse what ffmpeg prints. Pure: nothing here runs a process.
+
+One ffmpeg process decodes the source once and writes, as separate outputs, every rung (CMAF
+fMP4 segments through the HLS muxer), the audio (once, its own rendition), the storyboard
+sprite sheets (the `tile` filter) and the poster. The filter graph splits the decoded frames.
+"""
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from .ladder import Plan, Rung
+
+# Layout of the work directory; manifests and storage keys use the same relative paths.
+INIT_NAME = "init.mp4"
+SEGMENT_PATTERN = "seg_%05d.m4s"
+MEDIA_PLAYLIST = "index.m3u8"
+AUDIO_DIR = "audio"
+STORYBOARD_DIR = "storyboard"
+SHEET_PATTERN = "sheet_%04d.jpg"
+POSTER_NAME = "poster.jpg"
+
+TONEMAP_CHAIN = (
+    "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,"
+    "tonemap=tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv,format=yuv420p"
+)
+
+RENDITIONS, AUDIO, STORYBOARD, POSTER = "renditions", "audio", "storyboard", "poster"
+ALL_PARTS = (RENDITIONS, AUDIO, STORYBOARD, POSTER)
+
+
+def fps_arg(fps: Fraction) -> str:
+    return f"{fps.numerator}/{fps.denominator}" if fps.denominator != 1 else str(fps.numerator)
+
+
+def rung_filter(rung: Rung) -> str:
+    chain = []
+    if rung.change_fps:
+        chain.append(f"fps={fps_arg(rung.fps)}")
+    chain += [f"scale={rung.width}:{rung.height}:flags=bicubic", "setsar=1", "format=yuv420p"]
+    return ",".join(chain)
+
+
+def storyboard_filter(plan: Plan) -> str:
+    sb = plan.storyboard
+    return (
+        f"fps=1000/{round(sb.interval * 1000)},scale={sb.tile_width}:{sb.tile_height},setsar=1,"
+        f"tile={sb.columns}x{sb.rows}"
+    )
+
+
+def poster_filter(plan: Plan) -> str:
+    poster = plan.poster
+    scale = f"scale={poster.width}:{poster.height},setsar=1"
+    if poster.time is not None:
+        return f"select='gte(t\\,{poster.time:.3f})',{scale}"
+    # Sample evenly across the video; `thumbnail` keeps the frame closest to the average
+    # histogram, which is never a black or flash frame unless the whole video is.
+    rate = max(poster.samples / max(plan.duration, 0.001), 0.001)
+    return f"fps={rate:.6f},{scale},thumbnail={poster.samples}"
+
+
+def filter_graph(plan: Plan, parts: tuple[str, ...]) -> tuple[str, list[str]]:
+    """The -filter_complex string and the output labels, in output order."""
+    branches = []
+    if RENDITIONS in parts:
+        branches += [(f"v{r.name}", rung_filter(r)) for r in plan.rungs]
+    if STORYBOARD in parts:
+        branches.append(("sb", storyboard_filter(plan)))
+    if POSTER in parts:
+        branches.append(("poster", poster_filter(plan)))
+    if not branches:
+        return "", []
+    head = f"[0:v:0]{TONEMAP_CHAIN}," if plan.tonemap else "[0:v:0]"
+    split = f"{head}split={len(branches)}" + "".join(f"[in{i}]" for i in range(len(branches)))
+    chains = [f"[in{i}]{chain}[{label}]" for i, (label, chain) in enumerate(branches)]
+    return ";".join([split, *chains]), [label for label, _ in branches]
+
+
+def hls_output_args(directory: str, segment_seconds: float) -> list[str]:
+    return [
+        "-f", "hls",
+        "-hls_time", f"{segment_seconds:g}",
+        "-hls_playlist_type", "vod",
+        "-hls_segment_type", "fmp4",
+        "-hls_fmp4_init_filename", INIT_NAME,
+        "-hls_segment_filename", f"{directory}/{SEGMENT_PATTERN}",
+        "-start_number", "1",
+        f"{directory}/{MEDIA_PLAYLIST}",
+    ]  # fmt: skip
+
+
+def rung_output_args(rung: Rung, plan: Plan, workdir: str) -> list[str]:
+    seg = plan.segment_seconds
+    return [
+        "-map", f"[v{rung.name}]",
+        "-c:v", "libx264",
+        "-preset", plan.x264_preset,
+        "-profile:v", "high",
+        "-pix_fmt", "yuv420p",
+        "-crf", str(rung.crf),
+        "-maxrate", str(rung.max_bitrate),
+        "-bufsize", str(rung.bufsize),
+        # Keyframes exactly on the segment grid, the same on every rung: a fixed GOP, no
+        # scene-cut keyframes in between, and a forced one at every segment boundary.
+        "-g", str(rung.gop),
+        "-keyint_min", str(rung.gop),
+        "-sc_threshold", "0",
+        "-force_key_frames", f"expr:gte(t,n_forced*{seg:g})",
+        "-r", fps_arg(rung.fps),
+        "-an", "-sn", "-dn",
+        *hls_output_args(f"{workdir}/{rung.name}", seg),
+    ]  # fmt: skip
+
+
+def audio_output_args(plan: Plan, workdir: str) -> list[str]:
+    audio = plan.audio
+    return [
+        "-map", "0:a:0",
+        "-c:a", "aac",
+        "-profile:a", "aac_low",
+        "-b:a", str(audio.bitrate),
+        "-ac", str(audio.channels),
+        "-ar", str(audio.sample_rate),
+        "-vn", "-sn", "-dn",
+        *hls_output_args(f"{workdir}/{AUDIO_DIR}", plan.segment_seconds),
+    ]  # fmt: skip
+
+
+def storyboard_output_args(workdir: str) -> list[str]:
+    return [
+        "-map", "[sb]",
+        "-c:v", "mjpeg", "-q:v", "5", "-pix_fmt", "yuvj420p",
+        "-f", "image2", "-start_number", "1",
+        f"{workdir}/{STORYBOARD_DIR}/{SHEET_PATTERN}",
+    ]  # fmt: skip
+
+
+def poster_output_args(workdir: str) -> list[str]:
+    return [
+        "-map", "[poster]",
+        "-frames:v", "1",
+        "-c:v", "mjpeg", "-q:v", "2", "-pix_fmt", "yuvj420p",
+        "-f", "image2", "-update", "1",
+        f"{workdir}/{POSTER_NAME}",
+    ]  # fmt: skip
+
+
+def build_encode_args(
+    ffmpeg: str, source: str, plan: Plan, workdir: str, parts: tuple[str, ...] = ALL_PARTS
+) -> list[str]:
+    """The whole command: decode once, write every requested part."""
+    graph, labels = filter_graph(plan, parts)
+    args = [
+        ffmpeg, "-hide_banner", "-nostdin", "-y",
+        "-loglevel", "error",
+        "-nostats", "-progress", "pipe:1", "-stats_period", "1",
+        "-i", source,
+    ]  # fmt: skip
+    if graph:
+        args += ["-filter_complex", graph]
+    for label in labels:
+        if label == "sb":
+            args += storyboard_output_args(workdir)
+        elif label == "poster":
+            args += poster_output_args(workdir)
+        else:
+            rung = next(r for r in plan.rungs if f"v{r.name}" == label)
+            args += rung_output_args(rung, plan, workdir)
+    if AUDIO in parts and plan.audio is not None:
+        args += audio_output_args(plan, workdir)
+    return args
+
+
+def output_dirs(plan: Plan, parts: tuple[str, ...] = ALL_PARTS) -> list[str]:
+    """Directories (relative to the work dir) ffmpeg expects to exist."""
+    dirs = []
+    if RENDITIONS in parts:
+        dirs += [r.name for r in plan.rungs]
+    if AUDIO in parts and plan.audio is not None:
+        dirs.append(AUDIO_DIR)
+    if STORYBOARD in parts:
+        dirs.append(STORYBOARD_DIR)
+    return dirs
+
+
+def expected_frames(plan: Plan, parts: tuple[str, ...] = ALL_PARTS) -> float:
+    """Frames the first video output will have written at the end, for progress: ffmpeg's
+    `frame=` counts the first output, while `out_time` runs ahead with the tile filter."""
+    if RENDITIONS in parts:
+        return max(1.0, plan.duration * float(plan.rungs[0].fps))
+    if STORYBOARD in parts:
+        return float(plan.storyboard.sheets)
+    return 1.0
+
+
+@dataclass(frozen=True)
+class Progress:
+    frame: int
+    out_time: float
+    speed: str
+    done: bool
+
+
+def parse_progress(block: str) -> Progress:
+    """Parse one block of `-progress` output (key=value lines ending with progress=...)."""
+    values = {}
+    for line in block.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key.strip()] = value.strip()
+    try:
+        out_time = int(values.get("out_time_us", "0")) / 1_000_000
+    except ValueError:  # "N/A" before the first frame
+        out_time = 0.0
+    try:
+        frame = int(values.get("frame", "0"))
+    except ValueError:
+        frame = 0
+    return Progress(
+        frame=frame,
+        out_time=max(out_time, 0.0),
+        speed=values.get("speed", ""),
+        done=values.get("progress") == "end",
+    )
+
+
+def progress_fraction(progress: Progress, plan: Plan, parts: tuple[str, ...] = ALL_PARTS) -> float:
+    if progress.done:
+        return 1.0
+    if RENDITIONS in parts or STORYBOARD in parts:
+        return min(1.0, progress.frame / expected_frames(plan, parts))
+    return min(1.0, progress.out_time / max(plan.duration, 0.001))
+
+
+def parse_error(stderr: str, limit: int = 300) -> str:
+    """The most telling line of ffmpeg's stderr, as one sentence for the error field."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if not lines:
+        return "ffmpeg failed without an error message."
+    keywords = ("invalid", "error", "no such", "not found", "unsupported", "corrupt", "truncat")
+    chosen = next((line for line in lines if any(k in line.lower() for k in keywords)), lines[-1])
+    return chosen[:limit]
+
+
+def avc_codec_string(avcc: bytes) -> str:
+    """RFC 6381 codec string from an avcC record: profile, constraint flags and level."""
+    if len(avcc) < 4 or avcc[0] != 1:
+        return "avc1.640028"
+    return f"avc1.{avcc[1]:02x}{avcc[2]:02x}{avcc[3]:02x}"

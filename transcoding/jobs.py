@@ -1,0 +1,185 @@
+"""The life of a ProcessingJob: claim, heartbeat, finish, fail, retry. Backend-agnostic.
+
+Delivery is at least once on every backend, so a job is claimed by one conditional UPDATE:
+whoever changes the row owns the job (under a fresh token), everyone else does nothing. Every
+later write is conditional on that token, so a worker whose lease expired and was taken over
+cannot overwrite its successor's result.
+"""
+
+import logging
+import os
+import random
+import socket
+import uuid
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .conf import settings
+from .models import JobState, ProcessingJob
+
+log = logging.getLogger(__name__)
+
+LOG_TAIL_CHARS = 4000
+
+
+class JobCancelled(Exception):
+    """The job was cancelled or taken over while this worker ran it."""
+
+
+def worker_token() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def claimable_q(now=None) -> Q:
+    now = now or timezone.now()
+    waiting = Q(state=JobState.QUEUED) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+    abandoned = Q(state=JobState.RUNNING, lease_expires_at__lt=now)
+    return waiting | abandoned
+
+
+def job_claim(job_id: int, token: str | None = None) -> ProcessingJob | None:
+    """Take the job if it is waiting or its lease expired; None if someone else has it,
+    it is finished, or it has used up its attempts (then it is failed here)."""
+    now = timezone.now()
+    token = token or worker_token()
+    claimed = ProcessingJob.objects.filter(claimable_q(now), pk=job_id).update(
+        state=JobState.RUNNING,
+        attempt=F("attempt") + 1,
+        worker=token,
+        lease_expires_at=now + timedelta(seconds=settings.LEASE_SECONDS),
+        heartbeat_at=now,
+        started_at=now,
+        next_attempt_at=None,
+    )
+    if not claimed:
+        return None
+    job = ProcessingJob.objects.select_related("video").get(pk=job_id)
+    if job.attempt > job.max_attempts:
+        job_fail(job, f"Gave up after {job.max_attempts} attempts; the last one stopped without finishing.",
+                 permanent=True)
+        return None
+    return job
+
+
+def _owned(job: ProcessingJob):
+    return ProcessingJob.objects.filter(pk=job.pk, state=JobState.RUNNING, worker=job.worker)
+
+
+def job_heartbeat(job: ProcessingJob) -> None:
+    """Extend the lease; raises JobCancelled when the job is no longer ours."""
+    now = timezone.now()
+    updated = _owned(job).update(
+        heartbeat_at=now, lease_expires_at=now + timedelta(seconds=settings.LEASE_SECONDS)
+    )
+    if not updated:
+        raise JobCancelled(f"Job {job.pk} was cancelled or taken over.")
+
+
+def job_finish(job: ProcessingJob, *, log_tail: str = "", cpu_seconds: float | None = None) -> bool:
+    return bool(
+        _owned(job).update(
+            state=JobState.DONE,
+            finished_at=timezone.now(),
+            lease_expires_at=None,
+            error="",
+            log_tail=log_tail[-LOG_TAIL_CHARS:],
+            cpu_seconds=cpu_seconds,
+        )
+    )
+
+
+def retry_delay(attempt: int, base: float | None = None, cap: float = 900.0) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(attempt-1))]."""
+    base = settings.RETRY_BASE_SECONDS if base is None else base
+    return random.uniform(0, min(cap, base * 2 ** max(attempt - 1, 0)))
+
+
+def job_fail(job: ProcessingJob, error: str, *, permanent: bool, log_tail: str = "") -> bool:
+    """Record a failure. Transient failures with attempts left go back to the queue after a
+    backoff; returns True when the job is finally failed."""
+    now = timezone.now()
+    final = permanent or job.attempt >= job.max_attempts
+    fields = {"error": error[:500], "log_tail": log_tail[-LOG_TAIL_CHARS:], "lease_expires_at": None}
+    if final:
+        fields.update(state=JobState.FAILED, finished_at=now)
+    else:
+        fields.update(
+            state=JobState.QUEUED,
+            next_attempt_at=now + timedelta(seconds=retry_delay(job.attempt)),
+        )
+    with transaction.atomic():
+        _owned(job).update(**fields)
+    return final
+
+
+def jobs_claimable_ids(limit: int = 20) -> list[int]:
+    """Oldest claimable jobs first, so the first video uploaded is the first served."""
+    return list(
+        ProcessingJob.objects.filter(claimable_q()).order_by("created_at", "pk").values_list("pk", flat=True)[
+            :limit
+        ]
+    )
+
+
+def jobs_requeue_stuck() -> tuple[int, int]:
+    """Requeue running jobs whose lease expired; fail those with no attempts left.
+    Returns (requeued, failed)."""
+    now = timezone.now()
+    stuck = ProcessingJob.objects.filter(state=JobState.RUNNING, lease_expires_at__lt=now)
+    failed = stuck.filter(attempt__gte=F("max_attempts")).update(
+        state=JobState.FAILED,
+        finished_at=now,
+        lease_expires_at=None,
+        error="The worker stopped (lease expired) and no attempts are left.",
+    )
+    requeued = stuck.update(state=JobState.QUEUED, lease_expires_at=None, next_attempt_at=now)
+    return requeued, failed
+
+
+def job_run(job_id: int, token: str | None = None) -> str:
+    """Claim and run one job; what every backend's task calls. Returns what happened:
+    "done", "retry", "failed" or "skipped" (not ours to run: a duplicate delivery)."""
+    from . import pipeline, services
+
+    job = job_claim(job_id, token)
+    if job is None:
+        return "skipped"
+    last_beat = [0.0]
+
+    def heartbeat():
+        import time
+
+        now = time.monotonic()
+        if now - last_beat[0] >= max(1.0, settings.LEASE_SECONDS / 4):
+            last_beat[0] = now
+            job_heartbeat(job)
+
+    try:
+        cpu = pipeline.encode(job, heartbeat)
+    except JobCancelled:
+        log.info("job %s: cancelled or taken over; stopped", job_id)
+        return "skipped"
+    except pipeline.SourceRejected as exc:
+        job_fail(job, str(exc), permanent=True)
+        pipeline.mark_rejected(job.video, str(exc))
+        outcome = "failed"
+    except pipeline.EncodeError as exc:
+        final = job_fail(job, str(exc), permanent=not exc.transient)
+        if final:
+            pipeline.mark_rejected(job.video, str(exc))
+        outcome = "failed" if final else "retry"
+    except Exception as exc:  # storage or database trouble: worth another attempt
+        log.exception("job %s: attempt %s failed", job_id, job.attempt)
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        final = job_fail(job, reason, permanent=False)
+        if final:
+            pipeline.mark_rejected(job.video, f"Processing failed after {job.attempt} attempts: {reason}")
+        outcome = "failed" if final else "retry"
+    else:
+        job_finish(job, cpu_seconds=cpu)
+        outcome = "done"
+    services.video_refresh_status(job.video)
+    return outcome

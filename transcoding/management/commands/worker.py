@@ -1,0 +1,24 @@
+"""Run queued jobs on this machine (the `local` dispatch backend's worker)."""
+
+from django.core.management.base import BaseCommand
+
+from transcoding.conf import settings
+from transcoding.dispatch.local import run_worker
+
+
+class Command(BaseCommand):
+    help = "Process queued transcoding jobs on this machine until stopped."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--concurrency", type=int, default=None, help="Jobs at once (default TRANSCODING_LOCAL_CONCURRENCY)."
+        )
+        parser.add_argument("--idle-exit", type=float, default=None, help="Exit after this many idle seconds.")
+        parser.add_argument("--poll", type=float, default=1.0, help="Seconds between queue polls.")
+
+    def handle(self, *args, concurrency, idle_exit, poll, **options):
+        concurrency = concurrency or settings.LOCAL_CONCURRENCY
+        self.stdout.write(f"Worker started ({concurrency} at once); Ctrl-C to stop.")
+        self.stdout.flush()
+        if not run_worker(concurrency=concurrency, idle_exit=idle_exit, poll=poll):
+            self.stdout.write("Another worker is already running on this machine; exiting.")

@@ -1,0 +1,250 @@
+"""Write the HLS master and media playlists, the DASH MPD and the storyboard WebVTT. Pure.
+
+Both manifests reference one set of CMAF segments: each rendition's `init.mp4` and
+`seg_NNNNN.m4s`. URIs are relative to the manifest that names them, so the same text works
+from local disk, S3, a CDN, or rewritten to signed URLs.
+"""
+
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from fractions import Fraction
+
+from .ladder import StoryboardPlan
+
+
+@dataclass(frozen=True)
+class Segment:
+    uri: str
+    duration: float
+
+
+@dataclass(frozen=True)
+class VideoVariant:
+    name: str
+    playlist_uri: str
+    init_uri: str
+    media_template: str  # DASH SegmentTemplate@media, e.g. "720p/seg_$Number%05d$.m4s"
+    segments: tuple[Segment, ...]
+    width: int
+    height: int
+    fps: Fraction
+    codec: str
+    peak_bitrate: int
+    average_bitrate: int
+
+
+@dataclass(frozen=True)
+class AudioVariant:
+    playlist_uri: str
+    init_uri: str
+    media_template: str
+    segments: tuple[Segment, ...]
+    codec: str
+    peak_bitrate: int
+    average_bitrate: int
+    channels: int = 2
+    sample_rate: int = 48_000
+    language: str = "und"
+    name: str = "Default"
+
+
+AUDIO_GROUP = "audio"
+
+
+def _format_fps(fps: Fraction) -> str:
+    return f"{float(fps):.3f}"
+
+
+def target_duration(segments: tuple[Segment, ...]) -> int:
+    """RFC 8216: every EXTINF rounded to the nearest integer is at most the target."""
+    return max([1, *(int(math.floor(s.duration + 0.5)) for s in segments)])
+
+
+def media_playlist(init_uri: str, segments: tuple[Segment, ...], *, ended: bool = True) -> str:
+    lines = [
+        "#EXTM3U",
+        "#EXT-X-VERSION:7",
+        f"#EXT-X-TARGETDURATION:{target_duration(segments)}",
+        "#EXT-X-MEDIA-SEQUENCE:1",
+        "#EXT-X-PLAYLIST-TYPE:VOD" if ended else "#EXT-X-PLAYLIST-TYPE:EVENT",
+        "#EXT-X-INDEPENDENT-SEGMENTS",
+        f'#EXT-X-MAP:URI="{init_uri}"',
+    ]
+    for segment in segments:
+        lines += [f"#EXTINF:{segment.duration:.6f},", segment.uri]
+    if ended:
+        lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"
+
+
+def master_playlist(variants: tuple[VideoVariant, ...], audio: AudioVariant | None) -> str:
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    if audio is not None:
+        lines.append(
+            f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{AUDIO_GROUP}",NAME="{audio.name}",'
+            f'LANGUAGE="{audio.language}",DEFAULT=YES,AUTOSELECT=YES,'
+            f'CHANNELS="{audio.channels}",URI="{audio.playlist_uri}"'
+        )
+    for v in variants:
+        codecs = v.codec if audio is None else f"{v.codec},{audio.codec}"
+        peak = v.peak_bitrate + (audio.peak_bitrate if audio else 0)
+        average = v.average_bitrate + (audio.average_bitrate if audio else 0)
+        attrs = [
+            f"BANDWIDTH={peak}",
+            f"AVERAGE-BANDWIDTH={average}",
+            f"RESOLUTION={v.width}x{v.height}",
+            f"FRAME-RATE={_format_fps(v.fps)}",
+            f'CODECS="{codecs}"',
+        ]
+        if audio is not None:
+            attrs.append(f'AUDIO="{AUDIO_GROUP}"')
+        lines += ["#EXT-X-STREAM-INF:" + ",".join(attrs), v.playlist_uri]
+    return "\n".join(lines) + "\n"
+
+
+def iso_duration(seconds: float) -> str:
+    return f"PT{seconds:.3f}S"
+
+
+def segment_timeline(segments: tuple[Segment, ...], timescale: int) -> ET.Element:
+    """<SegmentTimeline> with run-length coded durations. Start times are rounded from the
+    running sum, so rounding never accumulates into drift against the media timestamps."""
+    timeline = ET.Element("SegmentTimeline")
+    starts = [0]
+    elapsed = 0.0
+    for segment in segments:
+        elapsed += segment.duration
+        starts.append(round(elapsed * timescale))
+    durations = [b - a for a, b in zip(starts, starts[1:])]
+    index = 0
+    while index < len(durations):
+        run = 1
+        while index + run < len(durations) and durations[index + run] == durations[index]:
+            run += 1
+        attrs = {"d": str(durations[index])}
+        if index == 0:
+            attrs = {"t": "0", **attrs}
+        if run > 1:
+            attrs["r"] = str(run - 1)
+        ET.SubElement(timeline, "S", attrs)
+        index += run
+    return timeline
+
+
+def _segment_template(init_uri: str, media: str, segments, timescale: int) -> ET.Element:
+    template = ET.Element(
+        "SegmentTemplate",
+        {"timescale": str(timescale), "initialization": init_uri, "media": media, "startNumber": "1"},
+    )
+    template.append(segment_timeline(segments, timescale))
+    return template
+
+
+def dash_mpd(
+    duration: float,
+    variants: tuple[VideoVariant, ...],
+    audio: AudioVariant | None,
+    *,
+    segment_seconds: float = 4.0,
+) -> str:
+    mpd = ET.Element(
+        "MPD",
+        {
+            "xmlns": "urn:mpeg:dash:schema:mpd:2011",
+            "profiles": "urn:mpeg:dash:profile:isoff-live:2011",
+            "type": "static",
+            "mediaPresentationDuration": iso_duration(duration),
+            "minBufferTime": iso_duration(segment_seconds),
+        },
+    )
+    period = ET.SubElement(mpd, "Period", {"id": "0", "start": "PT0S"})
+    video_set = ET.SubElement(
+        period,
+        "AdaptationSet",
+        {
+            "id": "0",
+            "contentType": "video",
+            "mimeType": "video/mp4",
+            "segmentAlignment": "true",
+            "startWithSAP": "1",
+            "maxWidth": str(max(v.width for v in variants)),
+            "maxHeight": str(max(v.height for v in variants)),
+        },
+    )
+    for v in variants:
+        rep = ET.SubElement(
+            video_set,
+            "Representation",
+            {
+                "id": v.name,
+                "bandwidth": str(v.peak_bitrate),
+                "codecs": v.codec,
+                "width": str(v.width),
+                "height": str(v.height),
+                "frameRate": f"{v.fps.numerator}/{v.fps.denominator}",
+                "sar": "1:1",
+            },
+        )
+        rep.append(_segment_template(v.init_uri, v.media_template, v.segments, 90_000))
+    if audio is not None:
+        audio_set = ET.SubElement(
+            period,
+            "AdaptationSet",
+            {
+                "id": "1",
+                "contentType": "audio",
+                "mimeType": "audio/mp4",
+                "lang": audio.language,
+                "segmentAlignment": "true",
+                "startWithSAP": "1",
+            },
+        )
+        rep = ET.SubElement(
+            audio_set,
+            "Representation",
+            {
+                "id": "audio",
+                "bandwidth": str(audio.peak_bitrate),
+                "codecs": audio.codec,
+                "audioSamplingRate": str(audio.sample_rate),
+            },
+        )
+        ET.SubElement(
+            rep,
+            "AudioChannelConfiguration",
+            {
+                "schemeIdUri": "urn:mpeg:dash:23003:3:audio_channel_configuration:2011",
+                "value": str(audio.channels),
+            },
+        )
+        rep.append(_segment_template(audio.init_uri, audio.media_template, audio.segments, audio.sample_rate))
+    ET.indent(mpd)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(mpd, encoding="unicode") + "\n"
+
+
+def vtt_timestamp(seconds: float) -> str:
+    millis = int(round(seconds * 1000))
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}"
+
+
+def storyboard_vtt(plan: StoryboardPlan, duration: float, sheet_uris: list[str]) -> str:
+    """One cue per tile; the cues cover [0, duration] without gaps."""
+    lines = ["WEBVTT", ""]
+    for index in range(plan.count):
+        start = index * plan.interval
+        if start >= duration:
+            break
+        end = duration if index == plan.count - 1 else min((index + 1) * plan.interval, duration)
+        sheet, position = divmod(index, plan.per_sheet)
+        row, column = divmod(position, plan.columns)
+        x, y = column * plan.tile_width, row * plan.tile_height
+        lines += [
+            f"{vtt_timestamp(start)} --> {vtt_timestamp(end)}",
+            f"{sheet_uris[sheet]}#xywh={x},{y},{plan.tile_width},{plan.tile_height}",
+            "",
+        ]
+    return "\n".join(lines)

@@ -1,0 +1,257 @@
+"""The encode step: probe, plan, one ffmpeg process, publish. The one place that runs
+subprocesses (never through a shell).
+
+Everything is written to a temporary work directory first; `publish` then stores each part's
+files and marks the part ready only once all of them are stored.
+"""
+
+import ctypes
+import hashlib
+import logging
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import ffmpeg, outputs, publish
+from .conf import ffmpeg_binary, settings
+from .ladder import Plan, SourceInfo, plan_encode
+from .models import (
+    PartKind,
+    PartStatus,
+    Poster,
+    Rendition,
+    Storyboard,
+    Video,
+    VideoStatus,
+    preset_spec,
+)
+from .probe import SourceRejected, probe_source
+
+log = logging.getLogger(__name__)
+
+# Share of a part's progress spent encoding; the rest is storing its files.
+ENCODE_SHARE = 90
+
+
+class EncodeError(Exception):
+    """ffmpeg failed. `transient` when it was killed rather than refusing the input."""
+
+    def __init__(self, message: str, *, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
+
+
+def _die_with_parent():  # pragma: no cover - runs in the child between fork and exec
+    """Linux: SIGKILL ffmpeg when the worker dies, so a killed worker leaves no orphan."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def run_ffmpeg(args: list[str], on_progress: Callable[[ffmpeg.Progress], None]) -> tuple[str, float]:
+    """Run ffmpeg, feeding its -progress blocks to `on_progress`. Returns (stderr, CPU seconds
+    of the ffmpeg process itself). `on_progress` may raise to stop the encode."""
+    with tempfile.TemporaryFile() as stderr, subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        preexec_fn=_die_with_parent if os.name == "posix" else None,
+    ) as proc:
+        block: list[str] = []
+        try:
+            for line in proc.stdout:
+                block.append(line)
+                if line.startswith("progress="):
+                    on_progress(ffmpeg.parse_progress("".join(block)))
+                    block = []
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        proc.stdout.close()
+        # wait4 reaps ffmpeg and gives its own rusage, exact even with other work in flight.
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        stderr.seek(0)
+        err = stderr.read().decode("utf-8", "replace")
+    cpu = usage.ru_utime + usage.ru_stime
+    if proc.returncode != 0:
+        killed = proc.returncode < 0
+        reason = f"ffmpeg was killed by signal {-proc.returncode}." if killed else ffmpeg.parse_error(err)
+        raise EncodeError(reason, transient=killed or "No space left" in err)
+    return err, cpu
+
+
+def sha256_of(name: str) -> str:
+    digest = hashlib.sha256()
+    from django.core.files.storage import default_storage
+
+    with default_storage.open(name, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _part_models(parts: tuple[str, ...]) -> list:
+    return [
+        (model, filters)
+        for kind, model, filters in (
+            (PartKind.RENDITIONS, Rendition, {"kind": Rendition.Kind.VIDEO}),
+            (PartKind.AUDIO, Rendition, {"kind": Rendition.Kind.AUDIO}),
+            (PartKind.STORYBOARD, Storyboard, {}),
+            (PartKind.POSTER, Poster, {}),
+        )
+        if kind in parts
+    ]
+
+
+def _update_parts(video: Video, parts: tuple[str, ...], **fields) -> None:
+    for model, filters in _part_models(parts):
+        model.objects.filter(video=video, **filters).exclude(status=PartStatus.SKIPPED).update(**fields)
+
+
+def probe_and_record(video: Video) -> SourceInfo:
+    """Probe the original and keep what was learned on the video."""
+    info = probe_source(
+        outputs.source_location(video.source.name),
+        size=video.source_size if video.source_size is not None else video.source.size,
+        max_width=settings.MAX_WIDTH,
+        max_height=settings.MAX_HEIGHT,
+    )
+    width, height = info.display_size
+    report = {k: (str(v) if not isinstance(v, (int, float, str, bool, type(None))) else v)
+              for k, v in asdict(info).items()}
+    video.duration, video.width, video.height = info.duration, width, height
+    video.container, video.video_codec, video.audio_codec = info.container, info.video_codec, info.audio_codec
+    video.fps = round(float(info.fps), 3)
+    video.probe = report
+    if not video.source_sha256:
+        video.source_sha256 = sha256_of(video.source.name)
+    video.save(
+        update_fields=[
+            "duration", "width", "height", "container", "video_codec", "audio_codec", "fps",
+            "probe", "source_sha256", "updated_at",
+        ]
+    )  # fmt: skip
+    return info
+
+
+def sync_renditions(video: Video, plan: Plan, parts: tuple[str, ...]) -> None:
+    """Make the Rendition rows match the plan; rungs no longer planned go, with their files."""
+    if PartKind.RENDITIONS in parts:
+        planned = {r.name for r in plan.rungs}
+        for stale in video.renditions.filter(kind=Rendition.Kind.VIDEO).exclude(name__in=planned):
+            outputs.delete_prefix(f"{outputs.video_prefix(video.pk)}/{stale.name}")
+            stale.delete()
+        for rung in plan.rungs:
+            Rendition.objects.update_or_create(
+                video=video,
+                name=rung.name,
+                defaults={
+                    "kind": Rendition.Kind.VIDEO,
+                    "width": rung.width,
+                    "height": rung.height,
+                    "fps": round(float(rung.fps), 3),
+                    "crf": rung.crf,
+                    "bitrate": rung.max_bitrate,
+                    "status": PartStatus.QUEUED,
+                    "progress": 0,
+                    "error": "",
+                },
+            )
+    if PartKind.AUDIO in parts:
+        audio, _ = Rendition.objects.get_or_create(
+            video=video, name="audio", defaults={"kind": Rendition.Kind.AUDIO}
+        )
+        if plan.audio is None:
+            audio.status, audio.error, audio.progress = PartStatus.SKIPPED, "The source has no audio.", 0
+            audio.bitrate = None
+        else:
+            audio.status, audio.error, audio.progress = PartStatus.QUEUED, "", 0
+            audio.bitrate = plan.audio.bitrate
+        audio.codec = "" if plan.audio is None else "mp4a.40.2"
+        audio.save()
+
+
+class ProgressWriter:
+    """Writes encode progress to the parts at most once per interval, and heartbeats."""
+
+    def __init__(self, video: Video, plan: Plan, parts: tuple[str, ...], heartbeat: Callable[[], None]):
+        self.video, self.plan, self.parts, self.heartbeat = video, plan, parts, heartbeat
+        self.last_write = 0.0
+        self.last_percent = -1
+
+    def __call__(self, progress: ffmpeg.Progress) -> None:
+        now = time.monotonic()
+        if now - self.last_write < settings.PROGRESS_INTERVAL and not progress.done:
+            return
+        self.last_write = now
+        self.heartbeat()
+        percent = int(ffmpeg.progress_fraction(progress, self.plan, self.parts) * ENCODE_SHARE)
+        if percent != self.last_percent:
+            self.last_percent = percent
+            _update_parts(self.video, self.parts, progress=percent)
+            Video.objects.filter(pk=self.video.pk).update(progress=percent)
+
+
+def encode(job, heartbeat: Callable[[], None]) -> float:
+    """Run one encode job end to end; returns the ffmpeg CPU seconds. Raises SourceRejected
+    for input that can never work, EncodeError or storage errors otherwise."""
+    video = Video.objects.select_related("preset").get(pk=job.video_id)
+    parts = tuple(job.parts)
+    now = timezone.now()
+    with transaction.atomic():
+        Video.objects.filter(pk=video.pk).update(
+            status=VideoStatus.PROCESSING, error="", processing_started_at=now
+        )
+        Storyboard.objects.get_or_create(video=video)
+        Poster.objects.get_or_create(video=video)
+
+    info = probe_and_record(video)
+    plan = plan_encode(
+        info,
+        preset_spec(video.preset),
+        segment_seconds=settings.SEGMENT_SECONDS,
+        poster_time=video.poster_time,
+    )
+    sync_renditions(video, plan, parts)
+    for model, filters in _part_models(parts):
+        for part in model.objects.filter(video=video, **filters).exclude(status=PartStatus.SKIPPED):
+            part.status, part.started_at, part.finished_at = PartStatus.RUNNING, now, None
+            part.attempts += 1
+            part.save(update_fields=["status", "started_at", "finished_at", "attempts"])
+
+    ff_parts = tuple(p for p in parts if p in ffmpeg.ALL_PARTS)
+    with tempfile.TemporaryDirectory(prefix=f"video{video.pk}-", dir=settings.WORK_DIR) as workdir:
+        for directory in ffmpeg.output_dirs(plan, ff_parts):
+            Path(workdir, directory).mkdir(parents=True, exist_ok=True)
+        args = ffmpeg.build_encode_args(
+            ffmpeg_binary(), outputs.source_location(video.source.name), plan, workdir, ff_parts
+        )
+        log.info("video %s: encoding %s", video.pk, ", ".join(ff_parts))
+        stderr, cpu = run_ffmpeg(args, ProgressWriter(video, plan, ff_parts, heartbeat))
+        if stderr.strip():
+            log.warning("video %s: ffmpeg said: %s", video.pk, stderr.strip()[-500:])
+        publish.publish(video, plan, Path(workdir), parts, cpu_seconds=cpu, heartbeat=heartbeat)
+    return cpu
+
+
+def mark_rejected(video: Video, reason: str) -> None:
+    """Bad input: every waiting part fails with the reason; the original stays."""
+    from .services import video_fail
+
+    video_fail(video, reason)
+
+
+__all__ = ["EncodeError", "SourceRejected", "encode", "mark_rejected", "run_ffmpeg"]

@@ -1,0 +1,225 @@
+"""Turn what ffmpeg wrote in the work directory into stored parts and manifests.
+
+Order matters: a part's files are all stored before the part is marked ready, and the master
+playlist and MPD are (re)written last from the renditions that are ready, so a player never
+sees a manifest that names a missing file.
+"""
+
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import m3u8
+from django.utils import timezone
+
+from . import ffmpeg, manifests, outputs
+from .ladder import Plan
+from .models import PartKind, PartStatus, Poster, Rendition, Storyboard, Video
+from .probe import SourceRejected
+
+MASTER_NAME = "master.m3u8"
+MPD_NAME = "manifest.mpd"
+STORYBOARD_VTT = "storyboard.vtt"
+# A rung shorter than this share of the source means ffmpeg hit the end of a damaged file.
+MIN_DECODED_SHARE = 0.9
+
+
+def read_segments(directory: Path) -> tuple[manifests.Segment, ...]:
+    playlist = m3u8.load(str(directory / ffmpeg.MEDIA_PLAYLIST))
+    return tuple(manifests.Segment(uri=s.uri, duration=float(s.duration)) for s in playlist.segments)
+
+
+def measure_bitrates(directory: Path, segments) -> tuple[int, int]:
+    """(peak, average) in bits/s from the stored bytes: HLS BANDWIDTH is the peak segment
+    bitrate, AVERAGE-BANDWIDTH the whole stream's."""
+    total_bytes, total_seconds, peak = 0, 0.0, 0.0
+    for segment in segments:
+        size = (directory / segment.uri).stat().st_size
+        total_bytes += size
+        total_seconds += segment.duration
+        if segment.duration > 0.5:
+            peak = max(peak, size * 8 / segment.duration)
+    average = total_bytes * 8 / total_seconds if total_seconds else 0
+    return int(max(peak, average)), int(average)
+
+
+def video_codec_string(init_path: Path) -> str:
+    with av.open(str(init_path)) as container:
+        return ffmpeg.avc_codec_string(bytes(container.streams.video[0].codec_context.extradata or b""))
+
+
+def _store_rendition(row: Rendition, directory: Path, prefix: str, heartbeat) -> None:
+    segments = read_segments(directory)
+    peak, average = measure_bitrates(directory, segments)
+    written = outputs.store_file(directory / ffmpeg.INIT_NAME, f"{prefix}/{row.name}/{ffmpeg.INIT_NAME}")
+    for segment in segments:
+        written += outputs.store_file(directory / segment.uri, f"{prefix}/{row.name}/{segment.uri}")
+        heartbeat()
+    playlist_key = f"{prefix}/{row.name}/{ffmpeg.MEDIA_PLAYLIST}"
+    written += outputs.store_text(playlist_key, manifests.media_playlist(ffmpeg.INIT_NAME, segments))
+    row.codec = video_codec_string(directory / ffmpeg.INIT_NAME) if row.kind == Rendition.Kind.VIDEO else "mp4a.40.2"
+    row.segments = [[s.uri, s.duration] for s in segments]
+    row.duration = round(sum(s.duration for s in segments), 6)
+    row.peak_bitrate, row.average_bitrate = peak, average
+    row.playlist_path = playlist_key
+    row.init_path = f"{prefix}/{row.name}/{ffmpeg.INIT_NAME}"
+    row.bytes_written = written
+    _mark_ready(row)
+
+
+def _mark_ready(part, **extra) -> None:
+    part.status, part.progress, part.error = PartStatus.READY, 100, ""
+    part.finished_at = timezone.now()
+    for key, value in extra.items():
+        setattr(part, key, value)
+    part.save()
+
+
+def check_complete(plan: Plan, workdir: Path) -> None:
+    """A damaged file can decode partway and still let ffmpeg exit 0: refuse it then."""
+    top = plan.rungs[0]
+    decoded = sum(s.duration for s in read_segments(workdir / top.name))
+    if decoded < plan.duration * MIN_DECODED_SHARE:
+        raise SourceRejected(
+            f"The file is truncated or damaged: only {decoded:.1f} s of {plan.duration:.1f} s could be decoded."
+        )
+
+
+def _apportion_cpu(video: Video, parts: tuple[str, ...], cpu_seconds: float, plan: Plan) -> None:
+    """One process made every part, so its measured CPU time is shared out by pixel rate
+    (audio, storyboard and poster get a token share): an estimate, documented as such."""
+    weights = {}
+    if PartKind.RENDITIONS in parts:
+        for rung in plan.rungs:
+            weights[("r", rung.name)] = rung.width * rung.height * float(rung.fps)
+    total_video = sum(weights.values()) or 1.0
+    for key, share in (("audio", 0.02), ("storyboard", 0.01), ("poster", 0.01)):
+        if key in parts:
+            weights[(key, key)] = total_video * share
+    total = sum(weights.values()) or 1.0
+    for (kind, name), weight in weights.items():
+        cpu = round(cpu_seconds * weight / total, 3)
+        if kind == "r":
+            Rendition.objects.filter(video=video, name=name).update(cpu_seconds=cpu)
+        elif kind == "audio":
+            Rendition.objects.filter(video=video, kind=Rendition.Kind.AUDIO).update(cpu_seconds=cpu)
+        elif kind == "storyboard":
+            Storyboard.objects.filter(video=video).update(cpu_seconds=cpu)
+        else:
+            Poster.objects.filter(video=video).update(cpu_seconds=cpu)
+
+
+def publish_storyboard(video: Video, plan: Plan, workdir: Path, prefix: str) -> None:
+    sb_dir = workdir / ffmpeg.STORYBOARD_DIR
+    sheets = sorted(p.name for p in sb_dir.glob("sheet_*.jpg"))[: plan.storyboard.sheets]
+    if len(sheets) < plan.storyboard.sheets:
+        raise SourceRejected(
+            f"The storyboard came out short ({len(sheets)} of {plan.storyboard.sheets} sheets): "
+            "the file is damaged."
+        )
+    written = sum(outputs.store_file(sb_dir / n, f"{prefix}/{ffmpeg.STORYBOARD_DIR}/{n}") for n in sheets)
+    vtt_key = f"{prefix}/{ffmpeg.STORYBOARD_DIR}/{STORYBOARD_VTT}"
+    written += outputs.store_text(vtt_key, manifests.storyboard_vtt(plan.storyboard, plan.duration, sheets))
+    sb = plan.storyboard
+    _mark_ready(
+        Storyboard.objects.get(video=video),
+        interval=sb.interval,
+        tile_width=sb.tile_width,
+        tile_height=sb.tile_height,
+        columns=sb.columns,
+        rows=sb.rows,
+        tile_count=sb.count,
+        vtt_path=vtt_key,
+        image_paths=[f"{prefix}/{ffmpeg.STORYBOARD_DIR}/{n}" for n in sheets],
+        bytes_written=written,
+    )
+
+
+def publish_poster(video: Video, plan: Plan, workdir: Path, prefix: str) -> None:
+    path = workdir / ffmpeg.POSTER_NAME
+    if not path.exists():
+        raise SourceRejected("No frame could be decoded for the poster: the file is damaged.")
+    key = f"{prefix}/{ffmpeg.POSTER_NAME}"
+    _mark_ready(
+        Poster.objects.get(video=video),
+        path=key,
+        time=plan.poster.time,
+        width=plan.poster.width,
+        height=plan.poster.height,
+        bytes_written=outputs.store_file(path, key),
+    )
+
+
+def write_manifests(video: Video, segment_seconds: float) -> None:
+    """Master playlist and MPD from the renditions that are ready."""
+    prefix = outputs.video_prefix(video.pk)
+    rows = list(video.renditions.filter(status=PartStatus.READY))
+    variants = tuple(
+        manifests.VideoVariant(
+            name=r.name,
+            playlist_uri=f"{r.name}/{ffmpeg.MEDIA_PLAYLIST}",
+            init_uri=f"{r.name}/{ffmpeg.INIT_NAME}",
+            media_template=f"{r.name}/seg_$Number%05d$.m4s",
+            segments=tuple(manifests.Segment(u, d) for u, d in r.segments),
+            width=r.width,
+            height=r.height,
+            fps=Fraction(r.fps).limit_denominator(1001),
+            codec=r.codec,
+            peak_bitrate=r.peak_bitrate,
+            average_bitrate=r.average_bitrate,
+        )
+        for r in sorted(rows, key=lambda r: -(r.height or 0) * (r.width or 0))
+        if r.kind == Rendition.Kind.VIDEO
+    )
+    audio_row = next((r for r in rows if r.kind == Rendition.Kind.AUDIO), None)
+    audio = None
+    if audio_row is not None:
+        audio = manifests.AudioVariant(
+            playlist_uri=f"{ffmpeg.AUDIO_DIR}/{ffmpeg.MEDIA_PLAYLIST}",
+            init_uri=f"{ffmpeg.AUDIO_DIR}/{ffmpeg.INIT_NAME}",
+            media_template=f"{ffmpeg.AUDIO_DIR}/seg_$Number%05d$.m4s",
+            segments=tuple(manifests.Segment(u, d) for u, d in audio_row.segments),
+            codec=audio_row.codec,
+            peak_bitrate=audio_row.peak_bitrate,
+            average_bitrate=audio_row.average_bitrate,
+        )
+    if not variants:
+        return
+    outputs.store_text(f"{prefix}/{MASTER_NAME}", manifests.master_playlist(variants, audio))
+    outputs.store_text(
+        f"{prefix}/{MPD_NAME}",
+        manifests.dash_mpd(video.duration or 0, variants, audio, segment_seconds=segment_seconds),
+    )
+    Video.objects.filter(pk=video.pk).update(
+        hls_path=f"{prefix}/{MASTER_NAME}", dash_path=f"{prefix}/{MPD_NAME}", output_prefix=prefix
+    )
+
+
+def publish(
+    video: Video,
+    plan: Plan,
+    workdir: Path,
+    parts: tuple[str, ...],
+    *,
+    cpu_seconds: float,
+    heartbeat: Callable[[], None],
+) -> None:
+    prefix = outputs.video_prefix(video.pk)
+    if PartKind.RENDITIONS in parts:
+        check_complete(plan, workdir)
+        for row in video.renditions.filter(kind=Rendition.Kind.VIDEO).order_by("height"):
+            # Smallest first: the quickest rung to store makes the video playable soonest.
+            _store_rendition(row, workdir / row.name, prefix, heartbeat)
+            write_manifests(video, plan.segment_seconds)
+    if PartKind.AUDIO in parts and plan.audio is not None:
+        audio = video.renditions.get(kind=Rendition.Kind.AUDIO)
+        _store_rendition(audio, workdir / ffmpeg.AUDIO_DIR, prefix, heartbeat)
+    if PartKind.RENDITIONS in parts or PartKind.AUDIO in parts:
+        write_manifests(video, plan.segment_seconds)
+    if PartKind.STORYBOARD in parts:
+        publish_storyboard(video, plan, workdir, prefix)
+        heartbeat()
+    if PartKind.POSTER in parts:
+        publish_poster(video, plan, workdir, prefix)
+    _apportion_cpu(video, parts, cpu_seconds, plan)

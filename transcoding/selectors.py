@@ -1,0 +1,106 @@
+"""Reads used by views, the admin and commands. `video_status` is the JSON API's schema
+(DESIGN.md, "Interface contract")."""
+
+from django.db.models import Count, Q, QuerySet
+
+from . import outputs
+from .models import JobState, PartStatus, Poster, Rendition, Storyboard, Video
+
+
+def videos_visible_to(user) -> QuerySet:
+    videos = Video.objects.all()
+    if not (user and user.is_active and user.is_staff):
+        videos = videos.filter(published=True)
+    return videos
+
+
+def videos_published() -> QuerySet:
+    return Video.objects.filter(published=True).select_related("poster")
+
+
+def _part(obj, *names):
+    return {name: getattr(obj, name) for name in names}
+
+
+def _poster(video: Video) -> Poster | None:
+    try:
+        return video.poster
+    except Poster.DoesNotExist:
+        return None
+
+
+def _storyboard(video: Video) -> Storyboard | None:
+    try:
+        return video.storyboard
+    except Storyboard.DoesNotExist:
+        return None
+
+
+def video_status(video: Video) -> dict:
+    renditions = list(video.renditions.all())
+    audio = next((r for r in renditions if r.kind == Rendition.Kind.AUDIO), None)
+    poster = _poster(video)
+    storyboard = _storyboard(video)
+    ready_storyboard = storyboard is not None and storyboard.status == PartStatus.READY
+    return {
+        "id": video.pk,
+        "title": video.title,
+        "status": video.status,
+        "playable": video.playable,
+        "progress": video.progress,
+        "error": video.error,
+        "duration": video.duration,
+        "width": video.width,
+        "height": video.height,
+        "source": {
+            "size": video.source_size,
+            "sha256": video.source_sha256 or None,
+            "container": video.container or None,
+            "video_codec": video.video_codec or None,
+            "audio_codec": video.audio_codec or None,
+            "fps": video.fps,
+        },
+        "renditions": [
+            {
+                **_part(r, "name", "width", "height", "bitrate", "status", "progress", "error"),
+                "codec": r.codec or None,
+            }
+            for r in renditions
+            if r.kind == Rendition.Kind.VIDEO
+        ],
+        "audio": None
+        if audio is None
+        else {"status": audio.status, "codec": audio.codec or None, "bitrate": audio.bitrate},
+        "hls_url": outputs.url(video.hls_path) if video.playable else None,
+        "dash_url": outputs.url(video.dash_path) if video.playable else None,
+        "poster_url": outputs.url(poster.path) if poster and poster.status == PartStatus.READY else None,
+        "storyboard": {
+            "status": storyboard.status if storyboard else PartStatus.PENDING,
+            "vtt_url": outputs.url(storyboard.vtt_path) if ready_storyboard else None,
+            "image_urls": [outputs.url(p) for p in storyboard.image_paths] if ready_storyboard else [],
+        },
+        "subtitles": [
+            {
+                "language": s.language,
+                "label": s.label or s.language,
+                "kind": s.kind,
+                "status": s.status,
+                "vtt_url": outputs.url(s.vtt_path) if s.status == PartStatus.READY else None,
+            }
+            for s in video.subtitles.all()
+        ],
+    }
+
+
+def job_counts() -> dict:
+    """Queued, running and stuck (lease expired) job counts, for the admin."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    from .models import ProcessingJob
+
+    return ProcessingJob.objects.aggregate(
+        queued=Count("pk", filter=Q(state=JobState.QUEUED)),
+        running=Count("pk", filter=Q(state=JobState.RUNNING, lease_expires_at__gte=now)),
+        stuck=Count("pk", filter=Q(state=JobState.RUNNING, lease_expires_at__lt=now)),
+    )

@@ -1,0 +1,222 @@
+"""Writes used by the admin, views, commands and tasks: creating videos, requesting and
+cancelling work, and deriving a video's overall status from its parts."""
+
+import logging
+from pathlib import Path
+
+from django.core.files import File
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from . import outputs
+from .conf import settings
+from .dispatch import get_dispatcher
+from .models import (
+    ENCODE_PARTS,
+    PART_DONE,
+    JobState,
+    PartKind,
+    PartStatus,
+    Poster,
+    Preset,
+    ProcessingJob,
+    Rendition,
+    Storyboard,
+    Video,
+    VideoStatus,
+)
+
+log = logging.getLogger(__name__)
+
+ACTIVE_JOB_STATES = (JobState.QUEUED, JobState.RUNNING)
+
+
+class InvalidRequest(ValueError):
+    """A request that cannot be carried out, with the reason for the user."""
+
+
+def default_preset() -> Preset | None:
+    return Preset.objects.filter(is_default=True).first() or Preset.objects.order_by("pk").first()
+
+
+def video_create(
+    *,
+    source: File | str | Path,
+    title: str = "",
+    description: str = "",
+    preset: Preset | None = None,
+    poster_time: float | None = None,
+    published: bool = False,
+    original_filename: str = "",
+) -> Video:
+    """Store the original and create the video. `source` is an open File or a local path."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise InvalidRequest(f"No such file: {path}")
+        with open(path, "rb") as handle:
+            return video_create(
+                source=File(handle, name=path.name),
+                title=title or path.stem,
+                description=description,
+                preset=preset,
+                poster_time=poster_time,
+                published=published,
+                original_filename=original_filename or path.name,
+            )
+    name = original_filename or Path(getattr(source, "name", "") or "video").name
+    video = Video(
+        title=title or Path(name).stem or "Untitled video",
+        description=description,
+        preset=preset or default_preset(),
+        poster_time=poster_time,
+        published=published,
+        original_filename=name,
+    )
+    video.source.save(name, source, save=False)
+    video.source_size = video.source.size
+    video.save()
+    return video
+
+
+def _parts_for(kinds) -> tuple[str, ...]:
+    kinds = tuple(PartKind(k) for k in (kinds or ENCODE_PARTS))
+    unknown = set(kinds) - set(ENCODE_PARTS)
+    if unknown:
+        raise InvalidRequest(f"Cannot process {', '.join(sorted(unknown))} yet.")
+    return tuple(k.value for k in kinds)
+
+
+def _part_querysets(video: Video, kinds) -> list:
+    querysets = []
+    if PartKind.RENDITIONS in kinds:
+        querysets.append(video.renditions.filter(kind=Rendition.Kind.VIDEO))
+    if PartKind.AUDIO in kinds:
+        querysets.append(video.renditions.filter(kind=Rendition.Kind.AUDIO))
+    if PartKind.STORYBOARD in kinds:
+        querysets.append(Storyboard.objects.filter(video=video))
+    if PartKind.POSTER in kinds:
+        querysets.append(Poster.objects.filter(video=video))
+    return querysets
+
+
+def video_request_processing(video: Video, *, parts=None, force: bool = False) -> ProcessingJob:
+    """Queue (re)processing of some or all parts. One active job per video: asking again
+    while one is queued or running returns it, unless `force` cancels it first.
+    The job is dispatched only after the transaction commits."""
+    kinds = _parts_for(parts)
+    with transaction.atomic():
+        video = Video.objects.select_for_update().get(pk=video.pk)
+        active = video.jobs.filter(state__in=ACTIVE_JOB_STATES).first()
+        if active is not None and not force:
+            return active
+        if active is not None:
+            video.jobs.filter(state__in=ACTIVE_JOB_STATES).update(
+                state=JobState.CANCELLED, finished_at=timezone.now(), error="Replaced by a new request."
+            )
+        Storyboard.objects.get_or_create(video=video)
+        Poster.objects.get_or_create(video=video)
+        for queryset in _part_querysets(video, kinds):
+            queryset.update(status=PartStatus.QUEUED, progress=0, error="")
+        job = ProcessingJob.objects.create(
+            video=video,
+            step=ProcessingJob.Step.ENCODE,
+            parts=list(kinds),
+            max_attempts=settings.MAX_ATTEMPTS,
+        )
+        Video.objects.filter(pk=video.pk).update(
+            status=VideoStatus.QUEUED, error="", progress=0, processing_finished_at=None
+        )
+        transaction.on_commit(lambda: get_dispatcher().enqueue(job.pk))
+    return job
+
+
+def video_cancel(video: Video) -> int:
+    """Cancel queued and running work. A running worker sees it at its next heartbeat and
+    stops ffmpeg; finished parts are kept."""
+    now = timezone.now()
+    with transaction.atomic():
+        count = video.jobs.filter(state__in=ACTIVE_JOB_STATES).update(
+            state=JobState.CANCELLED, finished_at=now, error="Cancelled by staff."
+        )
+        for model in (Rendition, Storyboard, Poster):
+            model.objects.filter(video=video, status__in=[PartStatus.QUEUED, PartStatus.RUNNING]).update(
+                status=PartStatus.FAILED, error="Cancelled by staff.", finished_at=now
+            )
+        video_refresh_status(video)
+    return count
+
+
+def video_delete(video: Video) -> None:
+    """Delete the video with every stored output and its original."""
+    video_cancel(video)
+    outputs.delete_prefix(outputs.video_prefix(video.pk))
+    if video.source:
+        video.source.delete(save=False)
+    for subtitle in video.subtitles.all():
+        if subtitle.file:
+            subtitle.file.delete(save=False)
+    video.delete()
+
+
+def video_fail(video: Video, reason: str) -> None:
+    """End the video as failed with one sentence, failing the parts that were waiting."""
+    now = timezone.now()
+    for model in (Rendition, Storyboard, Poster):
+        model.objects.filter(video=video).exclude(status__in=PART_DONE).update(
+            status=PartStatus.FAILED, error=reason[:500], finished_at=now
+        )
+    Video.objects.filter(pk=video.pk).update(
+        status=VideoStatus.FAILED, error=reason[:500], processing_finished_at=now
+    )
+
+
+def _all_parts(video: Video) -> list:
+    parts = list(video.renditions.all())
+    parts += list(Storyboard.objects.filter(video=video)) + list(Poster.objects.filter(video=video))
+    return parts
+
+
+def video_refresh_status(video: Video) -> Video:
+    """Derive the video's status, progress and playability from its parts and jobs."""
+    video = Video.objects.get(pk=video.pk)
+    parts = _all_parts(video)
+    renditions = [p for p in parts if isinstance(p, Rendition) and p.kind == Rendition.Kind.VIDEO]
+    counted = [p for p in parts if p.status != PartStatus.SKIPPED]
+    jobs = video.jobs.filter(state__in=ACTIVE_JOB_STATES)
+    playable = bool(video.hls_path) and any(r.status == PartStatus.READY for r in renditions)
+    progress = round(sum(p.progress for p in counted) / len(counted)) if counted else 0
+    fields = {"playable": playable, "progress": min(progress, 100)}
+    if jobs.filter(state=JobState.RUNNING).exists():
+        fields["status"] = VideoStatus.PROCESSING
+    elif jobs.exists():
+        fields["status"] = (
+            VideoStatus.PROCESSING if video.status == VideoStatus.PROCESSING else VideoStatus.QUEUED
+        )
+    elif video.status != VideoStatus.FAILED or playable:
+        if renditions and all(r.status == PartStatus.READY for r in renditions):
+            fields.update(status=VideoStatus.READY, progress=100, error="")
+        elif any(p.status in (PartStatus.QUEUED, PartStatus.RUNNING) for p in parts):
+            fields["status"] = VideoStatus.QUEUED
+        elif parts:
+            failed = next((p for p in parts if p.status == PartStatus.FAILED), None)
+            fields.update(status=VideoStatus.FAILED, error=failed.error if failed else video.error)
+        if fields.get("status") in (VideoStatus.READY, VideoStatus.FAILED):
+            fields["processing_finished_at"] = video.processing_finished_at or timezone.now()
+    Video.objects.filter(pk=video.pk).update(**fields)
+    for key, value in fields.items():
+        setattr(video, key, value)
+    return video
+
+
+def videos_requeue_filter(*, failed: bool = False, stuck: bool = False) -> Q:
+    """Which videos `reprocess --failed/--stuck` selects."""
+    query = Q(pk__in=[])
+    if failed:
+        query |= Q(status=VideoStatus.FAILED)
+    if stuck:
+        query |= Q(
+            jobs__state=JobState.RUNNING, jobs__lease_expires_at__lt=timezone.now()
+        ) | Q(status__in=[VideoStatus.QUEUED, VideoStatus.PROCESSING], jobs__isnull=True)
+    return query
