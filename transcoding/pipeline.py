@@ -60,14 +60,17 @@ def _die_with_parent():  # pragma: no cover - runs in the child between fork and
 def run_ffmpeg(args: list[str], on_progress: Callable[[ffmpeg.Progress], None]) -> tuple[str, float]:
     """Run ffmpeg, feeding its -progress blocks to `on_progress`. Returns (stderr, CPU seconds
     of the ffmpeg process itself). `on_progress` may raise to stop the encode."""
-    with tempfile.TemporaryFile() as stderr, subprocess.Popen(
-        args,
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        preexec_fn=_die_with_parent if os.name == "posix" else None,
-    ) as proc:
+    with (
+        tempfile.TemporaryFile() as stderr,
+        subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            preexec_fn=_die_with_parent if os.name == "posix" else None,
+        ) as proc,
+    ):
         block: list[str] = []
         try:
             for line in proc.stdout:
@@ -130,8 +133,10 @@ def probe_and_record(video: Video) -> SourceInfo:
         max_height=settings.MAX_HEIGHT,
     )
     width, height = info.display_size
-    report = {k: (str(v) if not isinstance(v, (int, float, str, bool, type(None))) else v)
-              for k, v in asdict(info).items()}
+    report = {
+        k: (str(v) if not isinstance(v, (int, float, str, bool, type(None))) else v)
+        for k, v in asdict(info).items()
+    }
     video.duration, video.width, video.height = info.duration, width, height
     video.container, video.video_codec, video.audio_codec = info.container, info.video_codec, info.audio_codec
     video.fps = round(float(info.fps), 3)

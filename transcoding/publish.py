@@ -58,7 +58,9 @@ def _store_rendition(row: Rendition, directory: Path, prefix: str, heartbeat) ->
         heartbeat()
     playlist_key = f"{prefix}/{row.name}/{ffmpeg.MEDIA_PLAYLIST}"
     written += outputs.store_text(playlist_key, manifests.media_playlist(ffmpeg.INIT_NAME, segments))
-    row.codec = video_codec_string(directory / ffmpeg.INIT_NAME) if row.kind == Rendition.Kind.VIDEO else "mp4a.40.2"
+    row.codec = (
+        video_codec_string(directory / ffmpeg.INIT_NAME) if row.kind == Rendition.Kind.VIDEO else "mp4a.40.2"
+    )
     row.segments = [[s.uri, s.duration] for s in segments]
     row.duration = round(sum(s.duration for s in segments), 6)
     row.peak_bitrate, row.average_bitrate = peak, average
@@ -82,7 +84,8 @@ def check_complete(plan: Plan, workdir: Path) -> None:
     decoded = sum(s.duration for s in read_segments(workdir / top.name))
     if decoded < plan.duration * MIN_DECODED_SHARE:
         raise SourceRejected(
-            f"The file is truncated or damaged: only {decoded:.1f} s of {plan.duration:.1f} s could be decoded."
+            f"The file is truncated or damaged: only {decoded:.1f} s of {plan.duration:.1f} s "
+            "could be decoded."
         )
 
 
@@ -208,13 +211,15 @@ def publish(
     prefix = outputs.video_prefix(video.pk)
     if PartKind.RENDITIONS in parts:
         check_complete(plan, workdir)
+    if PartKind.AUDIO in parts and plan.audio is not None:
+        # Audio first: the first master written must already name it.
+        audio = video.renditions.get(kind=Rendition.Kind.AUDIO)
+        _store_rendition(audio, workdir / ffmpeg.AUDIO_DIR, prefix, heartbeat)
+    if PartKind.RENDITIONS in parts:
         for row in video.renditions.filter(kind=Rendition.Kind.VIDEO).order_by("height"):
             # Smallest first: the quickest rung to store makes the video playable soonest.
             _store_rendition(row, workdir / row.name, prefix, heartbeat)
             write_manifests(video, plan.segment_seconds)
-    if PartKind.AUDIO in parts and plan.audio is not None:
-        audio = video.renditions.get(kind=Rendition.Kind.AUDIO)
-        _store_rendition(audio, workdir / ffmpeg.AUDIO_DIR, prefix, heartbeat)
     if PartKind.RENDITIONS in parts or PartKind.AUDIO in parts:
         write_manifests(video, plan.segment_seconds)
     if PartKind.STORYBOARD in parts:

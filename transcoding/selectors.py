@@ -104,3 +104,63 @@ def job_counts() -> dict:
         running=Count("pk", filter=Q(state=JobState.RUNNING, lease_expires_at__gte=now)),
         stuck=Count("pk", filter=Q(state=JobState.RUNNING, lease_expires_at__lt=now)),
     )
+
+
+def presets_by_name() -> dict:
+    """Every preset by name, for commands that take `--preset NAME`."""
+    from .models import Preset
+
+    return {preset.name: preset for preset in Preset.objects.all()}
+
+
+def videos_by_ids(ids) -> tuple[list[Video], list[int]]:
+    """(the videos, in the order asked, without repeats; the ids that match none)."""
+    ids = list(dict.fromkeys(int(i) for i in ids))
+    found = Video.objects.in_bulk(ids)
+    return [found[i] for i in ids if i in found], [i for i in ids if i not in found]
+
+
+def videos_for_reprocess(*, ids=(), failed: bool = False, stuck: bool = False, everything: bool = False):
+    """The videos `reprocess` selects: the given ids plus the failed and/or stuck ones, or all."""
+    from .services import videos_requeue_filter
+
+    if everything:
+        return list(Video.objects.order_by("pk"))
+    query = Q(pk__in=list(ids)) | videos_requeue_filter(failed=failed, stuck=stuck)
+    return list(Video.objects.filter(query).distinct().order_by("pk"))
+
+
+def video_active_job(video: Video):
+    """The video's queued or running job, if any (there is at most one)."""
+    return video.jobs.filter(state__in=[JobState.QUEUED, JobState.RUNNING]).order_by("-pk").first()
+
+
+def video_parts(video: Video) -> list[dict]:
+    """Every part of the video with its status, for listings: renditions (video rungs, then
+    the audio), storyboard, poster, subtitles."""
+    rows = [
+        {"part": r.name, "kind": r.kind, "status": r.status, "progress": r.progress, "error": r.error}
+        for r in video.renditions.all()
+    ]
+    for kind, part in (("storyboard", _storyboard(video)), ("poster", _poster(video))):
+        if part is not None:
+            rows.append(
+                {
+                    "part": kind,
+                    "kind": kind,
+                    "status": part.status,
+                    "progress": part.progress,
+                    "error": part.error,
+                }
+            )
+    for s in video.subtitles.all():
+        rows.append(
+            {
+                "part": f"subtitles {s.language}",
+                "kind": "subtitles",
+                "status": s.status,
+                "progress": s.progress,
+                "error": s.error,
+            }
+        )
+    return rows

@@ -195,7 +195,12 @@ def video_refresh_status(video: Video) -> Video:
             VideoStatus.PROCESSING if video.status == VideoStatus.PROCESSING else VideoStatus.QUEUED
         )
     elif video.status != VideoStatus.FAILED or playable:
-        if renditions and all(r.status == PartStatus.READY for r in renditions):
+        audio_ok = all(
+            p.status in (PartStatus.READY, PartStatus.SKIPPED)
+            for p in parts
+            if isinstance(p, Rendition) and p.kind == Rendition.Kind.AUDIO
+        )
+        if renditions and audio_ok and all(r.status == PartStatus.READY for r in renditions):
             fields.update(status=VideoStatus.READY, progress=100, error="")
         elif any(p.status in (PartStatus.QUEUED, PartStatus.RUNNING) for p in parts):
             fields["status"] = VideoStatus.QUEUED
@@ -216,7 +221,23 @@ def videos_requeue_filter(*, failed: bool = False, stuck: bool = False) -> Q:
     if failed:
         query |= Q(status=VideoStatus.FAILED)
     if stuck:
-        query |= Q(
-            jobs__state=JobState.RUNNING, jobs__lease_expires_at__lt=timezone.now()
-        ) | Q(status__in=[VideoStatus.QUEUED, VideoStatus.PROCESSING], jobs__isnull=True)
+        query |= Q(jobs__state=JobState.RUNNING, jobs__lease_expires_at__lt=timezone.now()) | Q(
+            status__in=[VideoStatus.QUEUED, VideoStatus.PROCESSING], jobs__isnull=True
+        )
     return query
+
+
+def jobs_recover_stuck() -> tuple[list[int], list[int]]:
+    """The watchdog (`manage.py requeue_stuck`): running jobs whose lease expired go back to
+    the queue and are dispatched again after commit; those with no attempts left fail, and so
+    do their videos. Returns the job ids (requeued, failed)."""
+    from .jobs import jobs_requeue_stuck_ids
+
+    with transaction.atomic():
+        requeued, failed = jobs_requeue_stuck_ids()
+        for job in ProcessingJob.objects.filter(pk__in=failed).select_related("video"):
+            video_fail(job.video, job.error or "The worker stopped and no attempts are left.")
+            video_refresh_status(job.video)
+        for job_id in requeued:
+            transaction.on_commit(lambda job_id=job_id: get_dispatcher().enqueue(job_id))
+    return requeued, failed

@@ -18,12 +18,16 @@ def video_list(request):
 
 def player(request, pk):
     video = _visible_video(request, pk)
-    return render(request, "transcoding/player.html", {"video": video, "status": selectors.video_status(video)})
+    return render(
+        request, "transcoding/player.html", {"video": video, "status": selectors.video_status(video)}
+    )
 
 
 def embed(request, pk):
     video = _visible_video(request, pk)
-    response = render(request, "transcoding/embed.html", {"video": video, "status": selectors.video_status(video)})
+    response = render(
+        request, "transcoding/embed.html", {"video": video, "status": selectors.video_status(video)}
+    )
     response.xframe_options_exempt = True
     return response
 

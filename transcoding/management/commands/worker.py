@@ -11,9 +11,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--concurrency", type=int, default=None, help="Jobs at once (default TRANSCODING_LOCAL_CONCURRENCY)."
+            "--concurrency",
+            type=int,
+            default=None,
+            help="Jobs at once (default TRANSCODING_LOCAL_CONCURRENCY).",
         )
-        parser.add_argument("--idle-exit", type=float, default=None, help="Exit after this many idle seconds.")
+        parser.add_argument(
+            "--idle-exit", type=float, default=None, help="Exit after this many idle seconds."
+        )
         parser.add_argument("--poll", type=float, default=1.0, help="Seconds between queue polls.")
 
     def handle(self, *args, concurrency, idle_exit, poll, **options):
