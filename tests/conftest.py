@@ -7,7 +7,12 @@ import pytest
 
 from tests.media import make_clip
 
-CACHE = Path(__file__).resolve().parent.parent / ".cache"
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / ".cache"
+
+
+def pytest_configure(config):
+    (ROOT / "run").mkdir(exist_ok=True)  # holds the SQLite test database file
 
 
 @pytest.fixture(autouse=True)
