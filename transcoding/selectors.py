@@ -36,10 +36,14 @@ def _storyboard(video: Video) -> Storyboard | None:
         return None
 
 
+def poster_url(video: Video) -> str | None:
+    poster = _poster(video)
+    return outputs.url(poster.path) if poster and poster.status == PartStatus.READY else None
+
+
 def video_status(video: Video) -> dict:
     renditions = list(video.renditions.all())
     audio = next((r for r in renditions if r.kind == Rendition.Kind.AUDIO), None)
-    poster = _poster(video)
     storyboard = _storyboard(video)
     ready_storyboard = storyboard is not None and storyboard.status == PartStatus.READY
     return {
@@ -73,7 +77,7 @@ def video_status(video: Video) -> dict:
         else {"status": audio.status, "codec": audio.codec or None, "bitrate": audio.bitrate},
         "hls_url": outputs.url(video.hls_path) if video.playable else None,
         "dash_url": outputs.url(video.dash_path) if video.playable else None,
-        "poster_url": outputs.url(poster.path) if poster and poster.status == PartStatus.READY else None,
+        "poster_url": poster_url(video),
         "storyboard": {
             "status": storyboard.status if storyboard else PartStatus.PENDING,
             "vtt_url": outputs.url(storyboard.vtt_path) if ready_storyboard else None,
@@ -140,7 +144,7 @@ def video_parts(video: Video) -> list[dict]:
     the audio), storyboard, poster, subtitles."""
     rows = [
         {"part": r.name, "kind": r.kind, "status": r.status, "progress": r.progress, "error": r.error}
-        for r in video.renditions.all()
+        for r in sorted(video.renditions.all(), key=lambda r: r.kind != Rendition.Kind.VIDEO)
     ]
     for kind, part in (("storyboard", _storyboard(video)), ("poster", _poster(video))):
         if part is not None:

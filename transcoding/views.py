@@ -13,6 +13,8 @@ def _visible_video(request, pk):
 
 def video_list(request):
     page = Paginator(selectors.videos_published(), 24).get_page(request.GET.get("page"))
+    for video in page:
+        video.poster_url = selectors.poster_url(video)
     return render(request, "transcoding/video_list.html", {"page": page})
 
 
