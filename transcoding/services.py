@@ -241,3 +241,33 @@ def jobs_recover_stuck() -> tuple[list[int], list[int]]:
         for job_id in requeued:
             transaction.on_commit(lambda job_id=job_id: get_dispatcher().enqueue(job_id))
     return requeued, failed
+
+
+def processing_parts(parts=None) -> tuple[str, ...]:
+    """The part kinds `video_request_processing` would queue for `parts` (None: all that can
+    be made); raises InvalidRequest for kinds that cannot be processed yet."""
+    return _parts_for(parts)
+
+
+def video_store_upload(video: Video) -> Video:
+    """Save a video whose `source` a form has just set to an upload (the admin's upload form):
+    a new video, or a replaced original. Records the file's name and size, forgets what was
+    learned from a previous original (deleted once the transaction commits), and queues
+    processing, replacing any job still working on the old file. Storage streams the upload:
+    a temporary file on disk is moved or copied in chunks, never read into memory."""
+    name = Path(video.source.name).name
+    previous = Video.objects.filter(pk=video.pk).values_list("source", flat=True).first() if video.pk else ""
+    if video.pk is None and video.preset is None:
+        video.preset = default_preset()
+    video.title = video.title or Path(name).stem or "Untitled video"
+    video.original_filename = name[:255]
+    video.source_size = video.source.size
+    video.source_sha256 = video.container = video.video_codec = video.audio_codec = ""
+    video.duration = video.width = video.height = video.fps = None
+    video.probe = {}
+    video.save()
+    if previous and previous != video.source.name:
+        storage = video.source.storage
+        transaction.on_commit(lambda: storage.delete(previous))
+    video_request_processing(video, force=True)
+    return video
