@@ -138,3 +138,23 @@ def test_duplicate_delivery_does_no_second_encode(clips, django_capture_on_commi
     video = Video.objects.get(pk=video.pk)
     assert video.jobs.get().attempt == 1
     assert video.renditions.get(name="360p").attempts == 1
+
+
+def test_progress_and_heartbeats_while_ffmpeg_holds_its_report(tmp_path, settings):
+    """ffmpeg prints no -progress until the poster and storyboard outputs start (near the end);
+    progress and heartbeats must flow all the same."""
+    from transcoding import jobs, pipeline
+
+    settings.TRANSCODING_PROGRESS_INTERVAL = 0.2
+    source = make_clip(tmp_path / "ten.mp4", seconds=10, size="1280x720", audio=False)
+    video = services.video_create(source=source)
+    job = jobs.job_claim(services.video_request_processing(video).pk, "test")
+    seen = []
+
+    def heartbeat():
+        seen.append(Video.objects.get(pk=video.pk).progress)
+
+    pipeline.encode(job, heartbeat)
+    assert len(seen) >= 3
+    assert any(0 < p < 90 for p in seen), seen
+    assert seen == sorted(seen)  # never goes backwards

@@ -9,9 +9,11 @@ import ctypes
 import hashlib
 import logging
 import os
+import queue
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -57,9 +59,20 @@ def _die_with_parent():  # pragma: no cover - runs in the child between fork and
         pass
 
 
-def run_ffmpeg(args: list[str], on_progress: Callable[[ffmpeg.Progress], None]) -> tuple[str, float]:
-    """Run ffmpeg, feeding its -progress blocks to `on_progress`. Returns (stderr, CPU seconds
-    of the ffmpeg process itself). `on_progress` may raise to stop the encode."""
+def _pump(stream, lines: queue.Queue) -> None:
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
+
+
+def run_ffmpeg(
+    args: list[str], on_progress: Callable[[ffmpeg.Progress | None], None], tick: float = 1.0
+) -> tuple[str, float]:
+    """Run ffmpeg, feeding its -progress blocks to `on_progress`, and calling it with None at
+    least every `tick` seconds even when ffmpeg prints nothing: ffmpeg holds its first report
+    back until every output has started, and the poster and storyboard outputs start late, so
+    heartbeats must not depend on it. Returns (stderr, CPU seconds of ffmpeg itself).
+    `on_progress` may raise to stop the encode."""
     with (
         tempfile.TemporaryFile() as stderr,
         subprocess.Popen(
@@ -71,9 +84,18 @@ def run_ffmpeg(args: list[str], on_progress: Callable[[ffmpeg.Progress], None]) 
             preexec_fn=_die_with_parent if os.name == "posix" else None,
         ) as proc,
     ):
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
         block: list[str] = []
         try:
-            for line in proc.stdout:
+            while True:
+                try:
+                    line = lines.get(timeout=tick)
+                except queue.Empty:
+                    on_progress(None)
+                    continue
+                if line is None:
+                    break
                 block.append(line)
                 if line.startswith("progress="):
                     on_progress(ffmpeg.parse_progress("".join(block)))
@@ -190,20 +212,34 @@ def sync_renditions(video: Video, plan: Plan, parts: tuple[str, ...]) -> None:
 
 
 class ProgressWriter:
-    """Writes encode progress to the parts at most once per interval, and heartbeats."""
+    """Heartbeats, and writes encode progress to the parts at most once per interval.
 
-    def __init__(self, video: Video, plan: Plan, parts: tuple[str, ...], heartbeat: Callable[[], None]):
+    Progress is the further of two measures: ffmpeg's own report (frames of the first output),
+    and the segments the top rung has finished in the work directory, which keep counting while
+    ffmpeg's report is held back."""
+
+    def __init__(self, video, plan: Plan, parts: tuple[str, ...], heartbeat: Callable[[], None], workdir):
         self.video, self.plan, self.parts, self.heartbeat = video, plan, parts, heartbeat
+        self.top_dir = Path(workdir) / plan.rungs[0].name if PartKind.RENDITIONS in parts else None
+        self.reported = 0.0
         self.last_write = 0.0
         self.last_percent = -1
 
-    def __call__(self, progress: ffmpeg.Progress) -> None:
+    def segments_done(self) -> float:
+        if self.top_dir is None:
+            return 0.0
+        finished = max(0, len(list(self.top_dir.glob("seg_*.m4s"))) - 1)  # the last is being written
+        return min(1.0, finished * self.plan.segment_seconds / max(self.plan.duration, 0.001))
+
+    def __call__(self, progress: ffmpeg.Progress | None) -> None:
+        if progress is not None:
+            self.reported = max(self.reported, ffmpeg.progress_fraction(progress, self.plan, self.parts))
         now = time.monotonic()
-        if now - self.last_write < settings.PROGRESS_INTERVAL and not progress.done:
+        if now - self.last_write < settings.PROGRESS_INTERVAL and not (progress and progress.done):
             return
         self.last_write = now
         self.heartbeat()
-        percent = int(ffmpeg.progress_fraction(progress, self.plan, self.parts) * ENCODE_SHARE)
+        percent = int(max(self.reported, self.segments_done()) * ENCODE_SHARE)
         if percent != self.last_percent:
             self.last_percent = percent
             _update_parts(self.video, self.parts, progress=percent)
@@ -245,7 +281,8 @@ def encode(job, heartbeat: Callable[[], None]) -> float:
             ffmpeg_binary(), outputs.source_location(video.source.name), plan, workdir, ff_parts
         )
         log.info("video %s: encoding %s", video.pk, ", ".join(ff_parts))
-        stderr, cpu = run_ffmpeg(args, ProgressWriter(video, plan, ff_parts, heartbeat))
+        writer = ProgressWriter(video, plan, ff_parts, heartbeat, workdir)
+        stderr, cpu = run_ffmpeg(args, writer, tick=min(1.0, settings.PROGRESS_INTERVAL))
         if stderr.strip():
             log.warning("video %s: ffmpeg said: %s", video.pk, stderr.strip()[-500:])
         publish.publish(video, plan, Path(workdir), parts, cpu_seconds=cpu, heartbeat=heartbeat)
