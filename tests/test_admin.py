@@ -410,7 +410,7 @@ def test_job_admin_lists_filters_and_searches_read_only(admin_client):
 def test_the_admin_scripts_and_the_vendored_player_are_static_files():
     from django.contrib.staticfiles import finders
 
-    from transcoding.admin import HLS_SCRIPT
+    from transcoding.admin_display import HLS_SCRIPT
 
     for name in ("admin-live.js", "admin-upload.js", "admin.css"):
         assert finders.find(f"transcoding/{name}"), name

@@ -161,25 +161,25 @@ def job_run(job_id: int, token: str | None = None) -> str:
             job_heartbeat(job)
 
     try:
-        cpu = pipeline.encode(job, heartbeat)
+        cpu = pipeline.run_step(job, heartbeat)
     except JobCancelled:
         log.info("job %s: cancelled or taken over; stopped", job_id)
         return "skipped"
     except pipeline.SourceRejected as exc:
         job_fail(job, str(exc), permanent=True)
-        pipeline.mark_rejected(job.video, str(exc))
+        pipeline.mark_failed(job, str(exc))
         outcome = "failed"
     except pipeline.EncodeError as exc:
         final = job_fail(job, str(exc), permanent=not exc.transient)
         if final:
-            pipeline.mark_rejected(job.video, str(exc))
+            pipeline.mark_failed(job, str(exc))
         outcome = "failed" if final else "retry"
     except Exception as exc:  # storage or database trouble: worth another attempt
         log.exception("job %s: attempt %s failed", job_id, job.attempt)
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
         final = job_fail(job, reason, permanent=False)
         if final:
-            pipeline.mark_rejected(job.video, f"Processing failed after {job.attempt} attempts: {reason}")
+            pipeline.mark_failed(job, f"Processing failed after {job.attempt} attempts: {reason}")
         outcome = "failed" if final else "retry"
     else:
         job_finish(job, cpu_seconds=cpu)

@@ -49,7 +49,25 @@ class AudioVariant:
     name: str = "Default"
 
 
+@dataclass(frozen=True)
+class SubtitleTrack:
+    language: str
+    name: str
+    playlist_uri: str  # segmented WebVTT media playlist, for HLS
+    vtt_uri: str  # the whole track, for DASH
+    default: bool = False
+    kind: str = "subtitles"  # or "captions"
+
+
+@dataclass(frozen=True)
+class Cue:
+    start: float
+    end: float
+    text: str
+
+
 AUDIO_GROUP = "audio"
+SUBTITLE_GROUP = "subs"
 
 
 def _format_fps(fps: Fraction) -> str:
@@ -61,7 +79,8 @@ def target_duration(segments: tuple[Segment, ...]) -> int:
     return max([1, *(int(math.floor(s.duration + 0.5)) for s in segments)])
 
 
-def media_playlist(init_uri: str, segments: tuple[Segment, ...], *, ended: bool = True) -> str:
+def media_playlist(init_uri: str | None, segments: tuple[Segment, ...], *, ended: bool = True) -> str:
+    """A media playlist; `init_uri` None for WebVTT segments, which need no init section."""
     lines = [
         "#EXTM3U",
         "#EXT-X-VERSION:7",
@@ -69,8 +88,9 @@ def media_playlist(init_uri: str, segments: tuple[Segment, ...], *, ended: bool 
         "#EXT-X-MEDIA-SEQUENCE:1",
         "#EXT-X-PLAYLIST-TYPE:VOD" if ended else "#EXT-X-PLAYLIST-TYPE:EVENT",
         "#EXT-X-INDEPENDENT-SEGMENTS",
-        f'#EXT-X-MAP:URI="{init_uri}"',
     ]
+    if init_uri is not None:
+        lines.append(f'#EXT-X-MAP:URI="{init_uri}"')
     for segment in segments:
         lines += [f"#EXTINF:{segment.duration:.6f},", segment.uri]
     if ended:
@@ -78,8 +98,29 @@ def media_playlist(init_uri: str, segments: tuple[Segment, ...], *, ended: bool 
     return "\n".join(lines) + "\n"
 
 
-def master_playlist(variants: tuple[VideoVariant, ...], audio: AudioVariant | None) -> str:
+def _quoted(value: str) -> str:
+    return value.replace('"', "'").replace("\n", " ")
+
+
+def master_playlist(
+    variants: tuple[VideoVariant, ...],
+    audio: AudioVariant | None,
+    subtitles: tuple[SubtitleTrack, ...] = (),
+) -> str:
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    for track in subtitles:
+        characteristics = (
+            ',CHARACTERISTICS="public.accessibility.transcribes-spoken-dialog,'
+            'public.accessibility.describes-music-and-sound"'
+            if track.kind == "captions"
+            else ""
+        )
+        lines.append(
+            f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="{SUBTITLE_GROUP}",NAME="{_quoted(track.name)}",'
+            f'LANGUAGE="{track.language}",DEFAULT={"YES" if track.default else "NO"},'
+            f"AUTOSELECT={'YES' if track.default else 'NO'},FORCED=NO{characteristics},"
+            f'URI="{track.playlist_uri}"'
+        )
     if audio is not None:
         lines.append(
             f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{AUDIO_GROUP}",NAME="{audio.name}",'
@@ -99,6 +140,8 @@ def master_playlist(variants: tuple[VideoVariant, ...], audio: AudioVariant | No
         ]
         if audio is not None:
             attrs.append(f'AUDIO="{AUDIO_GROUP}"')
+        if subtitles:
+            attrs.append(f'SUBTITLES="{SUBTITLE_GROUP}"')
         lines += ["#EXT-X-STREAM-INF:" + ",".join(attrs), v.playlist_uri]
     return "\n".join(lines) + "\n"
 
@@ -147,6 +190,7 @@ def dash_mpd(
     audio: AudioVariant | None,
     *,
     segment_seconds: float = 4.0,
+    subtitles: tuple[SubtitleTrack, ...] = (),
 ) -> str:
     mpd = ET.Element(
         "MPD",
@@ -219,6 +263,19 @@ def dash_mpd(
             },
         )
         rep.append(_segment_template(audio.init_uri, audio.media_template, audio.segments, audio.sample_rate))
+    for index, track in enumerate(subtitles, start=2):
+        text_set = ET.SubElement(
+            period,
+            "AdaptationSet",
+            {"id": str(index), "contentType": "text", "mimeType": "text/vtt", "lang": track.language},
+        )
+        role = "caption" if track.kind == "captions" else "subtitle"
+        ET.SubElement(text_set, "Role", {"schemeIdUri": "urn:mpeg:dash:role:2011", "value": role})
+        ET.SubElement(text_set, "Label").text = track.name
+        rep = ET.SubElement(
+            text_set, "Representation", {"id": f"text-{track.language}-{track.kind}", "bandwidth": "256"}
+        )
+        ET.SubElement(rep, "BaseURL").text = track.vtt_uri
     ET.indent(mpd)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(mpd, encoding="unicode") + "\n"
 
@@ -248,3 +305,21 @@ def storyboard_vtt(plan: StoryboardPlan, duration: float, sheet_uris: list[str])
             "",
         ]
     return "\n".join(lines)
+
+
+def webvtt(cues: tuple[Cue, ...] | list[Cue]) -> str:
+    lines = ["WEBVTT", ""]
+    for cue in cues:
+        lines += [f"{vtt_timestamp(cue.start)} --> {vtt_timestamp(cue.end)}", cue.text, ""]
+    return "\n".join(lines)
+
+
+def webvtt_segments(cues: list[Cue], durations: list[float]) -> list[str]:
+    """Split a track on the video's segment boundaries (RFC 8216 section 3.5): each segment
+    holds the cues that overlap its time range, so a cue crossing a boundary is in both."""
+    segments, start = [], 0.0
+    for index, duration in enumerate(durations):
+        end = start + duration if index < len(durations) - 1 else float("inf")
+        segments.append(webvtt([c for c in cues if c.start < end and c.end > start]))
+        start += duration
+    return segments

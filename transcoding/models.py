@@ -113,6 +113,12 @@ def source_upload_to(instance, filename):
     return f"{settings.SOURCE_PREFIX}/{uuid.uuid4().hex}/source{suffix}"
 
 
+def subtitle_upload_to(instance, filename):
+    """Uploaded subtitle files, kept as sent, under a random key."""
+    suffix = PurePosixPath(filename).suffix.lower()[:6]
+    return f"subtitles/{uuid.uuid4().hex}/original{suffix if suffix[1:].isalnum() else ''}"
+
+
 class Video(models.Model):
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -123,6 +129,11 @@ class Video(models.Model):
         null=True, blank=True, help_text="Seconds into the video; empty picks a representative frame."
     )
     published = models.BooleanField(default=False)
+    speech_language = models.CharField(
+        max_length=16,
+        blank=True,
+        help_text="Language spoken in the video (e.g. en), for generated subtitles; empty detects it.",
+    )
 
     status = models.CharField(max_length=16, choices=VideoStatus.choices, default=VideoStatus.UPLOADED)
     playable = models.BooleanField(default=False)
@@ -251,8 +262,10 @@ class Subtitle(PartMixin):
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SUBTITLES)
     origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.UPLOADED)
     is_default = models.BooleanField(default=False)
-    file = models.FileField(upload_to="subtitles/", blank=True, max_length=300)
-    vtt_path = models.CharField(max_length=300, blank=True)
+    file = models.FileField(upload_to=subtitle_upload_to, blank=True, max_length=300)
+    vtt_path = models.CharField(max_length=300, blank=True, help_text="The whole track, UTF-8 WebVTT.")
+    playlist_path = models.CharField(max_length=300, blank=True, help_text="Segmented WebVTT for HLS.")
+    cue_count = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["language"]
@@ -283,6 +296,7 @@ class ProcessingJob(models.Model):
     video = models.ForeignKey(Video, related_name="jobs", on_delete=models.CASCADE)
     step = models.CharField(max_length=16, choices=Step.choices, default=Step.ENCODE)
     parts = models.JSONField(default=list, help_text="Part kinds this job produces.")
+    options = models.JSONField(default=dict, blank=True, help_text="Step options, e.g. the language.")
     chunk = models.PositiveIntegerField(null=True, blank=True)
     state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)
     attempt = models.PositiveSmallIntegerField(default=0)

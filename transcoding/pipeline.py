@@ -289,11 +289,30 @@ def encode(job, heartbeat: Callable[[], None]) -> float:
     return cpu
 
 
-def mark_rejected(video: Video, reason: str) -> None:
-    """Bad input: every waiting part fails with the reason; the original stays."""
+def run_step(job, heartbeat: Callable[[], None]) -> float:
+    """Run the job's step; returns the CPU seconds of its subprocesses."""
+    if job.step == job.Step.SUBTITLES:
+        from .speech import generate
+
+        return generate(job, heartbeat)
+    return encode(job, heartbeat)
+
+
+def mark_failed(job, reason: str) -> None:
+    """The job failed for good. An encode fails the video (every waiting part, with the
+    reason; the original stays); a subtitles job fails only its track, the video plays on."""
     from .services import video_fail
 
-    video_fail(video, reason)
+    if job.step == job.Step.SUBTITLES:
+        from .models import Subtitle
+
+        Subtitle.objects.filter(
+            video_id=job.video_id,
+            origin=Subtitle.Origin.GENERATED,
+            status__in=[PartStatus.QUEUED, PartStatus.RUNNING],
+        ).update(status=PartStatus.FAILED, error=reason[:500], finished_at=timezone.now())
+        return
+    video_fail(Video.objects.get(pk=job.video_id), reason)
 
 
-__all__ = ["EncodeError", "SourceRejected", "encode", "mark_rejected", "run_ffmpeg"]
+__all__ = ["EncodeError", "SourceRejected", "encode", "mark_failed", "run_ffmpeg", "run_step"]

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import av
 import m3u8
+from django.db import transaction
 from django.utils import timezone
 
 from . import ffmpeg, manifests, outputs
+from .conf import settings
 from .ladder import Plan
-from .models import PartKind, PartStatus, Poster, Rendition, Storyboard, Video
+from .models import PartKind, PartStatus, Poster, Rendition, Storyboard, Subtitle, Video
 from .probe import SourceRejected
 
 MASTER_NAME = "master.m3u8"
@@ -154,8 +156,35 @@ def publish_poster(video: Video, plan: Plan, workdir: Path, prefix: str) -> None
     )
 
 
-def write_manifests(video: Video, segment_seconds: float) -> None:
-    """Master playlist and MPD from the renditions that are ready."""
+def _subtitle_tracks(video: Video, exclude: int | None) -> tuple[manifests.SubtitleTrack, ...]:
+    prefix = outputs.video_prefix(video.pk) + "/"
+    rows = (
+        Subtitle.objects.filter(video=video, status=PartStatus.READY).exclude(pk=exclude).order_by("language")
+    )
+    return tuple(
+        manifests.SubtitleTrack(
+            language=s.language,
+            name=s.label or s.language,
+            playlist_uri=s.playlist_path.removeprefix(prefix),
+            vtt_uri=s.vtt_path.removeprefix(prefix),
+            default=s.is_default,
+            kind=s.kind,
+        )
+        for s in rows
+    )
+
+
+def write_manifests(video: Video, exclude_subtitle: int | None = None) -> None:
+    """Master playlist and MPD from the renditions and subtitle tracks that are ready."""
+    with transaction.atomic():
+        # One writer at a time per video: an encode and a subtitles job may finish together,
+        # and each must write manifests from the other's committed state, not a stale one.
+        video = Video.objects.select_for_update().get(pk=video.pk)
+        _write_manifests(video, exclude_subtitle)
+
+
+def _write_manifests(video: Video, exclude_subtitle: int | None) -> None:
+    segment_seconds = settings.SEGMENT_SECONDS
     prefix = outputs.video_prefix(video.pk)
     rows = list(video.renditions.filter(status=PartStatus.READY))
     variants = tuple(
@@ -189,11 +218,12 @@ def write_manifests(video: Video, segment_seconds: float) -> None:
         )
     if not variants:
         return
-    outputs.store_text(f"{prefix}/{MASTER_NAME}", manifests.master_playlist(variants, audio))
-    outputs.store_text(
-        f"{prefix}/{MPD_NAME}",
-        manifests.dash_mpd(video.duration or 0, variants, audio, segment_seconds=segment_seconds),
+    subtitles = _subtitle_tracks(video, exclude_subtitle)
+    outputs.store_text(f"{prefix}/{MASTER_NAME}", manifests.master_playlist(variants, audio, subtitles))
+    mpd = manifests.dash_mpd(
+        video.duration or 0, variants, audio, segment_seconds=segment_seconds, subtitles=subtitles
     )
+    outputs.store_text(f"{prefix}/{MPD_NAME}", mpd)
     Video.objects.filter(pk=video.pk).update(
         hls_path=f"{prefix}/{MASTER_NAME}", dash_path=f"{prefix}/{MPD_NAME}", output_prefix=prefix
     )
@@ -219,12 +249,17 @@ def publish(
         for row in video.renditions.filter(kind=Rendition.Kind.VIDEO).order_by("height"):
             # Smallest first: the quickest rung to store makes the video playable soonest.
             _store_rendition(row, workdir / row.name, prefix, heartbeat)
-            write_manifests(video, plan.segment_seconds)
+            write_manifests(video)
     if PartKind.RENDITIONS in parts or PartKind.AUDIO in parts:
-        write_manifests(video, plan.segment_seconds)
+        write_manifests(video)
     if PartKind.STORYBOARD in parts:
         publish_storyboard(video, plan, workdir, prefix)
         heartbeat()
     if PartKind.POSTER in parts:
         publish_poster(video, plan, workdir, prefix)
+    if PartKind.RENDITIONS in parts:
+        # Subtitle segments follow the video's segment grid: (re)publish them on the new one.
+        from .subtitles import republish_tracks
+
+        republish_tracks(video)
     _apportion_cpu(video, parts, cpu_seconds, plan)

@@ -23,6 +23,7 @@ from .models import (
     ProcessingJob,
     Rendition,
     Storyboard,
+    Subtitle,
     Video,
     VideoStatus,
 )
@@ -81,10 +82,10 @@ def video_create(
 
 
 def _parts_for(kinds) -> tuple[str, ...]:
-    kinds = tuple(PartKind(k) for k in (kinds or ENCODE_PARTS))
-    unknown = set(kinds) - set(ENCODE_PARTS)
-    if unknown:
-        raise InvalidRequest(f"Cannot process {', '.join(sorted(unknown))} yet.")
+    try:
+        kinds = tuple(PartKind(k) for k in (kinds or ENCODE_PARTS))
+    except ValueError as exc:
+        raise InvalidRequest(f"Unknown part: {exc}")
     return tuple(k.value for k in kinds)
 
 
@@ -106,13 +107,19 @@ def video_request_processing(video: Video, *, parts=None, force: bool = False) -
     while one is queued or running returns it, unless `force` cancels it first.
     The job is dispatched only after the transaction commits."""
     kinds = _parts_for(parts)
+    if PartKind.SUBTITLES in kinds:
+        job = subtitle_request_generation(video, force=force)
+        kinds = tuple(k for k in kinds if k != PartKind.SUBTITLES)
+        if not kinds:
+            return job
     with transaction.atomic():
         video = Video.objects.select_for_update().get(pk=video.pk)
-        active = video.jobs.filter(state__in=ACTIVE_JOB_STATES).first()
+        encoding = video.jobs.filter(step=ProcessingJob.Step.ENCODE, state__in=ACTIVE_JOB_STATES)
+        active = encoding.first()
         if active is not None and not force:
             return active
         if active is not None:
-            video.jobs.filter(state__in=ACTIVE_JOB_STATES).update(
+            encoding.update(
                 state=JobState.CANCELLED, finished_at=timezone.now(), error="Replaced by a new request."
             )
         Storyboard.objects.get_or_create(video=video)
@@ -140,7 +147,7 @@ def video_cancel(video: Video) -> int:
         count = video.jobs.filter(state__in=ACTIVE_JOB_STATES).update(
             state=JobState.CANCELLED, finished_at=now, error="Cancelled by staff."
         )
-        for model in (Rendition, Storyboard, Poster):
+        for model in (Rendition, Storyboard, Poster, Subtitle):
             model.objects.filter(video=video, status__in=[PartStatus.QUEUED, PartStatus.RUNNING]).update(
                 status=PartStatus.FAILED, error="Cancelled by staff.", finished_at=now
             )
@@ -175,7 +182,7 @@ def video_fail(video: Video, reason: str) -> None:
 def _all_parts(video: Video) -> list:
     parts = list(video.renditions.all())
     parts += list(Storyboard.objects.filter(video=video)) + list(Poster.objects.filter(video=video))
-    return parts
+    return parts + list(Subtitle.objects.filter(video=video))
 
 
 def video_refresh_status(video: Video) -> Video:
@@ -271,3 +278,63 @@ def video_store_upload(video: Video) -> Video:
         transaction.on_commit(lambda: storage.delete(previous))
     video_request_processing(video, force=True)
     return video
+
+
+def subtitle_save(subtitle: Subtitle) -> Subtitle:
+    """Save a track edited in the admin. A new uploaded file (already validated by
+    `subtitles.parse`) is published now when the video has renditions to segment it on,
+    otherwise by the encode; an edit of a published track's language, label or default
+    republishes it so the manifests say the same."""
+    from . import subtitles
+
+    previous = Subtitle.objects.filter(pk=subtitle.pk).first() if subtitle.pk else None
+    new_file = subtitle.file and (previous is None or previous.file.name != subtitle.file.name)
+    with transaction.atomic():
+        if subtitle.is_default:
+            Subtitle.objects.filter(video=subtitle.video).exclude(pk=subtitle.pk).update(is_default=False)
+        if new_file:
+            subtitle.origin = Subtitle.Origin.UPLOADED
+            subtitle.status, subtitle.error, subtitle.progress = PartStatus.QUEUED, "", 0
+        subtitle.save()
+    has_grid = subtitle.video.renditions.filter(kind=Rendition.Kind.VIDEO, status=PartStatus.READY).exists()
+    publish = has_grid and (new_file or subtitle.status == PartStatus.READY)
+    cues = subtitles.track_cues(subtitle) if publish else None  # before old files go
+    if previous is not None and (previous.language, previous.kind) != (subtitle.language, subtitle.kind):
+        subtitles.unpublish_track(previous)
+    if previous is not None and previous.file and new_file:
+        previous.file.delete(save=False)
+    if publish:
+        subtitles.publish_track(subtitle, cues)
+    return subtitle
+
+
+def subtitle_delete(subtitle: Subtitle) -> None:
+    from . import subtitles
+
+    subtitles.unpublish_track(subtitle)
+    if subtitle.file:
+        subtitle.file.delete(save=False)
+    subtitle.delete()
+
+
+def subtitle_request_generation(video: Video, *, language: str = "", force: bool = False) -> ProcessingJob:
+    """Queue speech recognition for the video. The track's language is the one given, else
+    the video's speech language, else detected by the engine."""
+    language = language or video.speech_language
+    with transaction.atomic():
+        active = video.jobs.filter(step=ProcessingJob.Step.SUBTITLES, state__in=ACTIVE_JOB_STATES).first()
+        if active is not None and not force:
+            return active
+        video.jobs.filter(step=ProcessingJob.Step.SUBTITLES, state__in=ACTIVE_JOB_STATES).update(
+            state=JobState.CANCELLED, finished_at=timezone.now(), error="Replaced by a new request."
+        )
+        job = ProcessingJob.objects.create(
+            video=video,
+            step=ProcessingJob.Step.SUBTITLES,
+            parts=[PartKind.SUBTITLES.value],
+            max_attempts=settings.MAX_ATTEMPTS,
+            options={"language": language},
+        )
+        Video.objects.filter(pk=video.pk).update(status=VideoStatus.QUEUED)
+        transaction.on_commit(lambda: get_dispatcher().enqueue(job.pk))
+    return job

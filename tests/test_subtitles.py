@@ -1,0 +1,175 @@
+"""Uploaded subtitles: validated, normalized to UTF-8 WebVTT, segmented for HLS and named by
+both manifests."""
+
+import m3u8
+import pysubs2
+import pytest
+import webvtt
+from django.core.files.uploadedfile import SimpleUploadedFile
+from mpegdash.parser import MPEGDASHParser
+
+from tests import checks
+from transcoding import services, subtitles
+from transcoding.dispatch.recording import run_recorded
+from transcoding.models import PartStatus, Subtitle, Video
+from transcoding.selectors import video_status
+
+SRT = "1\n00:00:00,500 --> 00:00:02,000\nHello <b>there</b>\n\n2\n00:00:04,500 --> 00:00:05,500\nSecond cue\nacross two lines\n"
+VTT = "WEBVTT\n\n00:00.500 --> 00:02.000\nHello there\n\n00:04.500 --> 00:05.500 align:start\nSecond cue\n"
+
+
+@pytest.mark.parametrize(
+    "data, first_text",
+    [
+        (SRT.encode(), "Hello <b>there</b>"),
+        (b"\xef\xbb\xbf" + SRT.replace("\n", "\r\n").encode(), "Hello <b>there</b>"),  # BOM + CRLF
+        (VTT.encode(), "Hello there"),
+        (SRT.replace("Hello", "Café").encode("cp1252"), "Café <b>there</b>"),  # legacy encoding
+        (SRT.replace("Hello", "Grüße").encode("utf-16"), "Grüße <b>there</b>"),
+        (SRT.replace("Hello <b>there</b>", "Hi {\\i1}there{\\i0}{\\an8}").encode(), "Hi <i>there</i>"),
+    ],
+    ids=["srt", "srt-bom-crlf", "vtt", "cp1252", "utf16", "override-tags"],
+)
+def test_parse_normalizes(data, first_text):
+    cues = subtitles.parse(data)
+    assert [c.start for c in cues] == [0.5, 4.5]
+    assert cues[0].text == first_text
+    assert cues[0].end == 2.0
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "The subtitle file is empty."),
+        (b"just some words, no timing at all\n", "neither SRT nor WebVTT"),
+        (pysubs2.SSAFile.from_string(SRT).to_string("ass").encode(), "The subtitle file is ASS; upload SRT"),
+        (b"WEBVTT\n\nNOTE nothing here\n", "has no cues"),
+        (b"\x00\x01\x02" * 50, "neither SRT nor WebVTT"),
+    ],
+    ids=["empty", "prose", "ass", "no-cues", "binary"],
+)
+def test_parse_refuses_with_one_sentence(data, message):
+    with pytest.raises(subtitles.SubtitleInvalid, match=message) as caught:
+        subtitles.parse(data)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("code", ["en", "pt-BR", "spa", "zh-Hant"])
+def test_language_codes(code):
+    assert subtitles.validate_language(code) == code
+
+
+@pytest.mark.parametrize("code", ["", "english", "e", "en_US", "../x"])
+def test_bad_language_codes(code):
+    with pytest.raises(subtitles.SubtitleInvalid):
+        subtitles.validate_language(code)
+
+
+@pytest.fixture
+def ready_video(clips, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        video = services.video_create(source=clips["720p"], published=True)
+        services.video_request_processing(video)
+    assert run_recorded() == ["done"]
+    return Video.objects.get(pk=video.pk)
+
+
+def add_track(video, data=SRT, language="en", label="English", default=True):
+    track = Subtitle(video=video, language=language, label=label, is_default=default)
+    track.file = SimpleUploadedFile("english.srt", data.encode() if isinstance(data, str) else data)
+    return services.subtitle_save(track)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_uploaded_track_is_in_both_manifests(ready_video):
+    add_track(ready_video)
+    add_track(ready_video, VTT, language="de", label="Deutsch", default=False)
+    video = Video.objects.get(pk=ready_video.pk)
+    master = m3u8.load(str(checks.stored(video.hls_path)))
+    subs = [m for m in master.media if m.type == "SUBTITLES"]
+    assert [(m.language, m.name, m.default) for m in subs] == [
+        ("de", "Deutsch", "NO"),
+        ("en", "English", "YES"),
+    ]
+    assert all(p.stream_info.subtitles == "subs" for p in master.playlists)
+
+    english = video.subtitles.get(language="en")
+    assert english.status == PartStatus.READY and english.cue_count == 2
+    playlist = m3u8.load(str(checks.stored(english.playlist_path)))
+    top = video.renditions.get(name="720p")
+    # one WebVTT segment per media segment, on the same grid
+    assert [s.duration for s in playlist.segments] == [d for _, d in top.segments]
+    texts = [
+        checks.stored(english.playlist_path).parent.joinpath(s.uri).read_text() for s in playlist.segments
+    ]
+    assert "Hello <b>there</b>" in texts[0] and "Second cue" in texts[1] and texts[1].startswith("WEBVTT")
+
+    whole = list(webvtt.read(str(checks.stored(english.vtt_path))))
+    assert [c.raw_text for c in whole] == ["Hello <b>there</b>", "Second cue\nacross two lines"]
+
+    mpd = MPEGDASHParser.parse(checks.stored(video.dash_path).read_text())
+    text_sets = [s for s in mpd.periods[0].adaptation_sets if s.content_type == "text"]
+    assert sorted(s.lang for s in text_sets) == ["de", "en"]
+    assert all(s.mime_type == "text/vtt" for s in text_sets)
+
+    api = video_status(video)["subtitles"]
+    assert {(s["language"], s["label"], s["status"]) for s in api} == {
+        ("en", "English", "ready"),
+        ("de", "Deutsch", "ready"),
+    }
+    assert all(s["vtt_url"].endswith(".vtt") for s in api)
+    assert checks.decode_errors(str(checks.stored(video.hls_path))) == ""
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_track_uploaded_before_processing_is_published_by_the_encode(
+    clips, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        video = services.video_create(source=clips["silent"])
+        add_track(video)
+        assert video.subtitles.get().status == PartStatus.QUEUED
+        services.video_request_processing(video)
+    assert run_recorded() == ["done"]
+    track = Subtitle.objects.get(video=video)
+    assert track.status == PartStatus.READY
+    assert "TYPE=SUBTITLES" in checks.stored(Video.objects.get(pk=video.pk).hls_path).read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_removing_a_track_takes_it_out_of_the_manifests(ready_video):
+    track = add_track(ready_video)
+    services.subtitle_delete(track)
+    video = Video.objects.get(pk=ready_video.pk)
+    assert "SUBTITLES" not in checks.stored(video.hls_path).read_text()
+    assert not checks.stored(track.vtt_path).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_admin_refuses_a_broken_subtitle_file_and_changes_nothing(admin_client, ready_video):
+    master_before = checks.stored(ready_video.hls_path).read_text()
+    url = f"/admin/transcoding/video/{ready_video.pk}/change/"
+    form = {
+        "title": ready_video.title, "description": "", "preset": ready_video.preset_id, "poster_time": "",
+        "published": "on", "speech_language": "",
+        "subtitles-TOTAL_FORMS": "1", "subtitles-INITIAL_FORMS": "0", "subtitles-MIN_NUM_FORMS": "0",
+        "subtitles-MAX_NUM_FORMS": "1000",
+        "subtitles-0-language": "en", "subtitles-0-label": "English", "subtitles-0-kind": "subtitles",
+        "subtitles-0-file": SimpleUploadedFile("broken.srt", b"this is not a subtitle file"),
+        "renditions-TOTAL_FORMS": "0", "renditions-INITIAL_FORMS": "0",
+        "jobs-TOTAL_FORMS": "0", "jobs-INITIAL_FORMS": "0",
+    }  # fmt: skip
+    response = admin_client.post(url, form)
+    assert response.status_code == 200
+    assert "The subtitle file is neither SRT nor WebVTT." in response.content.decode()
+    assert not Subtitle.objects.exists()
+    assert checks.stored(ready_video.hls_path).read_text() == master_before
+
+    form["subtitles-0-file"] = SimpleUploadedFile("good.srt", SRT.encode())
+    response = admin_client.post(url, form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Subtitle.objects.get().status == PartStatus.READY

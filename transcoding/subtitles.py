@@ -1,0 +1,160 @@
+"""Subtitle tracks: validate and normalize uploaded files to UTF-8 WebVTT, and publish a track
+(whole file for DASH and the player, segmented WebVTT for HLS) next to the video's outputs.
+
+Parsing is pysubs2's; decoding legacy encodings is charset-normalizer's.
+"""
+
+import re
+
+import charset_normalizer
+import pysubs2
+from django.utils import timezone
+
+from . import manifests, outputs
+from .models import PartStatus, Rendition, Subtitle
+
+ACCEPTED_FORMATS = {"srt": "SRT", "vtt": "WebVTT"}
+LANGUAGE_CODE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+MAX_BYTES = 5 * 1024 * 1024
+
+
+class SubtitleInvalid(ValueError):
+    """The file cannot be used as a subtitle track; the message says why, in one sentence."""
+
+
+def decode(data: bytes) -> str:
+    """Text of a subtitle file: UTF-8 (with or without BOM) first, else the encoding that
+    charset-normalizer finds most likely (Windows-1252, Latin-1, UTF-16...)."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        best = charset_normalizer.from_bytes(data).best()
+        if best is None:
+            raise SubtitleInvalid("The subtitle file is not text in any known encoding.")
+        return str(best)
+
+
+def parse(data: bytes) -> list[manifests.Cue]:
+    """Cues of an SRT or WebVTT file, in time order. Raises SubtitleInvalid."""
+    if not data.strip():
+        raise SubtitleInvalid("The subtitle file is empty.")
+    if len(data) > MAX_BYTES:
+        raise SubtitleInvalid(f"The subtitle file is larger than {MAX_BYTES // (1024 * 1024)} MB.")
+    text = decode(data).replace("\r\n", "\n").replace("\r", "\n")
+    try:
+        detected = pysubs2.formats.autodetect_format(text)
+    except (pysubs2.exceptions.FormatAutodetectionError, ValueError):
+        raise SubtitleInvalid("The subtitle file is neither SRT nor WebVTT.")
+    if detected not in ACCEPTED_FORMATS:
+        raise SubtitleInvalid(f"The subtitle file is {detected.upper()}; upload SRT or WebVTT.")
+    try:
+        document = pysubs2.SSAFile.from_string(text, format_=detected)
+    except Exception as exc:  # pysubs2 raises several kinds on malformed input
+        raise SubtitleInvalid(f"The {ACCEPTED_FORMATS[detected]} file cannot be parsed: {exc}".rstrip("."))
+    cues = [
+        manifests.Cue(start=e.start / 1000, end=e.end / 1000, text=_plain_text(e))
+        for e in document
+        if e.end > e.start and not e.is_comment and _plain_text(e)
+    ]
+    if not cues:
+        raise SubtitleInvalid(f"The {ACCEPTED_FORMATS[detected]} file has no cues with text.")
+    return sorted(cues, key=lambda c: (c.start, c.end))
+
+
+# pysubs2 keeps styling as ASS override tags; WebVTT has italic, bold and underline.
+ASS_TO_VTT = {f"\\{tag}{state}": f"<{'/' if state == '0' else ''}{tag}>" for tag in "ibu" for state in "01"}
+
+
+def _vtt_styling(block: re.Match) -> str:
+    return "".join(ASS_TO_VTT.get(tag, "") for tag in re.findall(r"\\[a-z]+\d?", block.group(1)))
+
+
+def _plain_text(event) -> str:
+    """Cue text with line breaks, styling kept only where WebVTT has it (i, b, u)."""
+    text = event.text.replace("\\N", "\n").replace("\\n", "\n").strip()
+    text = re.sub(r"\{([^}]*)\}", _vtt_styling, text)
+    return re.sub(r"<(?!/?(?:i|b|u)>)[^>]*>", "", text).replace("-->", "->").strip()
+
+
+def validate_language(code: str) -> str:
+    code = (code or "").strip()
+    if not LANGUAGE_CODE.match(code):
+        raise SubtitleInvalid(f"{code!r} is not a language code such as en, pt-BR or spa.")
+    return code
+
+
+def track_prefix(subtitle: Subtitle) -> str:
+    return f"{outputs.video_prefix(subtitle.video_id)}/subtitles/{subtitle.language}-{subtitle.kind}"
+
+
+def segment_durations(subtitle: Subtitle) -> list[float]:
+    """The video's segment grid (every rung has the same), or one segment for the whole video."""
+    rendition = (
+        Rendition.objects.filter(
+            video_id=subtitle.video_id, kind=Rendition.Kind.VIDEO, status=PartStatus.READY
+        )
+        .exclude(segments=[])
+        .first()
+    )
+    if rendition is not None:
+        return [duration for _, duration in rendition.segments]
+    return [subtitle.video.duration or max((0.0,))]
+
+
+def publish_track(subtitle: Subtitle, cues: list[manifests.Cue]) -> None:
+    """Store the whole track and its HLS segments, mark the part ready, then rewrite the video's
+    manifests so they name it."""
+    from .publish import write_manifests
+
+    prefix = track_prefix(subtitle)
+    durations = segment_durations(subtitle)
+    written = outputs.store_text(f"{prefix}.vtt", manifests.webvtt(cues))
+    segments = []
+    for number, text in enumerate(manifests.webvtt_segments(cues, durations), start=1):
+        name = f"seg_{number:05d}.vtt"
+        written += outputs.store_text(f"{prefix}/{name}", text)
+        segments.append(manifests.Segment(uri=name, duration=durations[number - 1]))
+    playlist = manifests.media_playlist(None, tuple(segments))
+    written += outputs.store_text(f"{prefix}/index.m3u8", playlist)
+    subtitle.vtt_path, subtitle.playlist_path = f"{prefix}.vtt", f"{prefix}/index.m3u8"
+    subtitle.cue_count, subtitle.bytes_written = len(cues), written
+    subtitle.status, subtitle.progress, subtitle.error = PartStatus.READY, 100, ""
+    subtitle.finished_at = timezone.now()
+    subtitle.save()
+    write_manifests(subtitle.video)
+
+
+def unpublish_track(subtitle: Subtitle) -> None:
+    """Remove a track's stored files and take it out of the manifests."""
+    from .publish import write_manifests
+
+    prefix = track_prefix(subtitle)
+    outputs.delete_keys([k for k in outputs.list_keys(prefix)])
+    outputs.delete_keys([f"{prefix}.vtt"])
+    write_manifests(subtitle.video, exclude_subtitle=subtitle.pk)
+
+
+def track_cues(subtitle: Subtitle) -> list[manifests.Cue]:
+    """The cues of a track: from its uploaded file, or from its stored WebVTT (generated)."""
+    from django.core.files.storage import default_storage
+
+    if subtitle.file:
+        with subtitle.file.open("rb") as handle:
+            return parse(handle.read())
+    with default_storage.open(subtitle.vtt_path, "rb") as handle:
+        return parse(handle.read())
+
+
+def republish_tracks(video) -> None:
+    """After the renditions change: publish uploaded tracks waiting for them, and re-segment
+    every published track on the new segment grid."""
+    for subtitle in Subtitle.objects.filter(video=video).select_related("video"):
+        waiting = subtitle.file and subtitle.status in (PartStatus.PENDING, PartStatus.QUEUED)
+        if waiting or subtitle.status == PartStatus.READY:
+            try:
+                publish_track(subtitle, track_cues(subtitle))
+            except SubtitleInvalid as exc:
+                subtitle.status, subtitle.error = PartStatus.FAILED, str(exc)
+                subtitle.save(update_fields=["status", "error"])
