@@ -8,7 +8,7 @@ PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test venv deps dev-deps migrate admin-user worker lint bench clean
+.PHONY: run test venv deps dev-deps system-deps migrate admin-user worker lint bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,24 @@ run: admin-user
 worker: migrate
 	$(PY) manage.py worker
 
-test: dev-deps
+# Debian packages the browser and speech tests use; installed when missing and we can
+# (root or passwordless sudo), otherwise those tests skip and say why.
+SYSTEM_PACKAGES := chromium espeak-ng
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=none; fi; \
+	  if [ "$$SUDO" = none ] || ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "Not installing$$missing (needs apt-get as root): those tests will skip."; \
+	  else \
+	    echo "Installing$$missing from Debian"; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	  fi; \
+	fi
+
+test: dev-deps system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: dev-deps

@@ -50,7 +50,21 @@ def media_duration(path: Path) -> float:
 def decode_errors(url: str) -> str:
     """Decode every stream of a manifest with ffmpeg; returns what ffmpeg printed as errors."""
     result = subprocess.run(
-        [ffmpeg_binary(), "-hide_banner", "-v", "error", "-i", url, "-map", "0", "-c:s", "copy", "-f", "null", "-"],
+        [
+            ffmpeg_binary(),
+            "-hide_banner",
+            "-v",
+            "error",
+            "-i",
+            url,
+            "-map",
+            "0",
+            "-c:s",
+            "copy",
+            "-f",
+            "null",
+            "-",
+        ],
         capture_output=True,
         text=True,
     )

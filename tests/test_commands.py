@@ -222,14 +222,28 @@ def test_reprocess_unknown_part_is_a_usage_error():
 
 
 @pytest.mark.django_db
-def test_reprocess_subtitles_fails_each_video_but_goes_on():
-    first, second = make_video("a"), make_video("b")
-    result = run("reprocess", first.pk, second.pk, "--only", "subtitles")
+def test_reprocess_subtitles_queues_a_subtitles_job_per_video(
+    tmp_path, settings, django_capture_on_commit_callbacks
+):
+    silent = make_clip(tmp_path / "silent.mp4", seconds=2, size="320x180", audio=False)
+    first, second = services.video_create(source=silent), services.video_create(source=silent)
+    settings.TRANSCODING_SPEECH_ENGINE = "no.such.Engine"  # never reached: there is no audio
+    with django_capture_on_commit_callbacks(execute=True):
+        result = run("reprocess", first.pk, second.pk, "--only", "subtitles")
 
-    assert result.code == 1
-    assert f"video {first.pk}: Cannot process subtitles yet." in result.err
-    assert f"video {second.pk}: Cannot process subtitles yet." in result.err
-    assert not ProcessingJob.objects.exists()
+    assert result.code == 0, result.err
+    jobs = list(ProcessingJob.objects.order_by("video_id"))
+    assert [(j.video_id, j.step, j.parts, j.state) for j in jobs] == [
+        (first.pk, "subtitles", ["subtitles"], JobState.QUEUED),
+        (second.pk, "subtitles", ["subtitles"], JobState.QUEUED),
+    ]
+    assert result.lines == [f"video {j.video_id}: queued job {j.pk} (subtitles)." for j in jobs]
+
+    assert run_recorded() == ["done", "done"]
+    for video in (first, second):
+        (track,) = video.subtitles.all()
+        assert (track.origin, track.status) == ("generated", PartStatus.SKIPPED)
+        assert track.error == "The video has no audio to transcribe."
 
 
 @pytest.mark.django_db

@@ -14,7 +14,10 @@ from transcoding.dispatch.recording import run_recorded
 from transcoding.models import PartStatus, Subtitle, Video
 from transcoding.selectors import video_status
 
-SRT = "1\n00:00:00,500 --> 00:00:02,000\nHello <b>there</b>\n\n2\n00:00:04,500 --> 00:00:05,500\nSecond cue\nacross two lines\n"
+SRT = (
+    "1\n00:00:00,500 --> 00:00:02,000\nHello <b>there</b>\n\n"
+    "2\n00:00:04,500 --> 00:00:05,500\nSecond cue\nacross two lines\n"
+)
 VTT = "WEBVTT\n\n00:00.500 --> 00:02.000\nHello there\n\n00:04.500 --> 00:05.500 align:start\nSecond cue\n"
 
 

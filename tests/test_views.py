@@ -73,7 +73,10 @@ def test_api_list_for_live_updates(admin_client, clips):
 def test_player_list_and_embed_pages(client, ready_video):
     page = client.get(f"/videos/{ready_video.pk}/").content.decode()
     assert "Ready one" in page and "master.m3u8" in page and 'property="og:title"' in page
-    assert "hls.min.js" in page
+    assert (
+        "shaka-player.ui.js" in page
+        and "script-src 'self'" in client.get(f"/videos/{ready_video.pk}/").headers["Content-Security-Policy"]
+    )
     listing = client.get("/videos/").content.decode()
     assert f"/videos/{ready_video.pk}/" in listing and "poster.jpg" in listing
     embed = client.get(f"/videos/{ready_video.pk}/embed/")

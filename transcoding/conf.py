@@ -32,6 +32,15 @@ DEFAULTS = {
     "SERVE_MEDIA": True,
     # Progress is written to the database at most this often while ffmpeg runs.
     "PROGRESS_INTERVAL": 1.0,
+    # Generated subtitles: "faster-whisper" (on the worker), "aws-transcribe", or a dotted path
+    # to an engine class (transcoding.speech_engines.Engine).
+    "SPEECH_ENGINE": "faster-whisper",
+    # A model name (downloaded from the Hugging Face hub once) or a local CTranslate2 model dir.
+    "WHISPER_MODEL": "small",
+    "WHISPER_COMPUTE_TYPE": "int8",
+    # aws-transcribe: the bucket the audio is uploaded to and the transcripts are written to.
+    "TRANSCRIBE_BUCKET": "",
+    "TRANSCRIBE_POLL_SECONDS": 5.0,
 }
 
 

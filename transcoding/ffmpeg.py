@@ -247,3 +247,22 @@ def avc_codec_string(avcc: bytes) -> str:
     if len(avcc) < 4 or avcc[0] != 1:
         return "avc1.640028"
     return f"avc1.{avcc[1]:02x}{avcc[2]:02x}{avcc[3]:02x}"
+
+
+# Speech recognition reads 16 kHz mono 16-bit PCM: what Whisper resamples to anyway, and a WAV
+# that Amazon Transcribe takes as it is.
+SPEECH_SAMPLE_RATE = 16_000
+
+
+def build_audio_extract_args(ffmpeg: str, source: str, out_path: str) -> list[str]:
+    """The source's first audio stream as a 16 kHz mono PCM WAV, for speech recognition."""
+    return [
+        ffmpeg, "-hide_banner", "-nostdin", "-y",
+        "-loglevel", "error",
+        "-nostats", "-progress", "pipe:1", "-stats_period", "1",
+        "-i", source,
+        "-map", "0:a:0", "-vn", "-sn", "-dn",
+        "-ac", "1", "-ar", str(SPEECH_SAMPLE_RATE),
+        "-c:a", "pcm_s16le", "-f", "wav",
+        out_path,
+    ]  # fmt: skip

@@ -90,6 +90,7 @@ def video_status(video: Video) -> dict:
                 "kind": s.kind,
                 "status": s.status,
                 "vtt_url": outputs.url(s.vtt_path) if s.status == PartStatus.READY else None,
+                "default": s.is_default,
             }
             for s in video.subtitles.all()
         ],

@@ -1,5 +1,8 @@
 """Thin views: the player pages and the JSON status API."""
 
+from urllib.parse import urlsplit
+
+from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, render
@@ -11,27 +14,61 @@ def _visible_video(request, pk):
     return get_object_or_404(selectors.videos_visible_to(request.user), pk=pk)
 
 
+def _media_origin() -> str:
+    """Where manifests and segments come from when not from this site (S3, a CDN)."""
+    parts = urlsplit(settings.MEDIA_URL)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def _with_csp(response, *, embeddable: bool):
+    """A strict Content-Security-Policy: the player needs nothing but this site (and the media
+    origin): no inline script, no CDN. MSE plays from blob: URLs."""
+    media = " ".join(filter(None, ["'self'", _media_origin()]))
+    response.headers["Content-Security-Policy"] = "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"img-src {media} data: blob:",
+            f"media-src {media} blob:",
+            f"connect-src {media}",
+            "font-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            f"frame-ancestors {'*' if embeddable else chr(39) + 'self' + chr(39)}",
+        ]
+    )
+    return response
+
+
+def _player_context(request, video):
+    fmt = "dash" if request.GET.get("format") == "dash" else "hls"
+    return {
+        "video": video,
+        "status": selectors.video_status(video),
+        "format": fmt,
+        "status_id": f"video-status-{video.pk}",
+    }
+
+
 def video_list(request):
     page = Paginator(selectors.videos_published(), 24).get_page(request.GET.get("page"))
     for video in page:
         video.poster_url = selectors.poster_url(video)
-    return render(request, "transcoding/video_list.html", {"page": page})
+    return _with_csp(render(request, "transcoding/video_list.html", {"page": page}), embeddable=False)
 
 
 def player(request, pk):
     video = _visible_video(request, pk)
-    return render(
-        request, "transcoding/player.html", {"video": video, "status": selectors.video_status(video)}
-    )
+    response = render(request, "transcoding/player.html", _player_context(request, video))
+    return _with_csp(response, embeddable=False)
 
 
 def embed(request, pk):
     video = _visible_video(request, pk)
-    response = render(
-        request, "transcoding/embed.html", {"video": video, "status": selectors.video_status(video)}
-    )
+    response = render(request, "transcoding/embed.html", _player_context(request, video))
     response.xframe_options_exempt = True
-    return response
+    return _with_csp(response, embeddable=True)
 
 
 def api_video(request, pk):

@@ -114,6 +114,13 @@ TRANSCODING_MAX_UPLOAD_BYTES = env.int("TRANSCODING_MAX_UPLOAD_BYTES", default=5
 TRANSCODING_LOCAL_CONCURRENCY = env.int("TRANSCODING_LOCAL_CONCURRENCY", default=1)
 TRANSCODING_WORK_DIR = env("TRANSCODING_WORK_DIR", default=None)
 TRANSCODING_RUN_DIR = env.path("TRANSCODING_RUN_DIR", default=BASE_DIR / "run")
+# Generated subtitles: faster-whisper on the worker (a model name from the hub, or a local
+# model directory), or Amazon Transcribe through boto3 (region and credentials as boto3 reads them).
+TRANSCODING_SPEECH_ENGINE = env("TRANSCODING_SPEECH_ENGINE", default="faster-whisper")
+TRANSCODING_WHISPER_MODEL = env("TRANSCODING_WHISPER_MODEL", default="small")
+TRANSCODING_WHISPER_COMPUTE_TYPE = env("TRANSCODING_WHISPER_COMPUTE_TYPE", default="int8")
+TRANSCODING_TRANSCRIBE_BUCKET = env("TRANSCODING_TRANSCRIBE_BUCKET", default="")
+TRANSCODING_TRANSCRIBE_POLL_SECONDS = env.float("TRANSCODING_TRANSCRIBE_POLL_SECONDS", default=5.0)
 TRANSCODING_SERVE_MEDIA = env.bool(
     "TRANSCODING_SERVE_MEDIA",
     default=STORAGES["default"]["BACKEND"].endswith("FileSystemStorage"),

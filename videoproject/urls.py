@@ -8,7 +8,12 @@ urlpatterns = [
     path("", include("transcoding.urls")),
 ]
 
+
+def serve_media(request, path):
+    """Local storage in development: Django serves the outputs itself (read at request time,
+    so a changed MEDIA_ROOT is followed). With S3 they come from the bucket or a CDN."""
+    return serve(request, path, document_root=settings.MEDIA_ROOT)
+
+
 if getattr(settings, "TRANSCODING_SERVE_MEDIA", False):
-    # Local storage: Django serves the outputs itself. With S3 they come from the bucket/CDN.
-    prefix = settings.MEDIA_URL.lstrip("/")
-    urlpatterns += [re_path(rf"^{prefix}(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT})]
+    urlpatterns += [re_path(rf"^{settings.MEDIA_URL.lstrip('/')}(?P<path>.*)$", serve_media)]

@@ -1,0 +1,237 @@
+"""In a real browser: Playwright driving Debian's Chromium against the live test server.
+
+Screenshots of the player page and the admin go to test-artifacts/ (override with
+TEST_ARTIFACTS). Nothing here downloads a browser: without /usr/bin/chromium these skip, and
+`make test` installs Debian's chromium package first.
+"""
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from transcoding import services
+from transcoding.dispatch.recording import run_recorded
+from transcoding.models import Subtitle, Video
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# Playwright's sync API keeps an asyncio loop on this thread; the tests' own ORM calls are
+# synchronous all the same, so tell Django not to refuse them.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason=f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+    ),
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required",
+            ],
+        )  # fmt: skip
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    page.problems = []
+    page.on("pageerror", lambda error: page.problems.append(f"page error: {error}"))
+    page.on(
+        "console",
+        lambda m: page.problems.append(m.text)
+        if m.type == "error" and "Content Security Policy" in m.text
+        else None,
+    )
+    yield page
+    context.close()
+
+
+def shot(page, name):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def wait_js(page, expression, timeout=30.0, message=""):
+    """Poll a JS expression from outside the page: the pages' CSP forbids eval, which
+    Playwright's own wait_for_function uses."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(message or f"timed out waiting for {expression}")
+
+
+PLAYER = "document.querySelector('[data-player]')"
+
+
+def play_muted(page):
+    page.evaluate(
+        "() => { const v = document.querySelector('video'); v.muted = true; v.play().catch(() => {}); }"
+    )
+
+
+def current_time(page):
+    return page.evaluate("document.querySelector('video').currentTime")
+
+
+def open_menu(page, button):
+    page.hover(".shaka-controls-container")
+    page.click(".shaka-overflow-menu-button")
+    page.click(f".shaka-overflow-menu {button}")
+
+
+SRT_EN = b"1\n00:00:00,000 --> 00:00:05,000\nHello from the test pattern\n"
+SRT_FR = "1\n00:00:00,000 --> 00:00:05,000\nBonjour de la mire\n".encode("cp1252")
+
+
+@pytest.fixture
+def ready_video(transactional_db, clips):
+    video = services.video_create(source=clips["720p"], title="Test pattern", published=True)
+    services.video_request_processing(video)
+    assert run_recorded() == ["done"]
+    for language, label, data in (("en", "English", SRT_EN), ("fr", "Français", SRT_FR)):
+        track = Subtitle(video=video, language=language, label=label)
+        track.file = SimpleUploadedFile(f"{language}.srt", data)
+        services.subtitle_save(track)
+    return Video.objects.get(pk=video.pk)
+
+
+def test_player_plays_switches_quality_shows_captions_and_thumbnails(live_server, page, ready_video):
+    page.goto(f"{live_server.url}/videos/{ready_video.pk}/")
+    wait_js(
+        page, f"{PLAYER}.dataset.ready === 'true' || {PLAYER}.dataset.error", message="player never loaded"
+    )
+    assert page.evaluate(f"{PLAYER}.dataset.error") is None
+    play_muted(page)
+    wait_js(page, "document.querySelector('video').currentTime > 1.0", message="playback never advanced")
+
+    # Quality menu: Auto plus every rung; choosing 240p switches the stream.
+    open_menu(page, ".shaka-resolution-button")
+    entries = page.locator(".shaka-resolutions button").all_inner_texts()
+    assert {"720p", "480p", "360p", "240p", "Auto"} <= {e.strip() for e in entries}
+    page.click(".shaka-resolutions button:has-text('240p')")
+    wait_js(
+        page,
+        f"{PLAYER}.player.getVariantTracks().some(t => t.active && t.height === 240)",
+        message="did not switch to 240p",
+    )
+    before = current_time(page)
+    wait_js(
+        page, f"document.querySelector('video').currentTime > {before + 0.5}", message="stalled after switch"
+    )
+
+    # Captions menu lists both languages by label; turning English on shows its cue text.
+    page.keyboard.press("Escape")
+    open_menu(page, ".shaka-caption-button")
+    languages = [t.strip() for t in page.locator(".shaka-text-languages button").all_inner_texts()]
+    assert "English" in languages and "Français" in languages
+    page.click(".shaka-text-languages button:has-text('English')")
+    page.evaluate("document.querySelector('video').currentTime = 1")
+    wait_js(
+        page,
+        "(document.querySelector('.shaka-text-container') || {}).innerText"
+        "?.includes('Hello from the test pattern')",
+        message="caption text never shown",
+    )
+
+    # Hovering the timeline shows a storyboard thumbnail.
+    page.keyboard.press("Escape")
+    bar = page.locator(".shaka-seek-bar-container")
+    box = bar.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)
+    wait_js(
+        page,
+        "(() => { const t = document.querySelector('.shaka-player-ui-thumbnail-container');"
+        " const i = t && t.querySelector('img'); return t && getComputedStyle(t).visibility !== 'hidden'"
+        " && t.offsetWidth > 0 && i && i.src.includes('sheet_'); })()",
+        message="no storyboard thumbnail on hover",
+    )
+    shot(page, "player.png")
+
+    # Keyboard and speed: the player reacts to keys, and the speed menu changes the rate.
+    page.evaluate("document.querySelector('video').playbackRate = 1")
+    open_menu(page, ".shaka-playbackrate-button")
+    page.click(".shaka-playback-rates button:has-text('1,5'), .shaka-playback-rates button:has-text('1.5')")
+    assert page.evaluate("document.querySelector('video').playbackRate") == 1.5
+    assert page.problems == []
+
+
+def test_dash_manifest_plays(live_server, page, ready_video):
+    page.goto(f"{live_server.url}/videos/{ready_video.pk}/?format=dash")
+    wait_js(
+        page, f"{PLAYER}.dataset.ready === 'true' || {PLAYER}.dataset.error", message="player never loaded"
+    )
+    assert page.evaluate(f"{PLAYER}.player.getAssetUri()").endswith("manifest.mpd")
+    play_muted(page)
+    wait_js(page, "document.querySelector('video').currentTime > 1.0", message="DASH playback never advanced")
+    heights = page.evaluate(f"{PLAYER}.player.getVariantTracks().map(t => t.height)")
+    assert sorted(set(heights)) == [240, 360, 480, 720]
+    assert sorted(t["language"] for t in page.evaluate(f"{PLAYER}.player.getTextTracks()")) == ["en", "fr"]
+    assert page.problems == []
+
+
+def test_processing_video_shows_progress_then_plays(live_server, page, transactional_db, clips):
+    video = services.video_create(source=clips["720p"], title="Still processing", published=True)
+    services.video_request_processing(video)  # recorded, not run yet
+    page.goto(f"{live_server.url}/videos/{video.pk}/")
+    note = page.locator("[data-processing]")
+    assert note.is_visible() and note.inner_text().startswith("Processing 0%")
+    shot(page, "player-processing.png")
+    assert run_recorded() == ["done"]
+    # The page polls the status API and starts playing by itself.
+    wait_js(
+        page, "document.querySelector('video').currentTime > 0.5", timeout=40, message="never started playing"
+    )
+    assert not note.is_visible()
+    assert page.problems == []
+
+
+def test_admin_upload_then_status_reaches_ready_without_reload(live_server, page, transactional_db, clips):
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_superuser("staff", "staff@example.com", "a-long-password")
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", "a-long-password")
+    page.click("input[type=submit]")
+    page.goto(f"{live_server.url}/admin/transcoding/video/add/")
+    page.fill("#id_title", "Uploaded in the browser")
+    page.set_input_files("#id_source", str(clips["720p"]))
+    page.click("input[name=_save]")
+    page.wait_for_url("**/admin/transcoding/video/")
+    video = Video.objects.get(title="Uploaded in the browser")
+    assert video.source_size == clips["720p"].stat().st_size
+    page.goto(f"{live_server.url}/admin/transcoding/video/{video.pk}/change/")
+    badge = page.locator("[data-tc-field=status]").first
+    assert badge.inner_text().strip() == "Queued"
+    marker = page.evaluate("window.__noReload = 1")  # survives only if the page is not reloaded
+    assert marker == 1
+    assert run_recorded() == ["done"]
+    wait_js(page, "document.querySelector('[data-tc-field=status]').innerText.trim() === 'Ready'",
+            timeout=40, message="status never reached Ready on the page")  # fmt: skip
+    assert page.evaluate("window.__noReload") == 1
+    preview = "document.querySelector('.tc-player video')"
+    wait_js(page, f"{preview} && {preview}.readyState > 0",
+            timeout=20, message="admin preview never loaded")  # fmt: skip
+    shot(page, "admin-change.png")
+    page.goto(f"{live_server.url}/admin/transcoding/video/")
+    shot(page, "admin-changelist.png")
