@@ -445,3 +445,16 @@ def test_aws_transcribe_failure_is_permanent(aws, tmp_path):
         engine.transcribe(Request(audio, "", 1.0, 1, 2, 1), lambda fraction: None)
     assert not err.value.transient
     assert "Contents" not in aws.list_objects_v2(Bucket=BUCKET)
+
+
+@pytest.mark.django_db
+def test_subtitles_only_on_a_never_encoded_video_leaves_it_uploaded(
+    clips, django_capture_on_commit_callbacks
+):
+    video = services.video_create(source=clips["silent"])
+    with django_capture_on_commit_callbacks(execute=True):
+        services.video_request_processing(video, parts=["subtitles"])
+    assert run_recorded() == ["done"]
+    video = Video.objects.get(pk=video.pk)
+    assert (video.status, video.error) == ("uploaded", "")
+    assert video.subtitles.get().status == "skipped"

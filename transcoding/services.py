@@ -213,7 +213,11 @@ def video_refresh_status(video: Video) -> Video:
             fields["status"] = VideoStatus.QUEUED
         elif parts:
             failed = next((p for p in parts if p.status == PartStatus.FAILED), None)
-            fields.update(status=VideoStatus.FAILED, error=failed.error if failed else video.error)
+            if failed is None and not renditions:
+                # Never encoded (only, say, a subtitles job ran): nothing has failed.
+                fields["status"] = VideoStatus.UPLOADED
+            else:
+                fields.update(status=VideoStatus.FAILED, error=failed.error if failed else video.error)
         if fields.get("status") in (VideoStatus.READY, VideoStatus.FAILED):
             fields["processing_finished_at"] = video.processing_finished_at or timezone.now()
     Video.objects.filter(pk=video.pk).update(**fields)
