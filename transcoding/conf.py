@@ -6,6 +6,8 @@ from django.conf import settings as django_settings
 
 DISPATCH_ALIASES = {
     "local": "transcoding.dispatch.local.LocalDispatcher",
+    "celery": "transcoding.dispatch.celery.CeleryDispatcher",
+    "zappa": "transcoding.dispatch.zappa.ZappaDispatcher",
     "recording": "transcoding.dispatch.recording.RecordingDispatcher",
 }
 
