@@ -376,7 +376,7 @@ def test_requeue_stuck_requeues_expired_and_fails_exhausted(django_capture_on_co
         result = run("requeue_stuck")
 
     assert result.code == 0
-    assert result.lines[-1] == "requeued 1, failed 1"
+    assert result.lines[-1] == "requeued 1, failed 1, dispatched again 0"
     for job in (retry, dead, alive):
         job.refresh_from_db()
     assert retry.state == JobState.QUEUED and retry.lease_expires_at is None
@@ -387,7 +387,7 @@ def test_requeue_stuck_requeues_expired_and_fails_exhausted(django_capture_on_co
     assert dead_video.status == VideoStatus.FAILED and dead_video.error == dead.error
     assert dead_video.renditions.get().status == PartStatus.FAILED
 
-    assert run("requeue_stuck").lines == ["requeued 0, failed 0"]
+    assert run("requeue_stuck").lines == ["requeued 0, failed 0, dispatched again 0"]
 
 
 # waiting and progress ----------------------------------------------------------------------

@@ -213,3 +213,15 @@ def jobs_requeue_stuck_ids() -> tuple[list[int], list[int]]:
             if changed:
                 requeued.append(pk)
     return requeued, failed
+
+
+def jobs_due_unclaimed_ids(grace_seconds: float = 30.0) -> list[int]:
+    """Queued jobs that have been due for a while and nobody claimed: their delivery was lost,
+    or their retry's backoff has passed on a backend that does not schedule retries (Lambda)."""
+    cutoff = timezone.now() - timedelta(seconds=grace_seconds)
+    waiting = Q(next_attempt_at__lte=cutoff) | Q(next_attempt_at__isnull=True, created_at__lte=cutoff)
+    return list(
+        ProcessingJob.objects.filter(waiting, state=JobState.QUEUED)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )

@@ -246,11 +246,42 @@ class ProgressWriter:
             Video.objects.filter(pk=self.video.pk).update(progress=percent)
 
 
+def finished_earlier(video: Video, job) -> set[str]:
+    """Part kinds an earlier attempt of this job already finished: a retry never redoes them."""
+    since = job.created_at
+    done = set()
+    rungs = video.renditions.filter(kind=Rendition.Kind.VIDEO)
+    if rungs.exists() and not rungs.exclude(status=PartStatus.READY, finished_at__gte=since).exists():
+        done.add(PartKind.RENDITIONS)
+    for kind, model, filters in (
+        (PartKind.AUDIO, Rendition, {"kind": Rendition.Kind.AUDIO}),
+        (PartKind.STORYBOARD, Storyboard, {}),
+        (PartKind.POSTER, Poster, {}),
+    ):
+        if model.objects.filter(
+            video=video, status=PartStatus.READY, finished_at__gte=since, **filters
+        ).exists():
+            done.add(kind)
+    return {str(kind) for kind in done}
+
+
 def encode(job, heartbeat: Callable[[], None]) -> float:
     """Run one encode job end to end; returns the ffmpeg CPU seconds. Raises SourceRejected
     for input that can never work, EncodeError or storage errors otherwise."""
     video = Video.objects.select_related("preset").get(pk=job.video_id)
     parts = tuple(job.parts)
+    if job.attempt > 1:
+        done = finished_earlier(video, job)
+        parts = tuple(p for p in parts if p not in done)
+        if done:
+            log.info(
+                "video %s: attempt %s skips %s, finished before",
+                video.pk,
+                job.attempt,
+                ", ".join(sorted(done)),
+            )
+        if not parts:
+            return 0.0
     now = timezone.now()
     with transaction.atomic():
         Video.objects.filter(pk=video.pk).update(

@@ -238,20 +238,24 @@ def videos_requeue_filter(*, failed: bool = False, stuck: bool = False) -> Q:
     return query
 
 
-def jobs_recover_stuck() -> tuple[list[int], list[int]]:
-    """The watchdog (`manage.py requeue_stuck`): running jobs whose lease expired go back to
-    the queue and are dispatched again after commit; those with no attempts left fail, and so
-    do their videos. Returns the job ids (requeued, failed)."""
-    from .jobs import jobs_requeue_stuck_ids
+def jobs_recover_stuck() -> tuple[list[int], list[int], list[int]]:
+    """The watchdog (`manage.py requeue_stuck`, a Celery beat entry, a Zappa event): running
+    jobs whose lease expired go back to the queue; those with no attempts left fail, and so do
+    the parts they were making. Queued jobs nobody has claimed although they are due (a retry
+    whose backoff has passed, a dispatch lost on the way) are dispatched again; claiming makes
+    a duplicate harmless. Returns the job ids (requeued, failed, redispatched)."""
+    from .jobs import jobs_due_unclaimed_ids, jobs_requeue_stuck_ids
+    from .pipeline import mark_failed
 
     with transaction.atomic():
         requeued, failed = jobs_requeue_stuck_ids()
         for job in ProcessingJob.objects.filter(pk__in=failed).select_related("video"):
-            video_fail(job.video, job.error or "The worker stopped and no attempts are left.")
+            mark_failed(job, job.error or "The worker stopped and no attempts are left.")
             video_refresh_status(job.video)
-        for job_id in requeued:
+        due = [pk for pk in jobs_due_unclaimed_ids() if pk not in requeued]
+        for job_id in [*requeued, *due]:
             transaction.on_commit(lambda job_id=job_id: get_dispatcher().enqueue(job_id))
-    return requeued, failed
+    return requeued, failed, due
 
 
 def processing_parts(parts=None) -> tuple[str, ...]:

@@ -1,5 +1,5 @@
-"""The watchdog: requeue jobs whose worker stopped, fail those with no attempts left.
-Safe to run from cron at any interval."""
+"""The watchdog: requeue jobs whose worker stopped, fail those with no attempts left, and
+dispatch again queued jobs that are due but unclaimed. Safe to run from cron at any interval."""
 
 from django.core.management.base import BaseCommand
 
@@ -13,9 +13,13 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        requeued, failed = services.jobs_recover_stuck()
+        requeued, failed, redispatched = services.jobs_recover_stuck()
         for job_id in requeued:
             self.stdout.write(f"job {job_id}: requeued")
         for job_id in failed:
             self.stdout.write(f"job {job_id}: failed (no attempts left)")
-        self.stdout.write(f"requeued {len(requeued)}, failed {len(failed)}")
+        for job_id in redispatched:
+            self.stdout.write(f"job {job_id}: dispatched again (due, unclaimed)")
+        self.stdout.write(
+            f"requeued {len(requeued)}, failed {len(failed)}, dispatched again {len(redispatched)}"
+        )

@@ -1,0 +1,123 @@
+"""Faults on the real paths: storage failing once, the database locked for a moment, the
+database connection lost. Each ends with the video ready, and a retry redoes nothing that
+was finished."""
+
+import sqlite3
+import time
+
+import pytest
+from django.core.files.storage import FileSystemStorage
+from django.db import OperationalError, connection
+
+from tests import checks
+from tests.test_worker import start_worker, wait_for, worker_env
+from transcoding import pipeline, services
+from transcoding.dispatch.recording import run_recorded
+from transcoding.models import JobState, ProcessingJob, Rendition, Video
+from transcoding.tasks import process_job
+
+pytestmark = pytest.mark.slow
+
+
+class FlakyStorage(FileSystemStorage):
+    """Local storage that fails once, like S3 answering 503 Slow Down, on the first save of a
+    key containing `FAIL_ON`."""
+
+    FAIL_ON = "480p/seg_00002.m4s"
+    failures = 0
+
+    def _save(self, name, content):
+        if self.FAIL_ON in name and FlakyStorage.failures == 0:
+            FlakyStorage.failures += 1
+            raise ConnectionError("S3 answered 503 Slow Down")
+        return super()._save(name, content)
+
+
+@pytest.fixture
+def flaky_storage(settings):
+    FlakyStorage.failures = 0
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "tests.test_faults.FlakyStorage", "OPTIONS": {"allow_overwrite": True}},
+    }
+    settings.TRANSCODING_RETRY_BASE_SECONDS = 0
+    yield FlakyStorage
+
+
+@pytest.mark.django_db
+def test_storage_error_once_is_retried_and_finished_parts_are_not_redone(
+    flaky_storage, clips, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        video = services.video_create(source=clips["720p"])
+        job = services.video_request_processing(video)
+    assert run_recorded() == ["retry"]
+    job.refresh_from_db()
+    assert job.state == JobState.QUEUED and "503" in job.error and job.attempt == 1
+    audio = Rendition.objects.get(video=video, kind="audio")
+    assert audio.status == "ready"  # stored before the failure
+    audio_finished = audio.finished_at
+
+    # The retry (Lambda's redelivery, a Celery eta, or the watchdog) runs the job again.
+    assert process_job(job.pk) == "done"
+    video = Video.objects.get(pk=video.pk)
+    job.refresh_from_db()
+    assert (video.status, job.state, job.attempt) == ("ready", JobState.DONE, 2)
+    audio.refresh_from_db()
+    assert (audio.attempts, audio.finished_at) == (1, audio_finished)  # not redone
+    assert video.renditions.get(name="480p").attempts == 2
+    checks.assert_all_outputs(video, 6.0, ["720p", "480p", "360p", "240p"], audio=True)
+
+
+@pytest.mark.django_db
+def test_lost_database_connection_is_transient(
+    clips, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    settings.TRANSCODING_RETRY_BASE_SECONDS = 0
+    original = pipeline.probe_and_record
+    calls = []
+
+    def drop_once(video):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return original(video)
+
+    monkeypatch.setattr(pipeline, "probe_and_record", drop_once)
+    with django_capture_on_commit_callbacks(execute=True):
+        video = services.video_create(source=clips["silent"])
+        job = services.video_request_processing(video)
+    assert run_recorded() == ["retry"]
+    assert process_job(job.pk) == "done"
+    assert Video.objects.get(pk=video.pk).status == "ready"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_database_locked_for_a_moment_under_a_real_worker(tmp_path, clips):
+    """Another process holds SQLite's write lock for 3 s while the worker is writing progress:
+    the worker waits (WAL, busy timeout) instead of failing with "database is locked"."""
+    video = services.video_create(source=clips["720p"])
+    job = services.video_request_processing(video)
+    env = worker_env(tmp_path, lease=30)
+    with open(tmp_path / "worker.log", "wb") as log:
+        worker = start_worker(env, log)
+        try:
+            wait_for(
+                lambda: ProcessingJob.objects.get(pk=job.pk).state == JobState.RUNNING, 60, "never started"
+            )
+            connection.close()
+            blocker = sqlite3.connect(connection.settings_dict["NAME"], timeout=30)
+            blocker.execute("BEGIN EXCLUSIVE")
+            time.sleep(3)
+            blocker.rollback()
+            blocker.close()
+            wait_for(
+                lambda: Video.objects.get(pk=video.pk).status in ("ready", "failed"), 90, "never finished"
+            )
+        finally:
+            worker.kill()
+            worker.wait()
+    video = Video.objects.get(pk=video.pk)
+    job.refresh_from_db()
+    assert (video.status, job.attempt) == ("ready", 1), (tmp_path / "worker.log").read_text()[-2000:]
+    assert "database is locked" not in (tmp_path / "worker.log").read_text()
