@@ -100,6 +100,27 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
+# STORAGE=s3: media (originals and outputs) in a bucket through django-storages, private by
+# default: URLs are presigned and expire. S3-compatible services through AWS_S3_ENDPOINT_URL.
+STORAGE = env("STORAGE", default="local")
+if STORAGE == "s3":
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env("AWS_STORAGE_BUCKET_NAME"),
+            "region_name": env("AWS_S3_REGION_NAME", default=None),
+            "endpoint_url": env("AWS_S3_ENDPOINT_URL", default=None),
+            "location": env("AWS_S3_KEY_PREFIX", default=""),
+            "default_acl": None,  # the bucket's policy decides; private unless made public there
+            "querystring_auth": True,
+            "querystring_expire": env.int("AWS_QUERYSTRING_EXPIRE", default=3600),
+            "file_overwrite": True,
+            "custom_domain": env("AWS_S3_CUSTOM_DOMAIN", default=None),
+            "addressing_style": env("AWS_S3_ADDRESSING_STYLE", default=None),
+            "signature_version": "s3v4",
+        },
+    }
+
 # Uploads above 2.5 MB stream to a temporary file, never into memory.
 FILE_UPLOAD_TEMP_DIR = env("FILE_UPLOAD_TEMP_DIR", default=None)
 
@@ -121,10 +142,7 @@ TRANSCODING_WHISPER_MODEL = env("TRANSCODING_WHISPER_MODEL", default="small")
 TRANSCODING_WHISPER_COMPUTE_TYPE = env("TRANSCODING_WHISPER_COMPUTE_TYPE", default="int8")
 TRANSCODING_TRANSCRIBE_BUCKET = env("TRANSCODING_TRANSCRIBE_BUCKET", default="")
 TRANSCODING_TRANSCRIBE_POLL_SECONDS = env.float("TRANSCODING_TRANSCRIBE_POLL_SECONDS", default=5.0)
-TRANSCODING_SERVE_MEDIA = env.bool(
-    "TRANSCODING_SERVE_MEDIA",
-    default=STORAGES["default"]["BACKEND"].endswith("FileSystemStorage"),
-)
+TRANSCODING_SERVE_MEDIA = env.bool("TRANSCODING_SERVE_MEDIA", default=STORAGE != "s3")
 
 LOGGING = {
     "version": 1,
@@ -132,4 +150,38 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {"transcoding": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")}},
+}
+
+# --- Celery (TRANSCODING_DISPATCH=celery; the app is videoproject/celery.py) ----------------
+# Workers: `celery -A videoproject worker -l info --pool prefork --concurrency N`, plus one
+# `celery -A videoproject beat -l info` for the watchdog.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
+# Results are not needed (job state lives in the database); set one to inspect task outcomes.
+CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=None)
+CELERY_IMPORTS = ["transcoding.dispatch.celery"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = TIME_ZONE
+# At least once: acknowledge after the task ran, redeliver when the worker process died, and
+# reserve one message per process so a long encode never holds others back.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis redelivers an unacknowledged message after `visibility_timeout` seconds, even when its
+# worker is alive: keep it above the longest job and the longest retry backoff (900 s). A job
+# outliving it is delivered twice, and the duplicate is refused by the claim. A dead worker's
+# job is recovered sooner by the watchdog (lease expiry + up to 60 s). Override or extend with
+# JSON, e.g. CELERY_BROKER_TRANSPORT_OPTIONS='{"visibility_timeout": 86400}'.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 12 * 3600,
+    **env.json("CELERY_BROKER_TRANSPORT_OPTIONS", default={}),
+}
+CELERY_BEAT_SCHEDULE = {
+    "transcoding-requeue-stuck": {
+        "task": "transcoding.requeue_stuck",
+        "schedule": 60.0,
+        "options": {"expires": 55},  # no pile-up while every worker is down
+    },
 }
