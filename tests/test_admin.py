@@ -237,7 +237,8 @@ def test_a_new_source_replaces_the_original_and_requeues(
 
     assert response.status_code == 302
     video.refresh_from_db()
-    assert video.original_filename == "720p.mp4" and video.source_sha256 == "" and video.width is None
+    new_hash = __import__("hashlib").sha256(clips["720p"].read_bytes()).hexdigest()
+    assert video.original_filename == "720p.mp4" and video.source_sha256 == new_hash and video.width is None
     assert not old_original.exists()
     assert Path(settings.MEDIA_ROOT, video.source.name).read_bytes() == clips["720p"].read_bytes()
     first_job.refresh_from_db()

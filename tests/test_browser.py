@@ -32,19 +32,9 @@ pytestmark = [
 
 
 @pytest.fixture(scope="session")
-def browser():
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required",
-            ],
-        )  # fmt: skip
-        yield chromium
-        chromium.close()
+def browser(chromium_browser):
+    """The session's one Chromium (tests/conftest.py): modules importing this fixture share it."""
+    return chromium_browser
 
 
 @pytest.fixture
@@ -126,6 +116,9 @@ def test_player_plays_switches_quality_shows_captions_and_thumbnails(live_server
 
     # Quality menu: Auto plus every rung; choosing 240p switches the stream.
     open_menu(page, ".shaka-resolution-button")
+    wait_js(
+        page, "document.querySelectorAll('.shaka-resolutions button').length >= 6", message="menu not filled"
+    )
     entries = page.locator(".shaka-resolutions button").all_inner_texts()
     assert {"720p", "480p", "360p", "240p", "Auto"} <= {e.strip() for e in entries}
     page.click(".shaka-resolutions button:has-text('240p')")

@@ -13,7 +13,7 @@ from tests import checks
 from tests.test_worker import start_worker, wait_for, worker_env
 from transcoding import pipeline, services
 from transcoding.dispatch.recording import run_recorded
-from transcoding.models import JobState, ProcessingJob, Rendition, Video
+from transcoding.models import JobState, ProcessingJob, Video
 from transcoding.tasks import process_job
 
 pytestmark = pytest.mark.slow
@@ -23,7 +23,7 @@ class FlakyStorage(FileSystemStorage):
     """Local storage that fails once, like S3 answering 503 Slow Down, on the first save of a
     key containing `FAIL_ON`."""
 
-    FAIL_ON = "480p/seg_00002.m4s"
+    FAIL_ON = "poster.jpg"
     failures = 0
 
     def _save(self, name, content):
@@ -54,18 +54,19 @@ def test_storage_error_once_is_retried_and_finished_parts_are_not_redone(
     assert run_recorded() == ["retry"]
     job.refresh_from_db()
     assert job.state == JobState.QUEUED and "503" in job.error and job.attempt == 1
-    audio = Rendition.objects.get(video=video, kind="audio")
-    assert audio.status == "ready"  # stored before the failure
-    audio_finished = audio.finished_at
+    video = Video.objects.get(pk=video.pk)
+    assert video.poster.status == "queued" and "503" in video.poster.error  # waiting for the retry
+    finished = {r.name: (r.status, r.attempts, r.finished_at) for r in video.renditions.all()}
+    assert {status for status, _, _ in finished.values()} == {"ready"}  # stored before the failure
 
-    # The retry (Lambda's redelivery, a Celery eta, or the watchdog) runs the job again.
+    # The retry (Lambda's redelivery, a Celery eta, or the watchdog) runs the job again:
+    # only the poster is made, nothing finished is redone.
     assert process_job(job.pk) == "done"
     video = Video.objects.get(pk=video.pk)
     job.refresh_from_db()
     assert (video.status, job.state, job.attempt) == ("ready", JobState.DONE, 2)
-    audio.refresh_from_db()
-    assert (audio.attempts, audio.finished_at) == (1, audio_finished)  # not redone
-    assert video.renditions.get(name="480p").attempts == 2
+    assert {r.name: (r.status, r.attempts, r.finished_at) for r in video.renditions.all()} == finished
+    assert video.storyboard.attempts == 1 and video.poster.attempts == 2
     checks.assert_all_outputs(video, 6.0, ["720p", "480p", "360p", "240p"], audio=True)
 
 

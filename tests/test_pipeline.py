@@ -158,3 +158,23 @@ def test_progress_and_heartbeats_while_ffmpeg_holds_its_report(tmp_path, setting
     assert len(seen) >= 3
     assert any(0 < p < 90 for p in seen), seen
     assert seen == sorted(seen)  # never goes backwards
+
+
+def test_worker_disk_and_memory_do_not_grow_with_length(tmp_path, django_capture_on_commit_callbacks):
+    """Finished segments are stored and deleted while ffmpeg runs: a 12x longer low-resolution
+    source needs about the same local disk and ffmpeg memory as a short one."""
+    peaks = {}
+    for name, seconds in (("short", 10), ("long", 120)):
+        source = make_clip(tmp_path / f"{name}.mp4", seconds=seconds, size="320x180", rate="25")
+        with django_capture_on_commit_callbacks(execute=True):
+            video = process(source)
+        video = run(video)
+        job = video.jobs.get()
+        stored = sum(r.bytes_written for r in video.renditions.all())
+        peaks[name] = (job.peak_temp_bytes, job.peak_rss_bytes, stored)
+    print("peaks (temp bytes, ffmpeg rss, stored bytes):", peaks)
+    (short_disk, short_rss, short_stored), (long_disk, long_rss, long_stored) = peaks["short"], peaks["long"]
+    assert long_stored > 8 * short_stored  # the long one really wrote much more...
+    assert long_disk <= 2 * short_disk + 512 * 1024  # ...but never held much more on local disk
+    assert long_disk < long_stored / 4
+    assert long_rss <= 1.3 * short_rss  # and ffmpeg's memory stayed flat

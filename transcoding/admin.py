@@ -13,7 +13,7 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.html import format_html
 
-from . import selectors, services, subtitles
+from . import selectors, services, subtitles, uploads
 from .admin_display import LiveDisplays, _bitrate, _chip, _shown
 from .conf import settings
 from .models import (
@@ -32,13 +32,21 @@ from .models import (
 class VideoForm(forms.ModelForm):
     class Meta:
         model = Video
-        fields = ["title", "description", "source", "preset", "poster_time", "published", "speech_language"]
+        fields = [
+            "title", "description", "source", "preset", "poster_time", "published", "private",
+            "speech_language",
+        ]  # fmt: skip
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["title"].required = False
         self.fields["title"].help_text = "Leave empty to use the file name."
         self.fields["source"].help_text = "Choosing a new file replaces the original and reprocesses."
+        if self.instance.pk is None and uploads.enabled():
+            self.fields["source"].help_text = (
+                "Sent straight to storage in parts; if the upload is interrupted, choose the same file "
+                "again to resume it. Subtitles can be added once the video is saved."
+            )
 
     def clean_source(self):
         source = self.cleaned_data.get("source")
@@ -212,7 +220,7 @@ class VideoAdmin(LiveDisplays, admin.ModelAdmin):
         "published", "created",
     ]  # fmt: skip
     list_display_links = ["thumbnail", "title"]
-    list_filter = ["status", "preset", "published"]
+    list_filter = ["status", "preset", "published", "private"]
     search_fields = ["title", "^source_sha256"]
     actions = [
         reprocess_all, *(_reprocess_action(kind) for kind in ENCODE_PARTS), generate_subtitles,
@@ -241,7 +249,8 @@ class VideoAdmin(LiveDisplays, admin.ModelAdmin):
             "status_badge", "progress_bar", "error_text", "playable_text", "parts_summary", "preview",
         ]}),
         ("Source", {"fields": [
-            "original_filename", "source_size_text", "source_sha256", "duration_text", "resolution",
+            "original_filename", "original_download", "outputs_link", "source_size_text", "source_sha256",
+            "duration_text", "resolution",
             "container", "video_codec", "audio_codec", "fps",
         ]}),
         ("Storyboard and poster", {"fields": ["storyboard_summary", "poster_summary"]}),
@@ -251,7 +260,8 @@ class VideoAdmin(LiveDisplays, admin.ModelAdmin):
     ]  # fmt: skip
     readonly_fields = [
         "status_badge", "progress_bar", "error_text", "playable_text", "parts_summary", "preview",
-        "original_filename", "source_size_text", "source_sha256", "duration_text", "resolution",
+        "original_filename", "original_download", "outputs_link", "source_size_text", "source_sha256",
+        "duration_text", "resolution",
         "container", "video_codec", "audio_codec", "fps", "storyboard_summary", "poster_summary",
         "created_at", "updated_at", "processing_started_at", "processing_finished_at",
     ]  # fmt: skip
@@ -275,7 +285,11 @@ class VideoAdmin(LiveDisplays, admin.ModelAdmin):
         return self.add_fieldsets if obj is None else self.fieldsets
 
     def get_inlines(self, request, obj):
-        return [SubtitleInline] if obj is None else [RenditionInline, SubtitleInline, JobInline]
+        if obj is None:
+            # A direct upload to S3 sends the file and the video's fields, not the whole form:
+            # subtitles are added on the video's page afterwards.
+            return [] if uploads.enabled() else [SubtitleInline]
+        return [RenditionInline, SubtitleInline, JobInline]
 
     def get_changeform_initial_data(self, request):
         return {"preset": services.default_preset(), **super().get_changeform_initial_data(request)}
@@ -285,7 +299,12 @@ class VideoAdmin(LiveDisplays, admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        extra_context = {"max_upload_bytes": settings.MAX_UPLOAD_BYTES, **(extra_context or {})}
+        extra_context = {
+            "max_upload_bytes": settings.MAX_UPLOAD_BYTES,
+            # The add form uploads straight to the bucket (admin-s3-upload.js) with S3 storage.
+            "direct_upload": object_id is None and uploads.enabled(),
+            **(extra_context or {}),
+        }
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):
@@ -305,6 +324,20 @@ class VideoAdmin(LiveDisplays, admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         services.video_delete(obj)
+
+    @admin.display(description="Original")
+    def original_download(self, obj):
+        if not obj.pk or not obj.source:
+            return "–"
+        url = reverse("transcoding:original", args=[obj.pk])
+        return format_html('<a href="{}">Download {}</a>', url, obj.original_filename or "the original")
+
+    @admin.display(description="Outputs")
+    def outputs_link(self, obj):
+        if obj.outputs_from_id is None:
+            return "Encoded for this video"
+        url = reverse("admin:transcoding_video_change", args=[obj.outputs_from_id])
+        return format_html('Shared with <a href="{}">{}</a> (same source)', url, obj.outputs_from)
 
     def delete_queryset(self, request, queryset):
         for video in queryset:

@@ -10,7 +10,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.timezone import localtime
 
-from . import outputs
+from .delivery import VideoUrls
 from .models import PartStatus, Rendition, Video, VideoStatus
 
 HLS_SCRIPT = "transcoding/vendor/hls.js-1.6.19/hls.min.js"
@@ -70,8 +70,9 @@ def _parts(video: Video) -> list[tuple[str, str, int, str]]:
 
 
 def _poster_url(video: Video):
-    poster = _related(video, "poster")
-    return outputs.url(poster.path) if poster and poster.status == PartStatus.READY else None
+    from .selectors import poster_url
+
+    return poster_url(video)
 
 
 def _shown(field: str, description: str, show, ordering=None):
@@ -150,7 +151,7 @@ class LiveDisplays:
 
     @admin.display(description="Preview")
     def preview(self, obj):
-        src = outputs.url(obj.hls_path) if obj.playable else ""
+        src = (VideoUrls(obj).hls() or "") if obj.playable else ""
         return format_html(
             '<div class="tc-player" data-tc-video="{}" data-tc-field="player" data-tc-hls-src="{}" '
             'data-tc-hls-script="{}"><video controls playsinline preload="metadata"{}></video>'

@@ -21,7 +21,14 @@ DEFAULTS = {
     "LEASE_SECONDS": 120,
     "MAX_ATTEMPTS": 3,
     "RETRY_BASE_SECONDS": 10,
+    # The watchdog dispatches again a queued job that is this late being claimed.
+    "REDISPATCH_GRACE_SECONDS": 120,
     "MAX_UPLOAD_BYTES": 50 * 1024**3,
+    # Direct uploads to S3 (STORAGE=s3): the part size the browser sends (raised for files that
+    # would need more than S3's 10,000 parts; S3's minimum is 5 MiB) and how long a presigned
+    # part URL is valid (the browser signs again when one expires).
+    "UPLOAD_PART_BYTES": 8 * 1024**2,
+    "UPLOAD_URL_SECONDS": 3600,
     "MAX_WIDTH": 7680,
     "MAX_HEIGHT": 4320,
     "LOCAL_CONCURRENCY": 1,
@@ -32,6 +39,13 @@ DEFAULTS = {
     "OUTPUT_PREFIX": "videos",
     "SOURCE_PREFIX": "originals",
     "SERVE_MEDIA": True,
+    # Playback (docs/private-playback.md). New videos are private (signed, short-lived URLs
+    # through Django) by default; None means "when STORAGE=s3".
+    "PRIVATE_DEFAULT": None,
+    # Public videos' outputs from this base URL + key (a CDN), else from the storage's URLs.
+    "PUBLIC_BASE_URL": "",
+    # How long a signed URL is valid after the player may first need it.
+    "SIGNED_URL_SECONDS": 600,
     # Progress is written to the database at most this often while ffmpeg runs.
     "PROGRESS_INTERVAL": 1.0,
     # Generated subtitles: "faster-whisper" (on the worker), "aws-transcribe", or a dotted path

@@ -82,6 +82,9 @@ def hls_output_args(directory: str, segment_seconds: float) -> list[str]:
         "-hls_time", f"{segment_seconds:g}",
         "-hls_playlist_type", "vod",
         "-hls_segment_type", "fmp4",
+        # Segments appear under their final name only when complete, so they can be stored
+        # (and deleted locally) while the encode goes on.
+        "-hls_flags", "temp_file",
         "-hls_fmp4_init_filename", INIT_NAME,
         "-hls_segment_filename", f"{directory}/{SEGMENT_PATTERN}",
         "-start_number", "1",

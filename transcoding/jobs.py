@@ -171,8 +171,7 @@ def job_run(job_id: int, token: str | None = None) -> str:
         outcome = "failed"
     except pipeline.EncodeError as exc:
         final = job_fail(job, str(exc), permanent=not exc.transient)
-        if final:
-            pipeline.mark_failed(job, str(exc))
+        (pipeline.mark_failed if final else pipeline.mark_retrying)(job, str(exc))
         outcome = "failed" if final else "retry"
     except Exception as exc:  # storage or database trouble: worth another attempt
         log.exception("job %s: attempt %s failed", job_id, job.attempt)
@@ -180,6 +179,8 @@ def job_run(job_id: int, token: str | None = None) -> str:
         final = job_fail(job, reason, permanent=False)
         if final:
             pipeline.mark_failed(job, f"Processing failed after {job.attempt} attempts: {reason}")
+        else:
+            pipeline.mark_retrying(job, reason)
         outcome = "failed" if final else "retry"
     else:
         job_finish(job, cpu_seconds=cpu)
@@ -215,10 +216,12 @@ def jobs_requeue_stuck_ids() -> tuple[list[int], list[int]]:
     return requeued, failed
 
 
-def jobs_due_unclaimed_ids(grace_seconds: float = 30.0) -> list[int]:
+def jobs_due_unclaimed_ids(grace_seconds: float | None = None) -> list[int]:
     """Queued jobs that have been due for a while and nobody claimed: their delivery was lost,
-    or their retry's backoff has passed on a backend that does not schedule retries (Lambda)."""
-    cutoff = timezone.now() - timedelta(seconds=grace_seconds)
+    or their retry's backoff has passed on a backend that does not schedule retries (Lambda).
+    The grace covers a normal delivery (a Lambda cold start takes tens of seconds)."""
+    grace = settings.REDISPATCH_GRACE_SECONDS if grace_seconds is None else grace_seconds
+    cutoff = timezone.now() - timedelta(seconds=grace)
     waiting = Q(next_attempt_at__lte=cutoff) | Q(next_attempt_at__isnull=True, created_at__lte=cutoff)
     return list(
         ProcessingJob.objects.filter(waiting, state=JobState.QUEUED)

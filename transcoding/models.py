@@ -9,6 +9,7 @@ dispatched work; it is the queue for the local backend and the idempotency recor
 import uuid
 from pathlib import PurePosixPath
 
+from django.conf import settings as django_settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
@@ -119,6 +120,16 @@ def subtitle_upload_to(instance, filename):
     return f"subtitles/{uuid.uuid4().hex}/original{suffix if suffix[1:].isalnum() else ''}"
 
 
+def private_default() -> bool:
+    """New videos are private unless TRANSCODING_PRIVATE_DEFAULT says otherwise; by default
+    they are private when the outputs are in S3 (docs/private-playback.md)."""
+    from .conf import settings
+
+    if settings.PRIVATE_DEFAULT is not None:
+        return bool(settings.PRIVATE_DEFAULT)
+    return getattr(django_settings, "STORAGE", "local") == "s3"
+
+
 class Video(models.Model):
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -129,6 +140,10 @@ class Video(models.Model):
         null=True, blank=True, help_text="Seconds into the video; empty picks a representative frame."
     )
     published = models.BooleanField(default=False)
+    private = models.BooleanField(
+        default=private_default,
+        help_text="Play through short-lived signed URLs only (no permanent or CDN links).",
+    )
     speech_language = models.CharField(
         max_length=16,
         blank=True,
@@ -155,6 +170,14 @@ class Video(models.Model):
     output_prefix = models.CharField(max_length=200, blank=True)
     hls_path = models.CharField(max_length=300, blank=True)
     dash_path = models.CharField(max_length=300, blank=True)
+    outputs_from = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="output_links",
+        help_text="Same source bytes: this video plays that video's outputs instead of encoding again.",
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -308,6 +331,8 @@ class ProcessingJob(models.Model):
     error = models.CharField(max_length=500, blank=True)
     log_tail = models.TextField(blank=True)
     cpu_seconds = models.FloatField(null=True, blank=True)
+    peak_rss_bytes = models.BigIntegerField(null=True, blank=True, help_text="ffmpeg's peak memory.")
+    peak_temp_bytes = models.BigIntegerField(null=True, blank=True, help_text="Most local disk used at once.")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -319,6 +344,34 @@ class ProcessingJob(models.Model):
     def __str__(self):
         chunk = f" chunk {self.chunk}" if self.chunk is not None else ""
         return f"{self.get_step_display()}{chunk} of video {self.video_id} ({self.state})"
+
+
+class PendingUpload(models.Model):
+    """A multipart upload straight from the browser to S3 that the server started
+    (`uploads.upload_create`). It is the server's record of which key and upload id it handed to
+    whom: signing part URLs, listing parts and completing accept only a key and upload id
+    recorded here, for the user who started it. Deleted when the video is created or the
+    upload is aborted; `cleanup_uploads` aborts those left behind."""
+
+    key = models.CharField(max_length=500, unique=True, help_text="Storage name under uploads/.")
+    upload_id = models.CharField(max_length=1024)
+    size = models.BigIntegerField(help_text="Declared size in bytes; the stored object must match.")
+    part_size = models.BigIntegerField()
+    filename = models.CharField(max_length=255, blank=True, help_text="The client's file name, a label.")
+    content_type = models.CharField(max_length=100, blank=True)
+    created_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    completing = models.BooleanField(
+        default=False, help_text="A completion request is checking the object (claimed once)."
+    )
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self):
+        return self.key
 
 
 def preset_spec(preset: Preset | None):

@@ -44,13 +44,15 @@ def list_keys(prefix: str) -> list[str]:
 
 
 def delete_keys(keys: list[str]) -> int:
-    for key in keys:
-        default_storage.delete(key)
-    return len(keys)
+    from .cleanup import delete_keys as batched  # S3: DeleteObjects, 1000 keys a request
+
+    return batched(keys)
 
 
 def delete_prefix(prefix: str) -> int:
-    return delete_keys(list_keys(prefix))
+    from .cleanup import delete_prefix as batched  # S3: one flat listing, batched deletes
+
+    return batched(prefix)
 
 
 def local_path(name: str) -> str | None:

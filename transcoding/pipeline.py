@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import NamedTuple
 
 from django.db import transaction
 from django.utils import timezone
@@ -36,6 +37,7 @@ from .models import (
     preset_spec,
 )
 from .probe import SourceRejected, probe_source
+from .segment_uploader import SegmentUploader
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +67,19 @@ def _pump(stream, lines: queue.Queue) -> None:
     lines.put(None)
 
 
+class FfmpegRun(NamedTuple):
+    stderr: str
+    cpu_seconds: float
+    peak_rss_bytes: int
+
+
 def run_ffmpeg(
     args: list[str], on_progress: Callable[[ffmpeg.Progress | None], None], tick: float = 1.0
-) -> tuple[str, float]:
+) -> FfmpegRun:
     """Run ffmpeg, feeding its -progress blocks to `on_progress`, and calling it with None at
     least every `tick` seconds even when ffmpeg prints nothing: ffmpeg holds its first report
     back until every output has started, and the poster and storyboard outputs start late, so
-    heartbeats must not depend on it. Returns (stderr, CPU seconds of ffmpeg itself).
+    heartbeats must not depend on it. Returns ffmpeg's stderr, CPU seconds and peak memory.
     `on_progress` may raise to stop the encode."""
     with (
         tempfile.TemporaryFile() as stderr,
@@ -115,7 +123,7 @@ def run_ffmpeg(
         killed = proc.returncode < 0
         reason = f"ffmpeg was killed by signal {-proc.returncode}." if killed else ffmpeg.parse_error(err)
         raise EncodeError(reason, transient=killed or "No space left" in err)
-    return err, cpu
+    return FfmpegRun(err, cpu, usage.ru_maxrss * 1024)  # Linux reports kilobytes
 
 
 def sha256_of(name: str) -> str:
@@ -163,7 +171,9 @@ def probe_and_record(video: Video) -> SourceInfo:
     video.container, video.video_codec, video.audio_codec = info.container, info.video_codec, info.audio_codec
     video.fps = round(float(info.fps), 3)
     video.probe = report
-    if not video.source_sha256:
+    if not video.source_sha256 and outputs.local_path(video.source.name):
+        # Uploads are hashed as they stream in; this covers files placed in local storage by
+        # other means. A remote original is never downloaded just to hash it.
         video.source_sha256 = sha256_of(video.source.name)
     video.save(
         update_fields=[
@@ -218,17 +228,18 @@ class ProgressWriter:
     and the segments the top rung has finished in the work directory, which keep counting while
     ffmpeg's report is held back."""
 
-    def __init__(self, video, plan: Plan, parts: tuple[str, ...], heartbeat: Callable[[], None], workdir):
+    def __init__(self, video, plan: Plan, parts: tuple[str, ...], heartbeat: Callable[[], None], uploader):
         self.video, self.plan, self.parts, self.heartbeat = video, plan, parts, heartbeat
-        self.top_dir = Path(workdir) / plan.rungs[0].name if PartKind.RENDITIONS in parts else None
+        self.uploader = uploader
+        self.top = plan.rungs[0].name if PartKind.RENDITIONS in parts else None
         self.reported = 0.0
         self.last_write = 0.0
         self.last_percent = -1
 
     def segments_done(self) -> float:
-        if self.top_dir is None:
+        if self.top is None:
             return 0.0
-        finished = max(0, len(list(self.top_dir.glob("seg_*.m4s"))) - 1)  # the last is being written
+        finished = self.uploader.finished_segments(self.top)
         return min(1.0, finished * self.plan.segment_seconds / max(self.plan.duration, 0.001))
 
     def __call__(self, progress: ffmpeg.Progress | None) -> None:
@@ -312,11 +323,19 @@ def encode(job, heartbeat: Callable[[], None]) -> float:
             ffmpeg_binary(), outputs.source_location(video.source.name), plan, workdir, ff_parts
         )
         log.info("video %s: encoding %s", video.pk, ", ".join(ff_parts))
-        writer = ProgressWriter(video, plan, ff_parts, heartbeat, workdir)
-        stderr, cpu = run_ffmpeg(args, writer, tick=min(1.0, settings.PROGRESS_INTERVAL))
+        segment_dirs = [d for d in ffmpeg.output_dirs(plan, ff_parts) if d != ffmpeg.STORYBOARD_DIR]
+        with SegmentUploader(Path(workdir), outputs.video_prefix(video.pk), segment_dirs) as uploader:
+            writer = ProgressWriter(video, plan, ff_parts, heartbeat, uploader)
+            stderr, cpu, peak_rss = run_ffmpeg(args, writer, tick=min(1.0, settings.PROGRESS_INTERVAL))
+        type(job).objects.filter(pk=job.pk).update(
+            peak_rss_bytes=peak_rss, peak_temp_bytes=uploader.peak_local_bytes
+        )
         if stderr.strip():
             log.warning("video %s: ffmpeg said: %s", video.pk, stderr.strip()[-500:])
-        publish.publish(video, plan, Path(workdir), parts, cpu_seconds=cpu, heartbeat=heartbeat)
+        log.info("video %s: at most %d bytes on local disk at a time", video.pk, uploader.peak_local_bytes)
+        publish.publish(
+            video, plan, Path(workdir), parts, uploader.sizes, cpu_seconds=cpu, heartbeat=heartbeat
+        )
     return cpu
 
 
@@ -327,6 +346,20 @@ def run_step(job, heartbeat: Callable[[], None]) -> float:
 
         return generate(job, heartbeat)
     return encode(job, heartbeat)
+
+
+def mark_retrying(job, reason: str) -> None:
+    """A transient failure with attempts left: the unfinished parts wait for the retry."""
+    from .models import Subtitle
+
+    waiting = {"status": PartStatus.QUEUED, "error": f"Will retry: {reason}"[:500]}
+    if job.step == job.Step.SUBTITLES:
+        Subtitle.objects.filter(
+            video_id=job.video_id, origin=Subtitle.Origin.GENERATED, status=PartStatus.RUNNING
+        ).update(**waiting)
+        return
+    for model, filters in _part_models(tuple(job.parts)):
+        model.objects.filter(video_id=job.video_id, status=PartStatus.RUNNING, **filters).update(**waiting)
 
 
 def mark_failed(job, reason: str) -> None:

@@ -5,6 +5,7 @@ playlist and MPD are (re)written last from the renditions that are ready, so a p
 sees a manifest that names a missing file.
 """
 
+import posixpath
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -32,12 +33,11 @@ def read_segments(directory: Path) -> tuple[manifests.Segment, ...]:
     return tuple(manifests.Segment(uri=s.uri, duration=float(s.duration)) for s in playlist.segments)
 
 
-def measure_bitrates(directory: Path, segments) -> tuple[int, int]:
+def measure_bitrates(sizes: list[int], segments) -> tuple[int, int]:
     """(peak, average) in bits/s from the stored bytes: HLS BANDWIDTH is the peak segment
     bitrate, AVERAGE-BANDWIDTH the whole stream's."""
     total_bytes, total_seconds, peak = 0, 0.0, 0.0
-    for segment in segments:
-        size = (directory / segment.uri).stat().st_size
+    for segment, size in zip(segments, sizes):
         total_bytes += size
         total_seconds += segment.duration
         if segment.duration > 0.5:
@@ -51,13 +51,14 @@ def video_codec_string(init_path: Path) -> str:
         return ffmpeg.avc_codec_string(bytes(container.streams.video[0].codec_context.extradata or b""))
 
 
-def _store_rendition(row: Rendition, directory: Path, prefix: str, heartbeat) -> None:
+def _store_rendition(row: Rendition, directory: Path, prefix: str, stored: dict[str, int]) -> None:
+    """The segments are stored already (as ffmpeg finished them); add the init segment and
+    the media playlist, then the part is ready."""
     segments = read_segments(directory)
-    peak, average = measure_bitrates(directory, segments)
-    written = outputs.store_file(directory / ffmpeg.INIT_NAME, f"{prefix}/{row.name}/{ffmpeg.INIT_NAME}")
-    for segment in segments:
-        written += outputs.store_file(directory / segment.uri, f"{prefix}/{row.name}/{segment.uri}")
-        heartbeat()
+    sizes = [stored[f"{directory.name}/{s.uri}"] for s in segments]
+    peak, average = measure_bitrates(sizes, segments)
+    written = sum(sizes)
+    written += outputs.store_file(directory / ffmpeg.INIT_NAME, f"{prefix}/{row.name}/{ffmpeg.INIT_NAME}")
     playlist_key = f"{prefix}/{row.name}/{ffmpeg.MEDIA_PLAYLIST}"
     written += outputs.store_text(playlist_key, manifests.media_playlist(ffmpeg.INIT_NAME, segments))
     row.codec = (
@@ -115,15 +116,16 @@ def _apportion_cpu(video: Video, parts: tuple[str, ...], cpu_seconds: float, pla
             Poster.objects.filter(video=video).update(cpu_seconds=cpu)
 
 
-def publish_storyboard(video: Video, plan: Plan, workdir: Path, prefix: str) -> None:
-    sb_dir = workdir / ffmpeg.STORYBOARD_DIR
-    sheets = sorted(p.name for p in sb_dir.glob("sheet_*.jpg"))[: plan.storyboard.sheets]
+def publish_storyboard(video: Video, plan: Plan, prefix: str, stored: dict[str, int]) -> None:
+    directory = f"{ffmpeg.STORYBOARD_DIR}/"
+    sheets = sorted(k.removeprefix(directory) for k in stored if k.startswith(directory))
     if len(sheets) < plan.storyboard.sheets:
         raise SourceRejected(
             f"The storyboard came out short ({len(sheets)} of {plan.storyboard.sheets} sheets): "
             "the file is damaged."
         )
-    written = sum(outputs.store_file(sb_dir / n, f"{prefix}/{ffmpeg.STORYBOARD_DIR}/{n}") for n in sheets)
+    sheets = sheets[: plan.storyboard.sheets]
+    written = sum(stored[directory + n] for n in sheets)
     vtt_key = f"{prefix}/{ffmpeg.STORYBOARD_DIR}/{STORYBOARD_VTT}"
     written += outputs.store_text(vtt_key, manifests.storyboard_vtt(plan.storyboard, plan.duration, sheets))
     sb = plan.storyboard
@@ -156,8 +158,19 @@ def publish_poster(video: Video, plan: Plan, workdir: Path, prefix: str) -> None
     )
 
 
+def _relative(key: str, prefix: str, default: str) -> str:
+    """A stored key as a URI relative to the video's manifests. Usually under its own prefix;
+    a video reusing another's outputs (same source) names them as ../<other>/..."""
+    return posixpath.relpath(key, prefix) if key else default
+
+
+def _segment_template(row: Rendition, prefix: str) -> str:
+    init = _relative(row.init_path, prefix, f"{row.name}/{ffmpeg.INIT_NAME}")
+    return posixpath.join(posixpath.dirname(init), "seg_$Number%05d$.m4s")
+
+
 def _subtitle_tracks(video: Video, exclude: int | None) -> tuple[manifests.SubtitleTrack, ...]:
-    prefix = outputs.video_prefix(video.pk) + "/"
+    prefix = outputs.video_prefix(video.pk)
     rows = (
         Subtitle.objects.filter(video=video, status=PartStatus.READY).exclude(pk=exclude).order_by("language")
     )
@@ -165,8 +178,8 @@ def _subtitle_tracks(video: Video, exclude: int | None) -> tuple[manifests.Subti
         manifests.SubtitleTrack(
             language=s.language,
             name=s.label or s.language,
-            playlist_uri=s.playlist_path.removeprefix(prefix),
-            vtt_uri=s.vtt_path.removeprefix(prefix),
+            playlist_uri=posixpath.relpath(s.playlist_path, prefix),
+            vtt_uri=posixpath.relpath(s.vtt_path, prefix),
             default=s.is_default,
             kind=s.kind,
         )
@@ -190,9 +203,9 @@ def _write_manifests(video: Video, exclude_subtitle: int | None) -> None:
     variants = tuple(
         manifests.VideoVariant(
             name=r.name,
-            playlist_uri=f"{r.name}/{ffmpeg.MEDIA_PLAYLIST}",
-            init_uri=f"{r.name}/{ffmpeg.INIT_NAME}",
-            media_template=f"{r.name}/seg_$Number%05d$.m4s",
+            playlist_uri=_relative(r.playlist_path, prefix, f"{r.name}/{ffmpeg.MEDIA_PLAYLIST}"),
+            init_uri=_relative(r.init_path, prefix, f"{r.name}/{ffmpeg.INIT_NAME}"),
+            media_template=_segment_template(r, prefix),
             segments=tuple(manifests.Segment(u, d) for u, d in r.segments),
             width=r.width,
             height=r.height,
@@ -208,9 +221,11 @@ def _write_manifests(video: Video, exclude_subtitle: int | None) -> None:
     audio = None
     if audio_row is not None:
         audio = manifests.AudioVariant(
-            playlist_uri=f"{ffmpeg.AUDIO_DIR}/{ffmpeg.MEDIA_PLAYLIST}",
-            init_uri=f"{ffmpeg.AUDIO_DIR}/{ffmpeg.INIT_NAME}",
-            media_template=f"{ffmpeg.AUDIO_DIR}/seg_$Number%05d$.m4s",
+            playlist_uri=_relative(
+                audio_row.playlist_path, prefix, f"{ffmpeg.AUDIO_DIR}/{ffmpeg.MEDIA_PLAYLIST}"
+            ),
+            init_uri=_relative(audio_row.init_path, prefix, f"{ffmpeg.AUDIO_DIR}/{ffmpeg.INIT_NAME}"),
+            media_template=_segment_template(audio_row, prefix),
             segments=tuple(manifests.Segment(u, d) for u, d in audio_row.segments),
             codec=audio_row.codec,
             peak_bitrate=audio_row.peak_bitrate,
@@ -234,26 +249,29 @@ def publish(
     plan: Plan,
     workdir: Path,
     parts: tuple[str, ...],
+    stored: dict[str, int],
     *,
     cpu_seconds: float,
     heartbeat: Callable[[], None],
 ) -> None:
+    """`stored`: files already stored while ffmpeg ran (relative path -> bytes)."""
     prefix = outputs.video_prefix(video.pk)
     if PartKind.RENDITIONS in parts:
         check_complete(plan, workdir)
     if PartKind.AUDIO in parts and plan.audio is not None:
         # Audio first: the first master written must already name it.
         audio = video.renditions.get(kind=Rendition.Kind.AUDIO)
-        _store_rendition(audio, workdir / ffmpeg.AUDIO_DIR, prefix, heartbeat)
+        _store_rendition(audio, workdir / ffmpeg.AUDIO_DIR, prefix, stored)
     if PartKind.RENDITIONS in parts:
         for row in video.renditions.filter(kind=Rendition.Kind.VIDEO).order_by("height"):
             # Smallest first: the quickest rung to store makes the video playable soonest.
-            _store_rendition(row, workdir / row.name, prefix, heartbeat)
+            _store_rendition(row, workdir / row.name, prefix, stored)
+            heartbeat()
             write_manifests(video)
     if PartKind.RENDITIONS in parts or PartKind.AUDIO in parts:
         write_manifests(video)
     if PartKind.STORYBOARD in parts:
-        publish_storyboard(video, plan, workdir, prefix)
+        publish_storyboard(video, plan, prefix, stored)
         heartbeat()
     if PartKind.POSTER in parts:
         publish_poster(video, plan, workdir, prefix)

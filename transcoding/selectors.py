@@ -3,7 +3,6 @@
 
 from django.db.models import Count, Q, QuerySet
 
-from . import outputs
 from .models import JobState, PartStatus, Poster, Rendition, Storyboard, Video
 
 
@@ -37,11 +36,17 @@ def _storyboard(video: Video) -> Storyboard | None:
 
 
 def poster_url(video: Video) -> str | None:
-    poster = _poster(video)
-    return outputs.url(poster.path) if poster and poster.status == PartStatus.READY else None
+    from .delivery import VideoUrls
+
+    return VideoUrls(video).poster(_poster(video))
 
 
 def video_status(video: Video) -> dict:
+    """URLs are root-relative or absolute: for a private video the manifests are the signed
+    playback views and files are presigned (`delivery.VideoUrls`)."""
+    from .delivery import VideoUrls
+
+    urls = VideoUrls(video)
     renditions = list(video.renditions.all())
     audio = next((r for r in renditions if r.kind == Rendition.Kind.AUDIO), None)
     storyboard = _storyboard(video)
@@ -75,13 +80,13 @@ def video_status(video: Video) -> dict:
         "audio": None
         if audio is None
         else {"status": audio.status, "codec": audio.codec or None, "bitrate": audio.bitrate},
-        "hls_url": outputs.url(video.hls_path) if video.playable else None,
-        "dash_url": outputs.url(video.dash_path) if video.playable else None,
-        "poster_url": poster_url(video),
+        "hls_url": urls.hls() if video.playable else None,
+        "dash_url": urls.dash() if video.playable else None,
+        "poster_url": urls.poster(_poster(video)),
         "storyboard": {
             "status": storyboard.status if storyboard else PartStatus.PENDING,
-            "vtt_url": outputs.url(storyboard.vtt_path) if ready_storyboard else None,
-            "image_urls": [outputs.url(p) for p in storyboard.image_paths] if ready_storyboard else [],
+            "vtt_url": urls.storyboard_vtt(storyboard) if ready_storyboard else None,
+            "image_urls": [urls.image(p) for p in storyboard.image_paths] if ready_storyboard else [],
         },
         "subtitles": [
             {
@@ -89,7 +94,7 @@ def video_status(video: Video) -> dict:
                 "label": s.label or s.language,
                 "kind": s.kind,
                 "status": s.status,
-                "vtt_url": outputs.url(s.vtt_path) if s.status == PartStatus.READY else None,
+                "vtt_url": urls.subtitle_vtt(s) if s.status == PartStatus.READY else None,
                 "default": s.is_default,
             }
             for s in video.subtitles.all()

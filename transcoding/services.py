@@ -1,6 +1,7 @@
 """Writes used by the admin, views, commands and tasks: creating videos, requesting and
 cancelling work, and deriving a video's overall status from its parts."""
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -75,10 +76,58 @@ def video_create(
         published=published,
         original_filename=name,
     )
-    video.source.save(name, source, save=False)
+    hashing = HashingFile(source)
+    video.source.save(name, hashing, save=False)
     video.source_size = video.source.size
+    video.source_sha256 = getattr(source, "sha256", "") or hashing.hexdigest()
     video.save()
     return video
+
+
+def video_create_from_stored(name: str, *, title: str = "", preset: Preset | None = None) -> Video | None:
+    """A video whose original is the already stored object `name` (an S3 drop folder): nothing
+    is copied. None when a video with that original exists already (events arrive at least
+    once)."""
+    from django.core.files.storage import default_storage
+
+    with transaction.atomic():
+        if Video.objects.filter(source=name).exists():
+            return None
+        filename = Path(name).name
+        video = Video(
+            title=title or Path(filename).stem or "Untitled video",
+            preset=preset or default_preset(),
+            original_filename=filename[:255],
+            source_size=default_storage.size(name),
+        )
+        video.source.name = name
+        video.save()
+    return video
+
+
+class HashingFile(File):
+    """A File that hashes the bytes storage reads while saving it: the content address costs
+    no second read. Hashes in read() (chunks() reads through it; S3 uploads call read()), and
+    only bytes read for the first time, so a storage that rewinds does not count twice. (A
+    storage that moves a temporary file instead of reading it leaves the hash empty; the
+    upload handlers hashed those bytes already.)"""
+
+    def __init__(self, file):
+        super().__init__(file, name=getattr(file, "name", None))
+        self._digest = hashlib.sha256()
+        self._hashed = 0
+
+    def read(self, *args):
+        start = self.file.tell()
+        data = self.file.read(*args)
+        if start <= self._hashed < start + len(data):
+            self._digest.update(data[self._hashed - start :])
+            self._hashed = start + len(data)
+        return data
+
+    def hexdigest(self) -> str:
+        """The SHA-256, or "" unless storage read every byte."""
+        return self._digest.hexdigest() if self._hashed and self._hashed == self.size else ""
 
 
 def _parts_for(kinds) -> tuple[str, ...]:
@@ -118,6 +167,18 @@ def video_request_processing(video: Video, *, parts=None, force: bool = False) -
         active = encoding.first()
         if active is not None and not force:
             return active
+        if not force and set(ENCODE_PARTS) <= set(kinds) and video_link_duplicate(video):
+            # The same bytes were processed already: reuse those outputs, encode nothing.
+            video.refresh_from_db(fields=["outputs_from"])
+            now = timezone.now()
+            return ProcessingJob.objects.create(
+                video=video, step=ProcessingJob.Step.ENCODE, parts=list(kinds), state=JobState.DONE,
+                max_attempts=settings.MAX_ATTEMPTS, started_at=now, finished_at=now,
+                log_tail=f"Same source as video {video.outputs_from_id}: its outputs are reused.",
+            )  # fmt: skip
+        if video.output_prefix not in ("", outputs.video_prefix(video.pk)):
+            # Linked to another video's outputs: any reprocessing encodes everything, its own.
+            kinds = tuple(dict.fromkeys([*(k.value for k in ENCODE_PARTS), *kinds]))
         if active is not None:
             encoding.update(
                 state=JobState.CANCELLED, finished_at=timezone.now(), error="Replaced by a new request."
@@ -133,9 +194,9 @@ def video_request_processing(video: Video, *, parts=None, force: bool = False) -
             max_attempts=settings.MAX_ATTEMPTS,
         )
         Video.objects.filter(pk=video.pk).update(
-            status=VideoStatus.QUEUED, error="", progress=0, processing_finished_at=None
+            status=VideoStatus.QUEUED, error="", progress=0, processing_finished_at=None, outputs_from=None
         )
-        transaction.on_commit(lambda: get_dispatcher().enqueue(job.pk))
+        transaction.on_commit(lambda: get_dispatcher().enqueue(job.pk), robust=True)
     return job
 
 
@@ -156,15 +217,99 @@ def video_cancel(video: Video) -> int:
 
 
 def video_delete(video: Video) -> None:
-    """Delete the video with every stored output and its original."""
+    """Delete the video with every stored output (S3: listed and deleted in batches of 1000)
+    and its original. Outputs that another video plays (a duplicate linked to them by
+    `video_link_duplicate`) stay until the last video using them is deleted."""
+    from . import cleanup
+
     video_cancel(video)
-    outputs.delete_prefix(outputs.video_prefix(video.pk))
+    # Not ready any more, so no new duplicate links to outputs about to go.
+    Video.objects.filter(pk=video.pk).update(status=VideoStatus.FAILED, playable=False, error="Deleting.")
+    cleanup.video_delete_outputs(video)
     if video.source:
         video.source.delete(save=False)
     for subtitle in video.subtitles.all():
         if subtitle.file:
             subtitle.file.delete(save=False)
     video.delete()
+
+
+def video_find_duplicate(video: Video) -> Video | None:
+    """A ready video with the same source bytes (SHA-256 and size), encoded the same way (same
+    preset and poster time), whose outputs this video can play instead of encoding again."""
+    if not video.source_sha256 or video.source_size is None:
+        return None
+    return (
+        Video.objects.filter(
+            source_sha256=video.source_sha256,
+            source_size=video.source_size,
+            preset_id=video.preset_id,
+            poster_time=video.poster_time,
+            status=VideoStatus.READY,
+            playable=True,
+        )
+        .exclude(pk=video.pk)
+        .exclude(hls_path="")
+        .order_by("pk")
+        .first()
+    )
+
+
+def _copied(row, **overrides) -> dict:
+    fields = {f.attname: getattr(row, f.attname) for f in row._meta.concrete_fields}
+    for name in ("id", "video_id"):
+        fields.pop(name, None)
+    return {**fields, **overrides}
+
+
+def video_link_duplicate(video: Video) -> bool:
+    """Content addressing: when a ready video has the same source (`video_find_duplicate`),
+    make this one play its outputs instead of encoding again, and return True. The parts'
+    rows (renditions, storyboard, poster, ready subtitle tracks) are copied with their keys,
+    which stay under the other video's prefix; `outputs_from` records the link. Deleting
+    either video keeps keys the other still names (`cleanup.video_delete_outputs`).
+    A video that has subtitle tracks of its own is not linked (its manifests must name them)."""
+    with transaction.atomic():
+        video = Video.objects.select_for_update().get(pk=video.pk)
+        if video.subtitles.exists():
+            return False
+        match = video_find_duplicate(video)
+        # Locked: a concurrent delete of the match cannot remove what is being linked.
+        source = (
+            match and Video.objects.select_for_update().filter(pk=match.pk, status=VideoStatus.READY).first()
+        )
+        if source is None:
+            return False
+        now = timezone.now()
+        part = {"cpu_seconds": 0.0, "bytes_written": 0, "attempts": 0, "started_at": now, "finished_at": now}
+        names = list(source.renditions.values_list("name", flat=True))
+        video.renditions.exclude(name__in=names).delete()
+        for rendition in source.renditions.all():
+            Rendition.objects.update_or_create(
+                video=video, name=rendition.name, defaults=_copied(rendition, **part)
+            )
+        for model in (Storyboard, Poster):
+            row = model.objects.filter(video=source).first()
+            if row is not None:
+                model.objects.update_or_create(video=video, defaults=_copied(row, **part))
+        for track in source.subtitles.filter(status=PartStatus.READY):
+            Subtitle.objects.create(video=video, **_copied(track, file="", **part))
+        probed = ("duration", "width", "height", "container", "video_codec", "audio_codec", "fps", "probe")
+        Video.objects.filter(pk=video.pk).update(
+            **{name: getattr(source, name) for name in probed},
+            hls_path=source.hls_path,
+            dash_path=source.dash_path,
+            output_prefix=source.output_prefix or source.hls_path.rpartition("/")[0],
+            outputs_from=source,
+            status=VideoStatus.READY,
+            playable=True,
+            progress=100,
+            error="",
+            processing_started_at=now,
+            processing_finished_at=now,
+        )
+    log.info("video %s: same source as video %s, plays its outputs", video.pk, source.pk)
+    return True
 
 
 def video_fail(video: Video, reason: str) -> None:
@@ -254,7 +399,7 @@ def jobs_recover_stuck() -> tuple[list[int], list[int], list[int]]:
             video_refresh_status(job.video)
         due = [pk for pk in jobs_due_unclaimed_ids() if pk not in requeued]
         for job_id in [*requeued, *due]:
-            transaction.on_commit(lambda job_id=job_id: get_dispatcher().enqueue(job_id))
+            transaction.on_commit(lambda job_id=job_id: get_dispatcher().enqueue(job_id), robust=True)
     return requeued, failed, due
 
 
@@ -277,7 +422,8 @@ def video_store_upload(video: Video) -> Video:
     video.title = video.title or Path(name).stem or "Untitled video"
     video.original_filename = name[:255]
     video.source_size = video.source.size
-    video.source_sha256 = video.container = video.video_codec = video.audio_codec = ""
+    video.source_sha256 = getattr(video.source.file, "sha256", "")  # hashed as it streamed in
+    video.container = video.video_codec = video.audio_codec = ""
     video.duration = video.width = video.height = video.fps = None
     video.probe = {}
     video.save()
@@ -344,5 +490,5 @@ def subtitle_request_generation(video: Video, *, language: str = "", force: bool
             options={"language": language},
         )
         Video.objects.filter(pk=video.pk).update(status=VideoStatus.QUEUED)
-        transaction.on_commit(lambda: get_dispatcher().enqueue(job.pk))
+        transaction.on_commit(lambda: get_dispatcher().enqueue(job.pk), robust=True)
     return job

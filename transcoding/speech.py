@@ -195,7 +195,7 @@ def generate(job, heartbeat) -> float:
             ffmpeg_binary(), outputs.source_location(video.source.name), str(wav)
         )
         tick = min(1.0, settings.PROGRESS_INTERVAL)
-        _, cpu = run_ffmpeg(args, lambda report: progress.extracting(report, duration), tick=tick)
+        _, cpu, _ = run_ffmpeg(args, lambda report: progress.extracting(report, duration), tick=tick)
         request = Request(wav, requested, duration, video.pk, job.pk, job.attempt)
         before = process_cpu()
         try:

@@ -1,29 +1,22 @@
 """Thin views: the player pages and the JSON status API."""
 
-from urllib.parse import urlsplit
-
-from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, render
 
-from . import selectors
+from . import delivery, selectors
 
 
 def _visible_video(request, pk):
     return get_object_or_404(selectors.videos_visible_to(request.user), pk=pk)
 
 
-def _media_origin() -> str:
-    """Where manifests and segments come from when not from this site (S3, a CDN)."""
-    parts = urlsplit(settings.MEDIA_URL)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
-
-
 def _with_csp(response, *, embeddable: bool):
-    """A strict Content-Security-Policy: the player needs nothing but this site (and the media
-    origin): no inline script, no CDN. MSE plays from blob: URLs."""
-    media = " ".join(filter(None, ["'self'", _media_origin()]))
+    """A strict Content-Security-Policy: the player needs nothing but this site and where the
+    media comes from (MEDIA_URL's origin, the public CDN base URL, the S3 endpoint or custom
+    domain that presigned URLs name: `delivery.media_origins`): no inline script, no script
+    CDN. MSE plays from blob: URLs."""
+    media = " ".join(["'self'", *delivery.media_origins()])
     response.headers["Content-Security-Policy"] = "; ".join(
         [
             "default-src 'self'",
@@ -43,11 +36,16 @@ def _with_csp(response, *, embeddable: bool):
 
 def _player_context(request, video):
     fmt = "dash" if request.GET.get("format") == "dash" else "hls"
+    status = selectors.video_status(video)
     return {
         "video": video,
-        "status": selectors.video_status(video),
+        "status": status,
         "format": fmt,
         "status_id": f"video-status-{video.pk}",
+        # Link previews fetch the image later, from elsewhere: only a public video's poster.
+        "og_image": request.build_absolute_uri(status["poster_url"])
+        if status["poster_url"] and not video.private
+        else None,
     }
 
 

@@ -120,8 +120,27 @@ if STORAGE == "s3":
             "signature_version": "s3v4",
         },
     }
+    # Static files in the same bucket under static/ (public read there, or a CDN in front):
+    # on Lambda there is no disk to serve them from.
+    STORAGES["staticfiles"] = {
+        "BACKEND": "storages.backends.s3.S3ManifestStaticStorage",
+        "OPTIONS": {
+            "bucket_name": env("AWS_STORAGE_BUCKET_NAME"),
+            "region_name": env("AWS_S3_REGION_NAME", default=None),
+            "endpoint_url": env("AWS_S3_ENDPOINT_URL", default=None),
+            "location": "static",
+            "querystring_auth": False,
+            "default_acl": None,
+            "custom_domain": env("AWS_S3_CUSTOM_DOMAIN", default=None),
+        },
+    }
 
-# Uploads above 2.5 MB stream to a temporary file, never into memory.
+# Uploads above 2.5 MB stream to a temporary file, never into memory; both handlers hash the
+# bytes as they arrive (the video's content address).
+FILE_UPLOAD_HANDLERS = [
+    "transcoding.upload_handlers.HashingMemoryFileUploadHandler",
+    "transcoding.upload_handlers.HashingTemporaryFileUploadHandler",
+]
 FILE_UPLOAD_TEMP_DIR = env("FILE_UPLOAD_TEMP_DIR", default=None)
 
 # --- transcoding (defaults live in transcoding/conf.py) ------------------------------------
@@ -142,6 +161,13 @@ TRANSCODING_WHISPER_MODEL = env("TRANSCODING_WHISPER_MODEL", default="small")
 TRANSCODING_WHISPER_COMPUTE_TYPE = env("TRANSCODING_WHISPER_COMPUTE_TYPE", default="int8")
 TRANSCODING_TRANSCRIBE_BUCKET = env("TRANSCODING_TRANSCRIBE_BUCKET", default="")
 TRANSCODING_TRANSCRIBE_POLL_SECONDS = env.float("TRANSCODING_TRANSCRIBE_POLL_SECONDS", default=5.0)
+# Playback (docs/private-playback.md): private videos get short-lived signed URLs.
+TRANSCODING_PRIVATE_DEFAULT = env.bool("TRANSCODING_PRIVATE_DEFAULT", default=None)  # None: private on S3
+TRANSCODING_PUBLIC_BASE_URL = env("TRANSCODING_PUBLIC_BASE_URL", default="")
+TRANSCODING_SIGNED_URL_SECONDS = env.int("TRANSCODING_SIGNED_URL_SECONDS", default=600)
+# Direct browser uploads to S3 (docs/s3-uploads.md).
+TRANSCODING_UPLOAD_PART_BYTES = env.int("TRANSCODING_UPLOAD_PART_BYTES", default=8 * 1024**2)
+TRANSCODING_UPLOAD_URL_SECONDS = env.int("TRANSCODING_UPLOAD_URL_SECONDS", default=3600)
 TRANSCODING_SERVE_MEDIA = env.bool("TRANSCODING_SERVE_MEDIA", default=STORAGE != "s3")
 
 LOGGING = {
@@ -149,7 +175,13 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "loggers": {"transcoding": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")}},
+    "loggers": {
+        "transcoding": {
+            "handlers": ["console"],
+            "level": env("LOG_LEVEL", default="INFO"),
+            "propagate": False,
+        }
+    },
 }
 
 # --- Celery (TRANSCODING_DISPATCH=celery; the app is videoproject/celery.py) ----------------

@@ -1,0 +1,535 @@
+"""The Celery backend. First in-process, without a broker: what the tasks do with each
+outcome. Then for real: a Redis broker, PostgreSQL, and `celery worker` subprocesses.
+
+Every process of a scenario runs against a fresh PostgreSQL database made for this module
+(migrated by `manage.py migrate`), so the whole run uses PostgreSQL while the rest of the
+suite keeps its SQLite test database: the workers, `manage.py ingest` and `manage.py shell`
+are subprocesses configured by environment variables, and the test reads the database with
+psycopg. Redis DB 15 is shared with whoever else runs this module, so each run keeps its
+broker keys under a prefix of its own (kombu's `global_keyprefix`) and deletes them after.
+
+The real tests are skipped, with the reason, when Redis (127.0.0.1:6379) or PostgreSQL (127.0.0.1:5432, user
+postgres, trust auth) is not there.
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import m3u8
+import pytest
+
+from tests.media import make_clip
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_HOST, REDIS_PORT, REDIS_DB = "127.0.0.1", 6379, 15
+PG_DSN = "host=127.0.0.1 port=5432 user=postgres connect_timeout=3"
+LADDER = ["720p", "480p", "360p", "240p"]
+
+
+def _redis_missing() -> str | None:
+    try:
+        with socket.create_connection((REDIS_HOST, REDIS_PORT), timeout=2) as sock:
+            sock.sendall(b"PING\r\n")
+            reply = sock.recv(64)
+    except OSError as exc:
+        return f"Redis is not reachable at {REDIS_HOST}:{REDIS_PORT} ({exc})"
+    return None if reply.startswith(b"+PONG") else f"Redis at {REDIS_HOST}:{REDIS_PORT} answered {reply!r}"
+
+
+def _postgres_missing() -> str | None:
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (pip install -r requirements.txt)"
+    try:
+        psycopg.connect(f"{PG_DSN} dbname=test").close()
+    except psycopg.Error as exc:
+        return f"PostgreSQL is not reachable at 127.0.0.1:5432 as postgres ({str(exc).strip()})"
+    return None
+
+
+MISSING = _redis_missing() or _postgres_missing()
+real_services = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
+
+
+# --- In-process, no broker: what the tasks do with each outcome ------------------------------
+
+
+@pytest.fixture
+def queued_job(clips):
+    from transcoding import services
+
+    video = services.video_create(source=clips["silent"])
+    return services.video_request_processing(video)  # recorded, not sent
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Messages the task would send, as (args, options), instead of sending them."""
+    from transcoding.dispatch.celery import process_job
+
+    messages = []
+    monkeypatch.setattr(process_job, "apply_async", lambda args, **options: messages.append((args, options)))
+    monkeypatch.setattr(process_job, "delay", lambda *args: messages.append((args, {})))
+    return messages
+
+
+@pytest.mark.django_db
+def test_the_dispatcher_sends_the_job_id(settings, sent):
+    from transcoding.dispatch import get_dispatcher
+    from transcoding.dispatch.celery import CeleryDispatcher
+
+    settings.TRANSCODING_DISPATCH = "celery"
+    dispatcher = get_dispatcher()
+    dispatcher.enqueue(42)
+    assert isinstance(dispatcher, CeleryDispatcher) and sent == [((42,), {})]
+
+
+@pytest.mark.django_db
+def test_a_retry_is_sent_again_at_the_jobs_next_attempt(queued_job, monkeypatch, sent):
+    from transcoding import jobs, tasks
+    from transcoding.dispatch.celery import process_job
+    from transcoding.models import ProcessingJob
+
+    def fail_transiently(job_id):
+        jobs.job_fail(jobs.job_claim(job_id), "S3 said 503", permanent=False)
+        return "retry"
+
+    monkeypatch.setattr(tasks, "process_job", fail_transiently)
+    assert process_job(queued_job.pk) == "retry"
+    next_attempt_at = ProcessingJob.objects.get(pk=queued_job.pk).next_attempt_at
+    assert sent == [((queued_job.pk,), {"eta": next_attempt_at})]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("redelivered, follow_up", [(True, True), (False, False)])
+def test_a_redelivery_refused_by_a_live_lease_tries_again_after_it(queued_job, sent, redelivered, follow_up):
+    from transcoding import jobs
+    from transcoding.dispatch.celery import LEASE_MARGIN_SECONDS, process_job
+
+    claimed = jobs.job_claim(queued_job.pk, "a worker that died")
+    process_job.push_request(delivery_info={"redelivered": redelivered})
+    try:
+        assert process_job.run(queued_job.pk) == "skipped"
+    finally:
+        process_job.pop_request()
+    expected = claimed.lease_expires_at + timedelta(seconds=LEASE_MARGIN_SECONDS)
+    assert sent == ([((queued_job.pk,), {"eta": expected})] if follow_up else [])
+
+
+@pytest.mark.django_db
+def test_a_finished_job_delivered_again_is_skipped_without_follow_up(queued_job, sent):
+    from transcoding.dispatch.celery import process_job
+    from transcoding.models import JobState, ProcessingJob
+
+    ProcessingJob.objects.filter(pk=queued_job.pk).update(state=JobState.DONE)
+    process_job.push_request(delivery_info={"redelivered": True})
+    try:
+        assert process_job.run(queued_job.pk) == "skipped"
+    finally:
+        process_job.pop_request()
+    assert sent == []
+
+
+@pytest.mark.django_db
+def test_the_watchdog_task_re_dispatches_expired_leases(queued_job, django_capture_on_commit_callbacks):
+    from django.utils import timezone
+
+    from transcoding.dispatch import recording
+    from transcoding.dispatch.celery import requeue_stuck
+    from transcoding.models import JobState, ProcessingJob
+
+    ProcessingJob.objects.filter(pk=queued_job.pk).update(
+        state=JobState.RUNNING, attempt=1, lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    recording.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        requeued = requeue_stuck()[0]
+    assert requeued == [queued_job.pk] and recording.outbox == [queued_job.pk]
+    json.dumps(requeue_stuck())  # a JSON-serializable result
+
+
+def test_the_app_knows_the_tasks_and_the_watchdog_schedule():
+    from videoproject.celery import app
+
+    app.loader.import_default_modules()
+    assert {"transcoding.process_job", "transcoding.requeue_stuck"} <= set(app.tasks)
+    (entry,) = app.conf.beat_schedule.values()
+    assert entry["task"] == "transcoding.requeue_stuck" and entry["schedule"] == 60.0
+    task = app.tasks["transcoding.process_job"]
+    assert task.acks_late and task.reject_on_worker_lost
+    assert app.conf.worker_prefetch_multiplier == 1 and app.conf.task_serializer == "json"
+    assert app.conf.accept_content == ["json"]
+
+
+# --- For real: Redis, PostgreSQL and celery worker processes -------------------------------
+
+
+class Scenario:
+    """A PostgreSQL database, a media root and a broker key prefix, and the environment
+    every subprocess of the scenario gets."""
+
+    def __init__(self, root: Path):
+        tag = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        self.root = root
+        self.dbname = f"videoproject_celery_test_{tag}"
+        self.prefix = f"celery-test-{tag}:"
+        self.media = root / "media"
+        self.broker = f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "videoproject.settings",
+            "PYTHONUNBUFFERED": "1",
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{self.dbname}",
+            "MEDIA_ROOT": str(self.media),
+            "TRANSCODING_RUN_DIR": str(root / "run"),
+            "TRANSCODING_DISPATCH": "celery",
+            "CELERY_BROKER_URL": self.broker,
+            "CELERY_BROKER_TRANSPORT_OPTIONS": json.dumps({"global_keyprefix": self.prefix}),
+        }
+        self._db = None
+
+    def admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(f"{PG_DSN} dbname=test", autocommit=True) as conn:
+            conn.execute(sql)
+
+    def query(self, sql: str, *params) -> list[tuple]:
+        import psycopg
+
+        if self._db is None:
+            self._db = psycopg.connect(f"{PG_DSN} dbname={self.dbname}", autocommit=True)
+        return self._db.execute(sql, params).fetchall()
+
+    def redis(self):
+        import redis
+
+        return redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)
+
+    def broker_keys(self) -> list[bytes]:
+        return list(self.redis().scan_iter(f"{self.prefix}*"))
+
+    def clean_broker(self) -> None:
+        keys = self.broker_keys()
+        if keys:
+            self.redis().delete(*keys)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    s = Scenario(tmp_path_factory.mktemp("celery"))
+    s.admin(f'DROP DATABASE IF EXISTS "{s.dbname}" WITH (FORCE)')
+    s.admin(f'CREATE DATABASE "{s.dbname}"')
+    s.clean_broker()
+    try:
+        manage(s.env, "migrate", "--verbosity", "0")
+        yield s
+    finally:
+        s.close()
+        s.clean_broker()
+        s.admin(f'DROP DATABASE IF EXISTS "{s.dbname}" WITH (FORCE)')
+
+
+def manage(env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, f"manage.py {args[0]} exited {result.returncode}:\n{result.stderr}"
+    return result
+
+
+def shell(env: dict, code: str, timeout: float = 120):
+    """Run `code` in `manage.py shell` against the scenario's database; returns the JSON
+    it printed last."""
+    out = manage(env, "shell", "--no-imports", "-c", code, timeout=timeout).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def assert_outputs_in_subprocess(env: dict, video_id: int, seconds: float) -> None:
+    """The suite's full output checks (tests/checks.py), run where the ORM reads PostgreSQL."""
+    shell(
+        env,
+        "from tests import checks; from transcoding.models import Video; "
+        f"checks.assert_all_outputs(Video.objects.get(pk={video_id}), {seconds}, {LADDER!r}, audio=True); "
+        "print('true')",
+    )
+
+
+@contextmanager
+def celery_worker(env: dict, log: Path, *, concurrency: int = 1):
+    """`celery -A videoproject worker` in its own process group, ready on entry; killed (the
+    whole group) on exit, whatever happened."""
+    with open(log, "ab") as handle:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "videoproject", "worker", "-l", "info",
+             "--pool", "prefork", "-c", str(concurrency), "-n", f"{log.stem}-{uuid.uuid4().hex[:6]}@%h",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: " ready." in log.read_text() or proc.poll() is not None, 30, "worker never ready")
+        assert proc.poll() is None, log.read_text()
+        yield proc
+    finally:
+        kill_group(proc, signal.SIGTERM, wait=10)
+        kill_group(proc, signal.SIGKILL, wait=10)
+
+
+def kill_group(proc: subprocess.Popen, sig: int, wait: float) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=wait)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def wait_for(predicate, timeout: float, message: str, poll: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(message)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def ffmpeg_in_group(pgid: int) -> bool:
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rpartition(")")[2].split()[2]) == pgid and b"ffmpeg" in cmdline.split(b"\0")[0]:
+            return True
+    return False
+
+
+def mid_encode(scenario: Scenario, video_id: int, worker: subprocess.Popen) -> bool:
+    """The job is running, ffmpeg is at work in the worker's process group, and some output
+    exists: progress reported, or segments already stored (they are stored as they finish)."""
+    if job_row(scenario, video_id)["state"] != "running" or not ffmpeg_in_group(worker.pid):
+        return False
+    stored = scenario.media / "videos" / str(video_id)
+    return video_row(scenario, video_id)["progress"] > 0 or any(stored.rglob("seg_*.m4s"))
+
+
+def pool_children(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children]
+
+
+def job_row(scenario: Scenario, video_id: int) -> dict:
+    (row,) = scenario.query(
+        "SELECT id, state, attempt, lease_expires_at FROM transcoding_processingjob WHERE video_id = %s",
+        video_id,
+    )
+    return dict(zip(("id", "state", "attempt", "lease_expires_at"), row))
+
+
+def video_row(scenario: Scenario, video_id: int) -> dict:
+    (row,) = scenario.query(
+        "SELECT status, progress, hls_path, error FROM transcoding_video WHERE id = %s", video_id
+    )
+    return dict(zip(("status", "progress", "hls_path", "error"), row))
+
+
+def rendition_attempts(scenario: Scenario, video_id: int) -> dict[str, int]:
+    return dict(
+        scenario.query("SELECT name, attempts FROM transcoding_rendition WHERE video_id = %s", video_id)
+    )
+
+
+def received_ids(log: str) -> list[str]:
+    """Task ids in a worker log's "received" lines, in order: a redelivered message keeps its id."""
+    return re.findall(r"Task transcoding\.process_job\[([0-9a-f-]+)\] received", log)
+
+
+def ingest(env: dict, clip: Path, *args: str) -> dict:
+    result = manage(env, "ingest", str(clip), "--json", *args, timeout=180)
+    return json.loads(result.stdout)
+
+
+@pytest.mark.slow
+@real_services
+def test_ingest_end_to_end_through_a_celery_worker(scenario, clips):
+    with celery_worker(scenario.env, scenario.root / "worker-e2e.log"):
+        started = time.monotonic()
+        doc = ingest(scenario.env, clips["720p"], "--wait", "--timeout", "120")
+        elapsed = time.monotonic() - started
+
+    assert doc["status"] == "ready", (doc, (scenario.root / "worker-e2e.log").read_text())
+    assert [r["name"] for r in doc["renditions"]] == LADDER
+    assert all(r["status"] == "ready" for r in doc["renditions"])
+    assert elapsed < 60
+    log = (scenario.root / "worker-e2e.log").read_text()
+    assert "Task transcoding.process_job[" in log and "succeeded" in log and "'done'" in log
+
+    # The stored outputs, read as a player would: every variant's segments exist.
+    master_path = scenario.media / video_row(scenario, doc["id"])["hls_path"]
+    master = m3u8.load(str(master_path))
+    assert master.is_variant and len(master.playlists) == len(LADDER)
+    for variant in master.playlists:
+        playlist = master_path.parent / variant.uri
+        media = m3u8.load(str(playlist))
+        assert media.is_endlist and media.segments
+        assert (playlist.parent / media.segment_map[0].uri).is_file()
+        assert all((playlist.parent / segment.uri).is_file() for segment in media.segments)
+
+    job = job_row(scenario, doc["id"])
+    assert (job["state"], job["attempt"]) == ("done", 1)
+
+
+@pytest.mark.slow
+@real_services
+def test_the_same_job_delivered_twice_is_encoded_once(scenario, tmp_path):
+    clip = make_clip(tmp_path / "small.mp4", seconds=4, size="640x360")
+    # Two worker processes, so both deliveries are in flight at once; the job is created
+    # without dispatching it (recording backend) and then sent twice through the broker.
+    # A result backend for this test only, to read each delivery's outcome (then forgotten).
+    with_results = {**scenario.env, "CELERY_RESULT_BACKEND": scenario.broker}
+    env = {**with_results, "TRANSCODING_DISPATCH": "recording"}
+    with celery_worker(with_results, scenario.root / "worker-twice.log", concurrency=2):
+        sent = shell(
+            env,
+            "import json; from transcoding import services; "
+            "from transcoding.dispatch.celery import process_job; "
+            f"video = services.video_create(source={str(clip)!r}); "
+            "job = services.video_request_processing(video); "
+            "results = [process_job.delay(job.pk), process_job.delay(job.pk)]; "
+            "outcomes = [r.get(timeout=90) for r in results]; [r.forget() for r in results]; "
+            "print(json.dumps({'video': video.pk, 'job': job.pk, 'outcomes': outcomes}))",
+        )
+
+    assert sorted(sent["outcomes"]) == ["done", "skipped"]
+    job = job_row(scenario, sent["video"])
+    assert (job["id"], job["state"], job["attempt"]) == (sent["job"], "done", 1)
+    assert video_row(scenario, sent["video"])["status"] == "ready"
+    attempts = rendition_attempts(scenario, sent["video"])
+    assert attempts and set(attempts.values()) == {1}, attempts
+
+
+@pytest.mark.slow
+@real_services
+def test_worker_killed_mid_encode_is_redelivered_by_the_broker(scenario, tmp_path):
+    """SIGKILL the whole worker (main process, pool process, ffmpeg): nobody acknowledges or
+    rejects the message, so it stays in Redis's `unacked` hash until its visibility timeout
+    (10 s here) passes and a worker restores it to the queue; the new delivery claims the job
+    once the dead worker's lease (5 s here) has expired."""
+    clip = make_clip(tmp_path / "long.mp4", seconds=12, size="1280x720")
+    options = {
+        "global_keyprefix": scenario.prefix,
+        "visibility_timeout": 10,
+        # Sweep for expired messages every second (the default is about every 100 s).
+        "unacked_restore_interval": 1,
+        "unacked_restore_throttle": 1,
+    }
+    env = {
+        **scenario.env,
+        "TRANSCODING_LEASE_SECONDS": "5",
+        "CELERY_BROKER_TRANSPORT_OPTIONS": json.dumps(options),
+    }
+    with celery_worker(env, tmp_path / "worker-a.log") as first:
+        video_id = ingest(env, clip)["id"]
+        wait_for(lambda: mid_encode(scenario, video_id, first), 60, "the first worker never started encoding")
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+        killed_at = time.monotonic()
+        wait_for(lambda: not group_alive(first.pid), 5, "the killed worker's processes (ffmpeg) live on")
+
+    job = job_row(scenario, video_id)
+    assert (job["state"], job["attempt"]) == ("running", 1)  # nobody says it stopped...
+    unacked = scenario.redis().hlen(f"{scenario.prefix}unacked")
+    assert unacked == 1, scenario.broker_keys()  # ...but the broker still holds its message
+
+    with celery_worker(env, tmp_path / "worker-b.log"):
+        wait_for(lambda: video_row(scenario, video_id)["status"] in ("ready", "failed"), 60, "never finished")
+        recovered_in = time.monotonic() - killed_at
+        wait_for(lambda: scenario.redis().hlen(f"{scenario.prefix}unacked") == 0, 10, "never acknowledged")
+
+    log_b = (tmp_path / "worker-b.log").read_text()
+    # The very message the first worker had taken, not a new one (the watchdog's). On a loaded
+    # machine the second encode can outlast the 10 s visibility timeout and get it once more:
+    # that delivery finds the job done and is skipped.
+    assert set(received_ids(log_b)) == set(received_ids((tmp_path / "worker-a.log").read_text())), log_b
+    job = job_row(scenario, video_id)
+    assert (video_row(scenario, video_id)["status"], job["state"], job["attempt"]) == ("ready", "done", 2), (
+        log_b
+    )
+    assert "succeeded" in log_b and "'done'" in log_b
+    assert recovered_in < 45
+    assert_outputs_in_subprocess(env, video_id, 12.0)
+    print(f"killed worker's job recovered {recovered_in:.1f} s after the kill")
+
+
+@pytest.mark.slow
+@real_services
+def test_pool_process_killed_mid_encode_is_rejected_and_redelivered_at_once(scenario, tmp_path):
+    """SIGKILL only the pool process (the OOM killer's usual victim): the worker's main
+    process sees it lost (reject_on_worker_lost) and puts the message back at once. The
+    redelivery arrives while the dead process's lease still runs, so the claim refuses it;
+    the task then delivers it again just after the lease expires, and that claim succeeds."""
+    clip = make_clip(tmp_path / "long.mp4", seconds=10, size="1280x720")
+    env = {**scenario.env, "TRANSCODING_LEASE_SECONDS": "8"}
+    with celery_worker(env, tmp_path / "worker.log") as worker:
+        video_id = ingest(env, clip)["id"]
+        wait_for(lambda: mid_encode(scenario, video_id, worker), 60, "the worker never started encoding")
+        (child,) = pool_children(worker.pid)
+        os.kill(child, signal.SIGKILL)
+        killed_at = time.monotonic()
+        wait_for(lambda: video_row(scenario, video_id)["status"] in ("ready", "failed"), 60, "never finished")
+        recovered_in = time.monotonic() - killed_at
+        assert worker.poll() is None  # the worker itself lived on
+
+    log = (tmp_path / "worker.log").read_text()
+    job = job_row(scenario, video_id)
+    assert (video_row(scenario, video_id)["status"], job["state"], job["attempt"]) == ("ready", "done", 2), (
+        log
+    )
+    assert "WorkerLostError" in log, log
+    received = received_ids(log)
+    assert received.count(received[0]) == 2, log  # the same message, put back and delivered again
+    # Usually the redelivery meets the dead process's lease and waits for it; on a loaded
+    # machine the lease may have lapsed already (heartbeats starved), and it claims at once.
+    assert ("'skipped'" in log) == ("redelivered while leased" in log), log
+    assert recovered_in < 40
+    print(f"lost pool process's job recovered {recovered_in:.1f} s after the kill")

@@ -1,0 +1,92 @@
+"""Celery backend: a job id travels through the broker to a `celery -A videoproject worker`.
+
+One shared task per job kind, taking ids only. Delivery is at least once: the task is
+acknowledged late (after it returns), and a message whose worker died is delivered again
+(`reject_on_worker_lost` when only the pool process died; the broker's visibility timeout when
+the whole worker did). The job's conditional claim makes any duplicate a no-op ("skipped").
+
+Settings are the `CELERY_*` block of videoproject/settings.py; the app is videoproject/celery.py.
+"""
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.db import DatabaseError
+from django.utils import timezone
+
+from .base import BaseDispatcher
+
+log = logging.getLogger(__name__)
+
+# A redelivered message that finds the job still leased to its dead worker waits this much
+# past the lease's expiry before claiming it.
+LEASE_MARGIN_SECONDS = 1.0
+
+
+@shared_task(
+    name="transcoding.process_job",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # The claim itself needs the database; when it is away, try again rather than lose the
+    # message (the watchdog would also re-dispatch the job once it is due).
+    autoretry_for=(DatabaseError,),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=10,
+)
+def process_job(self, job_id: int) -> str:
+    """Run one ProcessingJob; returns "done", "retry", "failed" or "skipped"."""
+    from .. import tasks
+
+    outcome = tasks.process_job(job_id)
+    if outcome == "retry":
+        _schedule_retry(job_id)
+    elif outcome == "skipped" and (self.request.delivery_info or {}).get("redelivered"):
+        _await_dead_lease(job_id)
+    return outcome
+
+
+@shared_task(name="transcoding.requeue_stuck")
+def requeue_stuck() -> list[list[int]]:
+    """The watchdog, run by beat: requeue and re-dispatch jobs whose lease expired, fail those
+    with no attempts left, re-dispatch queued jobs whose delivery was lost. Returns the job
+    ids of each group, as `services.jobs_recover_stuck` does."""
+    from .. import services
+
+    return [list(ids) for ids in services.jobs_recover_stuck()]
+
+
+def _schedule_retry(job_id: int) -> None:
+    """`job_fail` put the job back in the queue with a backoff (`next_attempt_at`): deliver it
+    again at that time. The claim refuses it earlier, so the clock of the broker does not matter."""
+    from ..models import JobState, ProcessingJob
+
+    row = ProcessingJob.objects.filter(pk=job_id, state=JobState.QUEUED).values("next_attempt_at").first()
+    if row is None:
+        return
+    eta = row["next_attempt_at"] or timezone.now()
+    log.info("job %s: retrying at %s", job_id, eta.isoformat())
+    process_job.apply_async((job_id,), eta=eta)
+
+
+def _await_dead_lease(job_id: int) -> None:
+    """A redelivered message (its worker died before acknowledging it) can arrive while the
+    dead worker's lease still runs, so the claim refuses it. Rather than drop the only message
+    of the job, deliver it once more just after the lease expires: then the claim succeeds if
+    the worker is really gone, and is refused again (for good) if it is alive and heart-beating."""
+    from ..models import JobState, ProcessingJob
+
+    row = ProcessingJob.objects.filter(pk=job_id, state=JobState.RUNNING).values("lease_expires_at").first()
+    if row is None or row["lease_expires_at"] is None:
+        return
+    eta = row["lease_expires_at"] + timedelta(seconds=LEASE_MARGIN_SECONDS)
+    log.info("job %s: redelivered while leased; trying again at %s", job_id, eta.isoformat())
+    process_job.apply_async((job_id,), eta=eta)
+
+
+class CeleryDispatcher(BaseDispatcher):
+    def enqueue(self, job_id: int) -> None:
+        process_job.delay(int(job_id))

@@ -1,0 +1,122 @@
+"""AWS Lambda through Zappa: every job runs in its own asynchronous invocation of the deployed
+function (the same function that serves the site). See docs/deploy-zappa.md.
+
+- `ZappaDispatcher.enqueue(job_id)` calls `run_job(job_id)`, a `zappa.asynchronous.task`. On
+  Lambda (AWS_LAMBDA_FUNCTION_NAME is set) that sends an asynchronous Invoke of this function
+  with `{"command": "zappa.asynchronous.route_lambda_task", "task_path":
+  "transcoding.dispatch.zappa.run_job", "args": [job_id], ...}`; Zappa's handler routes it back
+  to `run_job`. Anywhere else Zappa runs the task inline, in the calling process: useful in
+  tests, not a way to run a site (use the `local` backend on one machine).
+- A job that failed transiently ("retry") raises `RetryLater` out of the invocation, so Lambda's
+  asynchronous retry (up to 2, set on the function) delivers it again; any other exception
+  propagates too. The conditional claim makes duplicates harmless; the watchdog
+  (`requeue_stuck`, scheduled every minute by the stage's `events`) dispatches due retries and
+  jobs whose worker died (timeout, out of memory) again.
+- `ingest_s3_object` is the optional S3 ObjectCreated router: an object stored under
+  `incoming/` becomes a video and is queued.
+
+Payloads carry ids only. This and the other dispatch backends are the only modules that
+import zappa.
+"""
+
+import logging
+from urllib.parse import unquote_plus
+
+from django.db import connections
+from zappa.asynchronous import task
+
+from .base import BaseDispatcher
+
+log = logging.getLogger(__name__)
+
+
+class RetryLater(Exception):
+    """The job failed transiently and is queued again; raised so that Lambda re-delivers it."""
+
+
+def _drop_stale_connections() -> None:
+    """A warm Lambda container keeps its database connections between invocations, and no
+    request signals close them (only web requests have those): drop broken or expired ones
+    before and after each task, as Django does around a request. Never inside a transaction."""
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
+
+
+@task
+def run_job(job_id: int) -> str:
+    """Run one ProcessingJob; returns "done", "failed" or "skipped" (a duplicate delivery)."""
+    from ..tasks import process_job
+
+    _drop_stale_connections()
+    try:
+        outcome = process_job(job_id)
+    finally:
+        _drop_stale_connections()
+    if outcome == "retry":
+        raise RetryLater(f"Job {job_id} failed transiently and is queued for another attempt.")
+    return outcome
+
+
+class ZappaDispatcher(BaseDispatcher):
+    def enqueue(self, job_id: int) -> None:
+        try:
+            run_job(int(job_id))
+        except RetryLater:
+            # Only when Zappa ran the task inline (not on Lambda): the job is back in the queue
+            # with its backoff, and the caller (a commit hook) must not fail because of it.
+            log.warning("job %s: ran inline and failed transiently; queued for a retry", job_id)
+
+
+def requeue_stuck(event=None, context=None) -> dict:
+    """The watchdog, run every minute by the stage's `events` schedule."""
+    from ..services import jobs_recover_stuck
+
+    _drop_stale_connections()
+    requeued, failed, redispatched = jobs_recover_stuck()
+    if requeued or failed or redispatched:
+        log.info("watchdog: requeued %s, failed %s, dispatched again %s", requeued, failed, redispatched)
+    return {"requeued": requeued, "failed": failed, "redispatched": redispatched}
+
+
+def _storage_name(bucket: str, key: str) -> str | None:
+    """The default storage's name for an object key of `bucket`; None when that object is
+    not reachable through the storage (another bucket, outside the storage's key prefix)."""
+    from django.core.files.storage import default_storage
+
+    storage_bucket = getattr(default_storage, "bucket_name", None)
+    if storage_bucket is None:  # not S3 (tests, local disk): keys are names
+        return key
+    if bucket != storage_bucket:
+        return None
+    location = (getattr(default_storage, "location", "") or "").strip("/")
+    if not location:
+        return key
+    if not key.startswith(location + "/"):
+        return None
+    return key[len(location) + 1 :]
+
+
+def ingest_s3_object(event, context=None) -> list[int]:
+    """S3 ObjectCreated notifications (prefix `incoming/`): each new object becomes a video
+    (the object stays where it is and is the original) and is queued. Returns the new ids."""
+    from ..services import video_create_from_stored, video_request_processing
+
+    _drop_stale_connections()
+    created = []
+    for record in event.get("Records", []):
+        s3 = record.get("s3") or {}
+        key = unquote_plus(s3.get("object", {}).get("key", ""))  # keys arrive URL-encoded
+        if not key or key.endswith("/"):
+            continue
+        name = _storage_name(s3.get("bucket", {}).get("name", ""), key)
+        if name is None:
+            log.warning("ingest: %s is not in the media storage; ignored", key)
+            continue
+        video = video_create_from_stored(name)
+        if video is None:
+            log.info("ingest: %s already has a video; duplicate event ignored", key)
+            continue
+        video_request_processing(video)
+        created.append(video.pk)
+    return created
