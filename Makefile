@@ -69,3 +69,8 @@ lint: dev-deps
 
 clean:
 	rm -rf $(VENV) run media db.sqlite3*
+
+# Benchmarks, ours against the usual way (bench/README.md): about 20 minutes on 2 idle cores;
+# writes bench/results/RESULTS.md, b1.png and b5.png. BENCH_ARGS="--quick" for a smoke run.
+bench: dev-deps
+	$(PY) bench/run.py $(BENCH_ARGS)

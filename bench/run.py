@@ -1,0 +1,107 @@
+"""Run the benchmarks and write bench/results/RESULTS.md with b1.png and b5.png.
+
+    python bench/run.py [--quick] [--runs N] [--only b1,b5] [--out DIR]
+
+Everything runs against a throwaway SQLite database, media root and work directory (deleted
+at the end); sources are generated or fetched once and cached under .cache/. See README.md.
+"""
+
+import argparse
+import importlib
+import json
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import machine, report, scratch  # noqa: E402
+from bench.context import Context, Options  # noqa: E402
+
+# name -> module with run(ctx) -> report.Section. Chunking (issue 6) adds b2, b3, b4 here.
+BENCHMARKS = {"b1": "bench.b1", "b5": "bench.b5"}
+
+QUICK = {"b1_seconds": 3.0, "b5_lengths": (3.0, 6.0), "size": "640x360", "rate": "30", "bunny": False}
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny 360p sources (a smoke run, seconds)")
+    parser.add_argument("--runs", type=int, default=3, help="repetitions of each measurement (median)")
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma list of benchmarks")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    parser.add_argument("--b1-seconds", type=float, help="length of B1's generated source (default 60)")
+    parser.add_argument("--b5-lengths", help="comma list of B5 lengths in seconds (default 15,60,150)")
+    parser.add_argument("--no-bunny", action="store_true", help="skip the real-footage source in B1")
+    parser.add_argument("--no-parallel", action="store_true", help="skip the parallel usual-way variant")
+    parser.add_argument("--json", type=Path, help="also write every measurement to this JSON file")
+    parser.add_argument("--keep-scratch", action="store_true", help="keep the scratch directory")
+    args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    args.only = [name.strip().lower() for name in args.only.split(",") if name.strip()]
+    unknown = [name for name in args.only if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)} (known: {', '.join(BENCHMARKS)})")
+    return args
+
+
+def options(args: argparse.Namespace) -> Options:
+    opts = Options(runs=args.runs, quick=args.quick, parallel=not args.no_parallel)
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(opts, key, value)
+    if args.no_bunny:
+        opts.bunny = False
+    if args.b1_seconds:
+        opts.b1_seconds = args.b1_seconds
+    if args.b5_lengths:
+        opts.b5_lengths = tuple(sorted(float(x) for x in args.b5_lengths.split(",")))
+    return opts
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse(argv)
+    started = time.monotonic()
+    args.out.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="bench-"))
+    try:
+        env = scratch.setup(root)
+        from transcoding.conf import ffmpeg_binary
+
+        binary = ffmpeg_binary()
+        ctx = Context(options(args), env, binary, args.out)
+        facts = machine.info(binary)
+        sections = []
+        for name in args.only:
+            ctx.log(f"{name} starting")
+            sections.append(importlib.import_module(BENCHMARKS[name]).run(ctx))
+        command = shlex.join(["python", "bench/run.py", *argv])
+        loads = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+        minutes = (time.monotonic() - started) / 60
+        note = (
+            "**Quick run** (`--quick`): tiny 360p sources where fixed costs dominate; it checks the "
+            "harness, it does not measure performance."
+            if args.quick
+            else ""
+        )
+        path = report.write_results(args.out, facts, sections, command, minutes, loads, note)
+        if args.json:
+            raw = {"machine": facts, **{s.key: s.raw for s in sections}}
+            args.json.write_text(json.dumps(raw, indent=1, default=str))
+        ctx.log(f"wrote {path} in {minutes:.1f} min")
+    finally:
+        if args.keep_scratch:
+            print(f"scratch kept in {root}", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
