@@ -228,3 +228,39 @@ def test_admin_upload_then_status_reaches_ready_without_reload(live_server, page
     shot(page, "admin-change.png")
     page.goto(f"{live_server.url}/admin/transcoding/video/")
     shot(page, "admin-changelist.png")
+
+
+def test_long_video_plays_from_the_start_while_later_chunks_encode(
+    live_server, page, transactional_db, settings, django_capture_on_commit_callbacks
+):
+    """First playable in seconds: after chunk 0 of three the page plays from 0 (not the live
+    edge of the EVENT playlists), and keeps playing across the join once the rest lands."""
+    from tests.media import make_clip
+    from transcoding.dispatch.recording import outbox
+    from transcoding.tasks import process_job
+
+    settings.TRANSCODING_CHUNK_SECONDS = 4
+    settings.TRANSCODING_CHUNK_THRESHOLD_SECONDS = 6
+    source = make_clip(Path(settings.MEDIA_ROOT).parent / "long.mp4", seconds=12, size="640x360")
+    with django_capture_on_commit_callbacks(execute=True):
+        video = services.video_create(source=source, title="Long video", published=True)
+        services.video_request_processing(video)
+        assert process_job(outbox.pop(0)) == "done"  # chunk 0 only; chunks 1 and 2 wait
+    assert Video.objects.get(pk=video.pk).playable
+    page.goto(f"{live_server.url}/videos/{video.pk}/")
+    wait_js(
+        page, f"{PLAYER}.dataset.ready === 'true' || {PLAYER}.dataset.error", message="player never loaded"
+    )
+    assert page.evaluate(f"{PLAYER}.dataset.error") is None
+    play_muted(page)
+    wait_js(page, "document.querySelector('video').currentTime > 0.5", message="never started playing")
+    assert current_time(page) < 3.0  # from the start, not the live edge
+    shot(page, "player-first-chunk.png")
+    assert Video.objects.get(pk=video.pk).status == "processing"
+    assert run_recorded() == ["done", "done"]
+    page.evaluate("document.querySelector('video').playbackRate = 2")
+    wait_js(
+        page, "document.querySelector('video').currentTime > 6.0", timeout=30, message="stalled at the join"
+    )
+    assert Video.objects.get(pk=video.pk).status == "ready"
+    assert page.problems == []

@@ -85,14 +85,23 @@ def sent(monkeypatch):
 
 
 @pytest.mark.django_db
-def test_the_dispatcher_sends_the_job_id(settings, sent):
+def test_the_dispatcher_sends_the_job_id_first_chunks_to_their_own_queue(settings, sent, queued_job):
     from transcoding.dispatch import get_dispatcher
-    from transcoding.dispatch.celery import CeleryDispatcher
+    from transcoding.dispatch.celery import FIRST_QUEUE, CeleryDispatcher
 
     settings.TRANSCODING_DISPATCH = "celery"
+    from transcoding.models import ProcessingJob
+
+    chunk = ProcessingJob.objects.create(video=queued_job.video, parent=queued_job, chunk=1)
     dispatcher = get_dispatcher()
-    dispatcher.enqueue(42)
-    assert isinstance(dispatcher, CeleryDispatcher) and sent == [((42,), {})]
+    dispatcher.enqueue(queued_job.pk)
+    dispatcher.enqueue(chunk.pk)
+    assert isinstance(dispatcher, CeleryDispatcher)
+    # A video's start is never queued behind the later chunks of another video.
+    assert sent == [((queued_job.pk,), {"queue": FIRST_QUEUE}), ((chunk.pk,), {})]
+    from videoproject.celery import app
+
+    assert {q.name for q in app.amqp.queues.consume_from.values()} >= {FIRST_QUEUE, "celery"}
 
 
 @pytest.mark.django_db

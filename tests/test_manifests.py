@@ -88,7 +88,9 @@ def test_mpd_parses_and_references_the_same_segments():
     assert template.initialization == "720p/init.mp4"
     assert template.media == "720p/seg_$Number%05d$.m4s"
     timeline = template.segment_timelines[0].Ss
-    assert [(s.t, s.d, s.r) for s in timeline] == [(0, 360000, 1), (None, 135000, None)]
+    # Media timestamps start at TIMELINE_OFFSET (10 s at 90 kHz); presentationTimeOffset maps it to 0.
+    assert template.presentation_time_offset == 900000
+    assert [(s.t, s.d, s.r) for s in timeline] == [(900000, 360000, 1), (None, 135000, None)]
     assert audio_set.representations[0].codecs == "mp4a.40.2"
 
 

@@ -213,7 +213,8 @@ def test_mpd_segment_template_becomes_a_signed_segment_list():
     assert seglist.get("timescale") == "90000" and seglist.get("startNumber") == "1"
     assert seglist.find(f"{NS}Initialization").get("sourceURL") == fake_sign("videos/7/720p/init.mp4", 9.5)
     timeline = [(s.get("t"), s.get("d"), s.get("r")) for s in seglist.find(f"{NS}SegmentTimeline")]
-    assert timeline == [("0", "360000", "1"), (None, "135000", None)]  # the durations, unchanged
+    assert timeline == [("900000", "360000", "1"), (None, "135000", None)]  # the durations, unchanged
+    assert seglist.get("presentationTimeOffset") == "900000"
     assert [u.get("media") for u in seglist.findall(f"{NS}SegmentURL")] == [
         fake_sign("videos/7/720p/seg_00001.m4s", 0),
         fake_sign("videos/7/720p/seg_00002.m4s", 4),

@@ -144,12 +144,19 @@ class JobInline(ReadOnlyInline):
     model = ProcessingJob
     verbose_name_plural = "Job log"
     fields = readonly_fields = [
-        "step", "parts_list", "state", "attempts", "worker", "started_at", "finished_at", "error", "log",
+        "step", "parts_list", "state", "progress", "attempts", "worker", "started_at", "finished_at", "error",
+        "log",
     ]  # fmt: skip
 
     @admin.display(description="Parts")
     def parts_list(self, obj):
-        return ", ".join(obj.parts) + (f" (chunk {obj.chunk})" if obj.chunk is not None else "")
+        parts = ", ".join(obj.parts)
+        span = obj.options.get("span")
+        if not span or span.get("count", 1) == 1:
+            return parts
+        return (
+            f"{parts} · chunk {span['index'] + 1}/{span['count']} ({span['start']:.0f}–{span['end']:.0f} s)"
+        )
 
     @admin.display(description="Attempt")
     def attempts(self, obj):
@@ -386,7 +393,7 @@ class ProcessingJobAdmin(admin.ModelAdmin):
     list_select_related = ["video"]
     search_fields = ["video__title"]
     readonly_fields = ["log"]
-    exclude = ["log_tail"]
+    exclude = ["log_tail", "result"]
     parts_list = JobInline.parts_list
     attempts = JobInline.attempts
     log = JobInline.log

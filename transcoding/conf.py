@@ -16,7 +16,12 @@ DEFAULTS = {
     # None: the ffmpeg shipped by the imageio-ffmpeg wheel.
     "FFMPEG_BINARY": None,
     "SEGMENT_SECONDS": 4.0,
-    "CHUNK_SECONDS": 120.0,
+    # Long videos are encoded in chunks of about this many seconds (whole segments), in
+    # parallel. None: 30 on Lambda (TRANSCODING_DISPATCH=zappa: many small invocations, each well
+    # inside the 15-minute limit), 120 on servers (fewer seeks and encoder start-ups).
+    "CHUNK_SECONDS": None,
+    # Videos up to this long are one chunk. None: one and a half chunks.
+    "CHUNK_THRESHOLD_SECONDS": None,
     # A job whose worker stops heart-beating for this long is claimable again.
     "LEASE_SECONDS": 120,
     "MAX_ATTEMPTS": 3,
@@ -83,3 +88,15 @@ def ffmpeg_binary() -> str:
 def dispatch_path() -> str:
     name = settings.DISPATCH
     return DISPATCH_ALIASES.get(name, name)
+
+
+def chunk_seconds() -> float:
+    if settings.CHUNK_SECONDS:
+        return float(settings.CHUNK_SECONDS)
+    return 30.0 if dispatch_path() == DISPATCH_ALIASES["zappa"] else 120.0
+
+
+def chunk_threshold_seconds() -> float:
+    if settings.CHUNK_THRESHOLD_SECONDS is not None:
+        return float(settings.CHUNK_THRESHOLD_SECONDS)
+    return 1.5 * chunk_seconds()

@@ -8,6 +8,7 @@ sprite sheets (the `tile` filter) and the poster. The filter graph splits the de
 from dataclasses import dataclass
 from fractions import Fraction
 
+from .chunking import TIMELINE_OFFSET, ChunkSpan
 from .ladder import Plan, Rung
 
 # Layout of the work directory; manifests and storage keys use the same relative paths.
@@ -40,12 +41,20 @@ def rung_filter(rung: Rung) -> str:
     return ",".join(chain)
 
 
-def storyboard_filter(plan: Plan) -> str:
+def storyboard_filter(plan: Plan, chunk: ChunkSpan | None = None) -> str:
+    """Tiles at 0, interval, 2 interval... of the whole video; a chunk makes the tiles whose
+    times fall in it (the fps filter's grid starts at the chunk's first tile)."""
     sb = plan.storyboard
+    start = f":start_time={chunk.first_tile * sb.interval:.6f}" if chunk and chunk.first_tile else ""
     return (
-        f"fps=1000/{round(sb.interval * 1000)},scale={sb.tile_width}:{sb.tile_height},setsar=1,"
-        f"tile={sb.columns}x{sb.rows}"
+        f"fps=1000/{round(sb.interval * 1000)}{start},scale={sb.tile_width}:{sb.tile_height},"
+        f"setsar=1,tile={sb.columns}x{sb.rows}"
     )
+
+
+def sheet_pattern(chunk: ChunkSpan | None) -> str:
+    """Each chunk names its own sheets; the storyboard WebVTT points into all of them."""
+    return SHEET_PATTERN if chunk is None or chunk.whole else f"sheet_c{chunk.index:03d}_%04d.jpg"
 
 
 def poster_filter(plan: Plan) -> str:
@@ -59,13 +68,13 @@ def poster_filter(plan: Plan) -> str:
     return f"fps={rate:.6f},{scale},thumbnail={poster.samples}"
 
 
-def filter_graph(plan: Plan, parts: tuple[str, ...]) -> tuple[str, list[str]]:
+def filter_graph(plan: Plan, parts: tuple[str, ...], chunk: ChunkSpan | None = None) -> tuple[str, list[str]]:
     """The -filter_complex string and the output labels, in output order."""
     branches = []
     if RENDITIONS in parts:
         branches += [(f"v{r.name}", rung_filter(r)) for r in plan.rungs]
     if STORYBOARD in parts:
-        branches.append(("sb", storyboard_filter(plan)))
+        branches.append(("sb", storyboard_filter(plan, chunk)))
     if POSTER in parts:
         branches.append(("poster", poster_filter(plan)))
     if not branches:
@@ -76,24 +85,37 @@ def filter_graph(plan: Plan, parts: tuple[str, ...]) -> tuple[str, list[str]]:
     return ";".join([split, *chains]), [label for label, _ in branches]
 
 
-def hls_output_args(directory: str, segment_seconds: float) -> list[str]:
+def hls_output_args(directory: str, segment_seconds: float, start_number: int = 1) -> list[str]:
     return [
+        # The source's own timestamps (-copyts) plus a constant, written as they are into each
+        # fragment's decode time (frag_discont) instead of shifted to 0 behind an edit list:
+        # chunks of one rung then have identical init segments and continuous timestamps.
+        "-output_ts_offset", str(TIMELINE_OFFSET),
         "-f", "hls",
         "-hls_time", f"{segment_seconds:g}",
-        "-hls_playlist_type", "vod",
+        # EVENT: ffmpeg rewrites the playlist after every segment, which tells what is finished.
+        "-hls_playlist_type", "event",
         "-hls_segment_type", "fmp4",
+        "-hls_segment_options", "movflags=+frag_discont",
         # Segments appear under their final name only when complete, so they can be stored
         # (and deleted locally) while the encode goes on.
         "-hls_flags", "temp_file",
         "-hls_fmp4_init_filename", INIT_NAME,
         "-hls_segment_filename", f"{directory}/{SEGMENT_PATTERN}",
-        "-start_number", "1",
+        "-start_number", str(start_number),
         f"{directory}/{MEDIA_PLAYLIST}",
     ]  # fmt: skip
 
 
-def rung_output_args(rung: Rung, plan: Plan, workdir: str) -> list[str]:
+def keyframe_expr(segment_seconds: float, first_segment: int = 1) -> str:
+    """A keyframe at the first frame of every segment of the global grid (t is source time)."""
+    n = "n_forced" if first_segment == 1 else f"(n_forced+{first_segment - 1})"
+    return f"expr:gte(t,{n}*{segment_seconds:g})"
+
+
+def rung_output_args(rung: Rung, plan: Plan, workdir: str, chunk: ChunkSpan | None = None) -> list[str]:
     seg = plan.segment_seconds
+    first = chunk.first_segment if chunk else 1
     return [
         "-map", f"[v{rung.name}]",
         "-c:v", "libx264",
@@ -108,17 +130,17 @@ def rung_output_args(rung: Rung, plan: Plan, workdir: str) -> list[str]:
         "-g", str(rung.gop),
         "-keyint_min", str(rung.gop),
         "-sc_threshold", "0",
-        "-force_key_frames", f"expr:gte(t,n_forced*{seg:g})",
+        "-force_key_frames", keyframe_expr(seg, first),
         "-r", fps_arg(rung.fps),
         "-an", "-sn", "-dn",
-        *hls_output_args(f"{workdir}/{rung.name}", seg),
+        *hls_output_args(f"{workdir}/{rung.name}", seg, first),
     ]  # fmt: skip
 
 
-def audio_output_args(plan: Plan, workdir: str) -> list[str]:
+def audio_output_args(plan: Plan, workdir: str, input_index: int = 0) -> list[str]:
     audio = plan.audio
     return [
-        "-map", "0:a:0",
+        "-map", f"{input_index}:a:0",
         "-c:a", "aac",
         "-profile:a", "aac_low",
         "-b:a", str(audio.bitrate),
@@ -129,12 +151,12 @@ def audio_output_args(plan: Plan, workdir: str) -> list[str]:
     ]  # fmt: skip
 
 
-def storyboard_output_args(workdir: str) -> list[str]:
+def storyboard_output_args(workdir: str, chunk: ChunkSpan | None = None) -> list[str]:
     return [
         "-map", "[sb]",
         "-c:v", "mjpeg", "-q:v", "5", "-pix_fmt", "yuvj420p",
         "-f", "image2", "-start_number", "1",
-        f"{workdir}/{STORYBOARD_DIR}/{SHEET_PATTERN}",
+        f"{workdir}/{STORYBOARD_DIR}/{sheet_pattern(chunk)}",
     ]  # fmt: skip
 
 
@@ -148,29 +170,54 @@ def poster_output_args(workdir: str) -> list[str]:
     ]  # fmt: skip
 
 
+def input_args(source: str, chunk: ChunkSpan | None) -> list[str]:
+    """The source, or only a chunk's time range of it: input seeking, so ffmpeg reads from the
+    keyframe before the cut (a range request on S3) and decodes only what the chunk needs."""
+    args = []
+    if chunk is not None and not chunk.whole:
+        if chunk.cut_start:
+            args += ["-ss", f"{chunk.cut_start:.6f}"]
+        if chunk.cut_end is not None:
+            args += ["-to", f"{chunk.cut_end:.6f}"]
+    return [*args, "-i", source]
+
+
 def build_encode_args(
-    ffmpeg: str, source: str, plan: Plan, workdir: str, parts: tuple[str, ...] = ALL_PARTS
+    ffmpeg: str,
+    source: str,
+    plan: Plan,
+    workdir: str,
+    parts: tuple[str, ...] = ALL_PARTS,
+    chunk: ChunkSpan | None = None,
 ) -> list[str]:
-    """The whole command: decode once, write every requested part."""
-    graph, labels = filter_graph(plan, parts)
+    """The whole command: decode once (a chunk's range of the source), write every requested
+    part. The audio is never chunked: with a chunk, it reads the whole source as a second input
+    (only its audio packets are decoded)."""
+    graph, labels = filter_graph(plan, parts, chunk)
     args = [
         ffmpeg, "-hide_banner", "-nostdin", "-y",
         "-loglevel", "error",
         "-nostats", "-progress", "pipe:1", "-stats_period", "1",
-        "-i", source,
+        "-copyts", "-start_at_zero",
+        *input_args(source, chunk),
     ]  # fmt: skip
+    audio = AUDIO in parts and plan.audio is not None
+    audio_input = 0
+    if audio and chunk is not None and not chunk.whole:
+        args += ["-i", source]
+        audio_input = 1
     if graph:
         args += ["-filter_complex", graph]
     for label in labels:
         if label == "sb":
-            args += storyboard_output_args(workdir)
+            args += storyboard_output_args(workdir, chunk)
         elif label == "poster":
             args += poster_output_args(workdir)
         else:
             rung = next(r for r in plan.rungs if f"v{r.name}" == label)
-            args += rung_output_args(rung, plan, workdir)
-    if AUDIO in parts and plan.audio is not None:
-        args += audio_output_args(plan, workdir)
+            args += rung_output_args(rung, plan, workdir, chunk)
+    if audio:
+        args += audio_output_args(plan, workdir, audio_input)
     return args
 
 

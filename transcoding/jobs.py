@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .conf import settings
@@ -119,10 +120,11 @@ def job_fail(job: ProcessingJob, error: str, *, permanent: bool, log_tail: str =
 
 
 def jobs_claimable_ids(limit: int = 20) -> list[int]:
-    """Oldest claimable jobs first, so the first video uploaded is the first served."""
+    """First chunks first, then the oldest: a new video's start is never stuck behind the
+    later chunks of a long one, and the first video uploaded is the first served."""
     return list(
         ProcessingJob.objects.filter(claimable_q())
-        .order_by("created_at", "pk")
+        .order_by(Coalesce("chunk", 0), "created_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )
 

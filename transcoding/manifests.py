@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from fractions import Fraction
 
+from .chunking import TIMELINE_OFFSET
 from .ladder import StoryboardPlan
 
 
@@ -150,12 +151,13 @@ def iso_duration(seconds: float) -> str:
     return f"PT{seconds:.3f}S"
 
 
-def segment_timeline(segments: tuple[Segment, ...], timescale: int) -> ET.Element:
-    """<SegmentTimeline> with run-length coded durations. Start times are rounded from the
-    running sum, so rounding never accumulates into drift against the media timestamps."""
+def segment_timeline(segments: tuple[Segment, ...], timescale: int, offset: float = 0.0) -> ET.Element:
+    """<SegmentTimeline> with run-length coded durations, starting at `offset` seconds. Start
+    times are rounded from the running sum, so rounding never accumulates into drift against
+    the media timestamps."""
     timeline = ET.Element("SegmentTimeline")
-    starts = [0]
-    elapsed = 0.0
+    starts = [round(offset * timescale)]
+    elapsed = offset
     for segment in segments:
         elapsed += segment.duration
         starts.append(round(elapsed * timescale))
@@ -167,7 +169,7 @@ def segment_timeline(segments: tuple[Segment, ...], timescale: int) -> ET.Elemen
             run += 1
         attrs = {"d": str(durations[index])}
         if index == 0:
-            attrs = {"t": "0", **attrs}
+            attrs = {"t": str(starts[0]), **attrs}
         if run > 1:
             attrs["r"] = str(run - 1)
         ET.SubElement(timeline, "S", attrs)
@@ -176,11 +178,19 @@ def segment_timeline(segments: tuple[Segment, ...], timescale: int) -> ET.Elemen
 
 
 def _segment_template(init_uri: str, media: str, segments, timescale: int) -> ET.Element:
+    """The media timestamps start at TIMELINE_OFFSET; presentationTimeOffset maps that to 0."""
+    offset = str(round(TIMELINE_OFFSET * timescale))
     template = ET.Element(
         "SegmentTemplate",
-        {"timescale": str(timescale), "initialization": init_uri, "media": media, "startNumber": "1"},
+        {
+            "timescale": str(timescale),
+            "presentationTimeOffset": offset,
+            "initialization": init_uri,
+            "media": media,
+            "startNumber": "1",
+        },
     )
-    template.append(segment_timeline(segments, timescale))
+    template.append(segment_timeline(segments, timescale, TIMELINE_OFFSET))
     return template
 
 
@@ -290,18 +300,24 @@ def vtt_timestamp(seconds: float) -> str:
 
 def storyboard_vtt(plan: StoryboardPlan, duration: float, sheet_uris: list[str]) -> str:
     """One cue per tile; the cues cover [0, duration] without gaps."""
+    tiles = [(sheet_uris[i // plan.per_sheet], i % plan.per_sheet) for i in range(plan.count)]
+    return storyboard_vtt_tiles(plan, duration, tiles)
+
+
+def storyboard_vtt_tiles(plan: StoryboardPlan, duration: float, tiles: list[tuple[str, int]]) -> str:
+    """One cue per tile, given each tile's (sheet URI, position in the sheet) in time order:
+    the sheets of a chunked encode are each chunk's own."""
     lines = ["WEBVTT", ""]
-    for index in range(plan.count):
+    for index, (sheet_uri, position) in enumerate(tiles):
         start = index * plan.interval
         if start >= duration:
             break
-        end = duration if index == plan.count - 1 else min((index + 1) * plan.interval, duration)
-        sheet, position = divmod(index, plan.per_sheet)
+        end = duration if index == len(tiles) - 1 else min((index + 1) * plan.interval, duration)
         row, column = divmod(position, plan.columns)
         x, y = column * plan.tile_width, row * plan.tile_height
         lines += [
             f"{vtt_timestamp(start)} --> {vtt_timestamp(end)}",
-            f"{sheet_uris[sheet]}#xywh={x},{y},{plan.tile_width},{plan.tile_height}",
+            f"{sheet_uri}#xywh={x},{y},{plan.tile_width},{plan.tile_height}",
             "",
         ]
     return "\n".join(lines)
@@ -314,12 +330,18 @@ def webvtt(cues: tuple[Cue, ...] | list[Cue]) -> str:
     return "\n".join(lines)
 
 
+# RFC 8216 section 3.5: cue times are local; this header maps local 0 to the media's first
+# timestamp (TIMELINE_OFFSET, in 90 kHz units).
+TIMESTAMP_MAP = f"X-TIMESTAMP-MAP=MPEGTS:{TIMELINE_OFFSET * 90_000},LOCAL:00:00:00.000"
+
+
 def webvtt_segments(cues: list[Cue], durations: list[float]) -> list[str]:
     """Split a track on the video's segment boundaries (RFC 8216 section 3.5): each segment
     holds the cues that overlap its time range, so a cue crossing a boundary is in both."""
     segments, start = [], 0.0
     for index, duration in enumerate(durations):
         end = start + duration if index < len(durations) - 1 else float("inf")
-        segments.append(webvtt([c for c in cues if c.start < end and c.end > start]))
+        text = webvtt([c for c in cues if c.start < end and c.end > start])
+        segments.append(text.replace("WEBVTT\n", f"WEBVTT\n{TIMESTAMP_MAP}\n", 1))
         start += duration
     return segments

@@ -320,7 +320,23 @@ class ProcessingJob(models.Model):
     step = models.CharField(max_length=16, choices=Step.choices, default=Step.ENCODE)
     parts = models.JSONField(default=list, help_text="Part kinds this job produces.")
     options = models.JSONField(default=dict, blank=True, help_text="Step options, e.g. the language.")
-    chunk = models.PositiveIntegerField(null=True, blank=True)
+    chunk = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Which chunk of the video this encode makes (0 is the first)."
+    )
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        related_name="chunk_jobs",
+        on_delete=models.CASCADE,
+        help_text="The encode that planned the chunks and makes chunk 0; null for that one.",
+    )
+    progress = models.PositiveSmallIntegerField(default=0, help_text="This job's own encode, 0-100.")
+    result = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What a chunk made: each rung's segments, init checksum and storyboard sheets.",
+    )
     state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)
     attempt = models.PositiveSmallIntegerField(default=0)
     max_attempts = models.PositiveSmallIntegerField(default=3)
@@ -340,6 +356,9 @@ class ProcessingJob(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["state", "next_attempt_at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["parent", "chunk"], name="one_job_per_chunk"),
+        ]
 
     def __str__(self):
         chunk = f" chunk {self.chunk}" if self.chunk is not None else ""

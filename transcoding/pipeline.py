@@ -16,14 +16,15 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import NamedTuple
 
 from django.db import transaction
 from django.utils import timezone
 
-from . import ffmpeg, outputs, publish
+from . import ffmpeg, outputs, publish, stitch
+from .chunking import ChunkSpan
 from .conf import ffmpeg_binary, settings
 from .ladder import Plan, SourceInfo, plan_encode
 from .models import (
@@ -222,15 +223,19 @@ def sync_renditions(video: Video, plan: Plan, parts: tuple[str, ...]) -> None:
 
 
 class ProgressWriter:
-    """Heartbeats, and writes encode progress to the parts at most once per interval.
+    """Heartbeats, writes encode progress at most once per interval, and lets the live
+    publisher store and publish what is finished.
 
     Progress is the further of two measures: ffmpeg's own report (frames of the first output),
     and the segments the top rung has finished in the work directory, which keep counting while
-    ffmpeg's report is held back."""
+    ffmpeg's report is held back. A chunk writes its own progress; the chunked parts show the
+    mean over chunks (`stitch.record_progress`)."""
 
-    def __init__(self, video, plan: Plan, parts: tuple[str, ...], heartbeat: Callable[[], None], uploader):
+    def __init__(self, video, plan: Plan, parts: tuple[str, ...], heartbeat: Callable[[], None], uploader,
+                 *, job=None, root_id=None, live=None):  # fmt: skip
         self.video, self.plan, self.parts, self.heartbeat = video, plan, parts, heartbeat
-        self.uploader = uploader
+        self.uploader, self.job, self.root_id, self.live = uploader, job, root_id, live
+        self.chunked = job is not None and stitch.chunk_count(job) > 1
         self.top = plan.rungs[0].name if PartKind.RENDITIONS in parts else None
         self.reported = 0.0
         self.last_write = 0.0
@@ -250,9 +255,15 @@ class ProgressWriter:
             return
         self.last_write = now
         self.heartbeat()
+        if self.live is not None:
+            self.live.tick()
         percent = int(max(self.reported, self.segments_done()) * ENCODE_SHARE)
-        if percent != self.last_percent:
-            self.last_percent = percent
+        if percent == self.last_percent:
+            return
+        self.last_percent = percent
+        if self.chunked:
+            stitch.record_progress(self.job, self.root_id, self.parts, percent)
+        else:
             _update_parts(self.video, self.parts, progress=percent)
             Video.objects.filter(pk=self.video.pk).update(progress=percent)
 
@@ -276,38 +287,9 @@ def finished_earlier(video: Video, job) -> set[str]:
     return {str(kind) for kind in done}
 
 
-def encode(job, heartbeat: Callable[[], None]) -> float:
-    """Run one encode job end to end; returns the ffmpeg CPU seconds. Raises SourceRejected
-    for input that can never work, EncodeError or storage errors otherwise."""
-    video = Video.objects.select_related("preset").get(pk=job.video_id)
-    parts = tuple(job.parts)
-    if job.attempt > 1:
-        done = finished_earlier(video, job)
-        parts = tuple(p for p in parts if p not in done)
-        if done:
-            log.info(
-                "video %s: attempt %s skips %s, finished before",
-                video.pk,
-                job.attempt,
-                ", ".join(sorted(done)),
-            )
-        if not parts:
-            return 0.0
+def _start(video: Video, plan: Plan, parts: tuple[str, ...]) -> None:
+    """The root job marks the parts it is about to make as running."""
     now = timezone.now()
-    with transaction.atomic():
-        Video.objects.filter(pk=video.pk).update(
-            status=VideoStatus.PROCESSING, error="", processing_started_at=now
-        )
-        Storyboard.objects.get_or_create(video=video)
-        Poster.objects.get_or_create(video=video)
-
-    info = probe_and_record(video)
-    plan = plan_encode(
-        info,
-        preset_spec(video.preset),
-        segment_seconds=settings.SEGMENT_SECONDS,
-        poster_time=video.poster_time,
-    )
     sync_renditions(video, plan, parts)
     for model, filters in _part_models(parts):
         for part in model.objects.filter(video=video, **filters).exclude(status=PartStatus.SKIPPED):
@@ -315,17 +297,88 @@ def encode(job, heartbeat: Callable[[], None]) -> float:
             part.attempts += 1
             part.save(update_fields=["status", "started_at", "finished_at", "attempts"])
 
+
+def _source_info(video: Video, root: bool) -> SourceInfo:
+    """The root records what the probe learns; a chunk only needs the plan it implies."""
+    if root:
+        return probe_and_record(video)
+    return probe_source(
+        outputs.source_location(video.source.name),
+        size=video.source_size or 0,
+        max_width=settings.MAX_WIDTH,
+        max_height=settings.MAX_HEIGHT,
+    )
+
+
+def encode(job, heartbeat: Callable[[], None]) -> float:
+    """Run one encode job: the root plans the chunks, fans them out and makes chunk 0 (with
+    the audio, and the poster); a chunk job makes its time range. The last chunk to finish
+    stitches. Returns the ffmpeg CPU seconds. Raises SourceRejected for input that can never
+    work, EncodeError or storage errors otherwise."""
+    video = Video.objects.select_related("preset").get(pk=job.video_id)
+    is_root = job.parent_id is None
+    root_id = job.pk if is_root else job.parent_id
+    parts = tuple(job.parts)
+    if job.attempt > 1 and is_root:
+        done = finished_earlier(video, job)
+        if done:
+            skipped = ", ".join(sorted(done))
+            log.info("video %s: attempt %s skips %s, finished before", video.pk, job.attempt, skipped)
+        parts = tuple(p for p in parts if p not in done)
+        if not parts:
+            return 0.0
+    if is_root:
+        with transaction.atomic():
+            Video.objects.filter(pk=video.pk).update(
+                status=VideoStatus.PROCESSING, error="", processing_started_at=timezone.now()
+            )
+            Storyboard.objects.get_or_create(video=video)
+            Poster.objects.get_or_create(video=video)
+
+    info = _source_info(video, is_root)
+    spec = preset_spec(video.preset)
+    plan = plan_encode(info, spec, segment_seconds=settings.SEGMENT_SECONDS, poster_time=video.poster_time)
+    if is_root:
+        # Planned from the job's parts, not what is left of them: a retry plans the same chunks
+        # (and finds their jobs already there).
+        spans = stitch.plan_spans(plan, info, tuple(job.parts))
+        _start(video, plan, parts)
+        stitch.fan_out(job, spans, plan, tuple(job.parts))
+        span, mine = spans[0], stitch.chunk_parts(parts, plan, spans, 0)
+    else:
+        span, mine = ChunkSpan.from_json(job.options["span"]), parts
+
+    if job.result.get("complete"):
+        # An earlier attempt made and recorded this chunk; what is left is the stitch, and
+        # whatever failed after it (the poster).
+        mine = tuple(p for p in mine if p not in stitch.CHUNKED_PARTS)
+    if not mine:
+        stitch.fan_in(job, root_id, plan)
+        return 0.0
+    return _encode_chunk(video, job, root_id, plan, span, mine, heartbeat)
+
+
+def _encode_chunk(video, job, root_id, plan: Plan, span: ChunkSpan, parts, heartbeat) -> float:
+    """One ffmpeg process for the chunk's range: every rung, its storyboard tiles, and the
+    audio and poster when they are this chunk's. Stores segments as they finish, publishes
+    them in order, then records the chunk as complete."""
+    chunk_plan = replace(plan, duration=span.duration)
     ff_parts = tuple(p for p in parts if p in ffmpeg.ALL_PARTS)
     with tempfile.TemporaryDirectory(prefix=f"video{video.pk}-", dir=settings.WORK_DIR) as workdir:
-        for directory in ffmpeg.output_dirs(plan, ff_parts):
+        dirs = ffmpeg.output_dirs(chunk_plan, ff_parts)
+        for directory in dirs:
             Path(workdir, directory).mkdir(parents=True, exist_ok=True)
         args = ffmpeg.build_encode_args(
-            ffmpeg_binary(), outputs.source_location(video.source.name), plan, workdir, ff_parts
+            ffmpeg_binary(), outputs.source_location(video.source.name), chunk_plan, workdir, ff_parts, span
         )
-        log.info("video %s: encoding %s", video.pk, ", ".join(ff_parts))
-        segment_dirs = [d for d in ffmpeg.output_dirs(plan, ff_parts) if d != ffmpeg.STORYBOARD_DIR]
+        where = f"{span.start:.1f}-{span.end:.1f} s, chunk {span.index + 1}/{span.count}"
+        log.info("video %s: encoding %s (%s)", video.pk, ", ".join(ff_parts), where)
+        segment_dirs = [d for d in dirs if d != ffmpeg.STORYBOARD_DIR]
         with SegmentUploader(Path(workdir), outputs.video_prefix(video.pk), segment_dirs) as uploader:
-            writer = ProgressWriter(video, plan, ff_parts, heartbeat, uploader)
+            live = stitch.LivePublisher(job, root_id, Path(workdir), segment_dirs, uploader)
+            writer = ProgressWriter(
+                video, chunk_plan, ff_parts, heartbeat, uploader, job=job, root_id=root_id, live=live
+            )
             stderr, cpu, peak_rss = run_ffmpeg(args, writer, tick=min(1.0, settings.PROGRESS_INTERVAL))
         type(job).objects.filter(pk=job.pk).update(
             peak_rss_bytes=peak_rss, peak_temp_bytes=uploader.peak_local_bytes
@@ -333,9 +386,21 @@ def encode(job, heartbeat: Callable[[], None]) -> float:
         if stderr.strip():
             log.warning("video %s: ffmpeg said: %s", video.pk, stderr.strip()[-500:])
         log.info("video %s: at most %d bytes on local disk at a time", video.pk, uploader.peak_local_bytes)
-        publish.publish(
-            video, plan, Path(workdir), parts, uploader.sizes, cpu_seconds=cpu, heartbeat=heartbeat
-        )
+        workdir = Path(workdir)
+        if PartKind.RENDITIONS in parts:
+            publish.check_complete(chunk_plan, workdir)  # a damaged file can decode partway
+        live.tick()
+        if PartKind.AUDIO in parts and plan.audio is not None:
+            publish.publish_audio(video, workdir, uploader.sizes)
+        if any(p in stitch.CHUNKED_PARTS for p in parts):
+            result = publish.chunk_result(chunk_plan, workdir, parts, uploader.sizes, live, cpu_seconds=cpu)
+            stitch.finish_chunk(job, result)
+            if stitch.is_frontier(job, root_id):
+                stitch.publish_live(video.pk, root_id)
+        stitch.fan_in(job, root_id, plan)
+        # The poster last: if storing it fails, the retry makes only the poster.
+        if PartKind.POSTER in parts:
+            publish.publish_poster(video, chunk_plan, workdir, outputs.video_prefix(video.pk))
     return cpu
 
 
@@ -353,6 +418,8 @@ def mark_retrying(job, reason: str) -> None:
     from .models import Subtitle
 
     waiting = {"status": PartStatus.QUEUED, "error": f"Will retry: {reason}"[:500]}
+    if job.parent_id is not None:
+        return  # one chunk of several: the parts are still being made by the others
     if job.step == job.Step.SUBTITLES:
         Subtitle.objects.filter(
             video_id=job.video_id, origin=Subtitle.Origin.GENERATED, status=PartStatus.RUNNING
@@ -376,6 +443,7 @@ def mark_failed(job, reason: str) -> None:
             status__in=[PartStatus.QUEUED, PartStatus.RUNNING],
         ).update(status=PartStatus.FAILED, error=reason[:500], finished_at=timezone.now())
         return
+    stitch.cancel_siblings(job, f"Another chunk failed: {reason}")
     video_fail(Video.objects.get(pk=job.video_id), reason)
 
 

@@ -145,6 +145,7 @@ def _segment_list(template: ET.Element, representation: ET.Element, base: str, s
         raise ManifestError("A SegmentTemplate without a SegmentTimeline is not supported.")
     timescale = int(template.get("timescale", "1"))
     number = int(template.get("startNumber", "1"))
+    offset = int(template.get("presentationTimeOffset", "0"))
     ids = {"representation": representation.get("id", ""), "bandwidth": representation.get("bandwidth", "")}
     attributes = {
         name: template.get(name)
@@ -161,7 +162,8 @@ def _segment_list(template: ET.Element, representation: ET.Element, base: str, s
         raise ManifestError("A SegmentTemplate without @media is not supported.")
     for time, _ in _timeline_segments(timeline):
         uri = fill_template(media, number=number, time=time, **ids)
-        ET.SubElement(segment_list, _tag("SegmentURL"), {"media": sign(resolve(base, uri), time / timescale)})
+        expires_after = (time - offset) / timescale
+        ET.SubElement(segment_list, _tag("SegmentURL"), {"media": sign(resolve(base, uri), expires_after)})
         number += 1
     return segment_list
 

@@ -6,7 +6,6 @@ sees a manifest that names a missing file.
 """
 
 import posixpath
-from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from .probe import SourceRejected
 
 MASTER_NAME = "master.m3u8"
 MPD_NAME = "manifest.mpd"
-STORYBOARD_VTT = "storyboard.vtt"
 # A rung shorter than this share of the source means ffmpeg hit the end of a damaged file.
 MIN_DECODED_SHARE = 0.9
 
@@ -70,10 +68,10 @@ def _store_rendition(row: Rendition, directory: Path, prefix: str, stored: dict[
     row.playlist_path = playlist_key
     row.init_path = f"{prefix}/{row.name}/{ffmpeg.INIT_NAME}"
     row.bytes_written = written
-    _mark_ready(row)
+    mark_ready(row)
 
 
-def _mark_ready(part, **extra) -> None:
+def mark_ready(part, **extra) -> None:
     part.status, part.progress, part.error = PartStatus.READY, 100, ""
     part.finished_at = timezone.now()
     for key, value in extra.items():
@@ -92,7 +90,7 @@ def check_complete(plan: Plan, workdir: Path) -> None:
         )
 
 
-def _apportion_cpu(video: Video, parts: tuple[str, ...], cpu_seconds: float, plan: Plan) -> None:
+def apportion_cpu(video: Video, parts: tuple[str, ...], cpu_seconds: float, plan: Plan) -> None:
     """One process made every part, so its measured CPU time is shared out by pixel rate
     (audio, storyboard and poster get a token share): an estimate, documented as such."""
     weights = {}
@@ -116,39 +114,12 @@ def _apportion_cpu(video: Video, parts: tuple[str, ...], cpu_seconds: float, pla
             Poster.objects.filter(video=video).update(cpu_seconds=cpu)
 
 
-def publish_storyboard(video: Video, plan: Plan, prefix: str, stored: dict[str, int]) -> None:
-    directory = f"{ffmpeg.STORYBOARD_DIR}/"
-    sheets = sorted(k.removeprefix(directory) for k in stored if k.startswith(directory))
-    if len(sheets) < plan.storyboard.sheets:
-        raise SourceRejected(
-            f"The storyboard came out short ({len(sheets)} of {plan.storyboard.sheets} sheets): "
-            "the file is damaged."
-        )
-    sheets = sheets[: plan.storyboard.sheets]
-    written = sum(stored[directory + n] for n in sheets)
-    vtt_key = f"{prefix}/{ffmpeg.STORYBOARD_DIR}/{STORYBOARD_VTT}"
-    written += outputs.store_text(vtt_key, manifests.storyboard_vtt(plan.storyboard, plan.duration, sheets))
-    sb = plan.storyboard
-    _mark_ready(
-        Storyboard.objects.get(video=video),
-        interval=sb.interval,
-        tile_width=sb.tile_width,
-        tile_height=sb.tile_height,
-        columns=sb.columns,
-        rows=sb.rows,
-        tile_count=sb.count,
-        vtt_path=vtt_key,
-        image_paths=[f"{prefix}/{ffmpeg.STORYBOARD_DIR}/{n}" for n in sheets],
-        bytes_written=written,
-    )
-
-
 def publish_poster(video: Video, plan: Plan, workdir: Path, prefix: str) -> None:
     path = workdir / ffmpeg.POSTER_NAME
     if not path.exists():
         raise SourceRejected("No frame could be decoded for the poster: the file is damaged.")
     key = f"{prefix}/{ffmpeg.POSTER_NAME}"
-    _mark_ready(
+    mark_ready(
         Poster.objects.get(video=video),
         path=key,
         time=plan.poster.time,
@@ -187,19 +158,38 @@ def _subtitle_tracks(video: Video, exclude: int | None) -> tuple[manifests.Subti
     )
 
 
-def write_manifests(video: Video, exclude_subtitle: int | None = None) -> None:
-    """Master playlist and MPD from the renditions and subtitle tracks that are ready."""
+def write_manifests(video: Video, exclude_subtitle: int | None = None, *, live: bool = False) -> bool:
+    """Master playlist and MPD from the renditions and subtitle tracks that are ready.
+    `live`: while an encode runs, a master playlist (no MPD) naming the renditions whose EVENT
+    playlists have a first segment, once every rendition has one. Returns whether it wrote."""
     with transaction.atomic():
         # One writer at a time per video: an encode and a subtitles job may finish together,
         # and each must write manifests from the other's committed state, not a stale one.
         video = Video.objects.select_for_update().get(pk=video.pk)
-        _write_manifests(video, exclude_subtitle)
+        return _write_manifests(video, exclude_subtitle, live)
 
 
-def _write_manifests(video: Video, exclude_subtitle: int | None) -> None:
+def _live_rows(video: Video) -> list[Rendition] | None:
+    """Renditions to name in a master playlist while the encode runs; None until all can play.
+    Their BANDWIDTH is the rung's bitrate cap: the measured peak is known only at the end."""
+    rows = [r for r in video.renditions.all() if r.status != PartStatus.SKIPPED]
+    for row in rows:
+        if row.status != PartStatus.READY:
+            if not row.segments or row.status == PartStatus.FAILED:
+                return None
+            row.peak_bitrate = row.average_bitrate = row.bitrate or row.peak_bitrate or 0
+    return rows
+
+
+def _write_manifests(video: Video, exclude_subtitle: int | None, live: bool = False) -> bool:
     segment_seconds = settings.SEGMENT_SECONDS
     prefix = outputs.video_prefix(video.pk)
-    rows = list(video.renditions.filter(status=PartStatus.READY))
+    if live:
+        rows = _live_rows(video)
+        if rows is None:
+            return False
+    else:
+        rows = list(video.renditions.filter(status=PartStatus.READY))
     variants = tuple(
         manifests.VideoVariant(
             name=r.name,
@@ -232,9 +222,12 @@ def _write_manifests(video: Video, exclude_subtitle: int | None) -> None:
             average_bitrate=audio_row.average_bitrate,
         )
     if not variants:
-        return
+        return False
     subtitles = _subtitle_tracks(video, exclude_subtitle)
     outputs.store_text(f"{prefix}/{MASTER_NAME}", manifests.master_playlist(variants, audio, subtitles))
+    if live:
+        Video.objects.filter(pk=video.pk).update(hls_path=f"{prefix}/{MASTER_NAME}", output_prefix=prefix)
+        return True
     mpd = manifests.dash_mpd(
         video.duration or 0, variants, audio, segment_seconds=segment_seconds, subtitles=subtitles
     )
@@ -242,42 +235,40 @@ def _write_manifests(video: Video, exclude_subtitle: int | None) -> None:
     Video.objects.filter(pk=video.pk).update(
         hls_path=f"{prefix}/{MASTER_NAME}", dash_path=f"{prefix}/{MPD_NAME}", output_prefix=prefix
     )
+    return True
 
 
-def publish(
-    video: Video,
-    plan: Plan,
-    workdir: Path,
-    parts: tuple[str, ...],
-    stored: dict[str, int],
-    *,
-    cpu_seconds: float,
-    heartbeat: Callable[[], None],
-) -> None:
-    """`stored`: files already stored while ffmpeg ran (relative path -> bytes)."""
-    prefix = outputs.video_prefix(video.pk)
+def publish_audio(video: Video, workdir: Path, stored: dict[str, int]) -> None:
+    """The audio is encoded once for the whole video, by the first chunk's job."""
+    audio = video.renditions.get(kind=Rendition.Kind.AUDIO)
+    _store_rendition(audio, workdir / ffmpeg.AUDIO_DIR, outputs.video_prefix(video.pk), stored)
+
+
+def chunk_result(
+    plan: Plan, workdir: Path, parts: tuple[str, ...], stored: dict[str, int], live, *, cpu_seconds: float
+) -> dict:
+    """What a chunk made, for the stitch (`stitch.finish_chunk`): each rung's segments (all
+    stored by now), its init segment's checksum and codec, and the storyboard sheets. `plan`
+    is the chunk's: its duration is the chunk's. `stored`: relative path -> bytes."""
+    from .stitch import finished_segments
+
+    prefix = outputs.video_prefix(live.job.video_id)
+    result = {"segments": {}, "inits": {}, "codecs": {}, "init_bytes": {}, "sheets": [], "cpu": cpu_seconds}
     if PartKind.RENDITIONS in parts:
-        check_complete(plan, workdir)
-    if PartKind.AUDIO in parts and plan.audio is not None:
-        # Audio first: the first master written must already name it.
-        audio = video.renditions.get(kind=Rendition.Kind.AUDIO)
-        _store_rendition(audio, workdir / ffmpeg.AUDIO_DIR, prefix, stored)
-    if PartKind.RENDITIONS in parts:
-        for row in video.renditions.filter(kind=Rendition.Kind.VIDEO).order_by("height"):
-            # Smallest first: the quickest rung to store makes the video playable soonest.
-            _store_rendition(row, workdir / row.name, prefix, stored)
-            heartbeat()
-            write_manifests(video)
-    if PartKind.RENDITIONS in parts or PartKind.AUDIO in parts:
-        write_manifests(video)
+        for rung in plan.rungs:
+            directory = workdir / rung.name
+            segments = finished_segments(directory, stored)
+            if len(segments) != len(read_segments(directory)):
+                raise RuntimeError(f"Some {rung.name} segments were not stored.")
+            if rung.name not in live.inits:
+                live.store_init(rung.name)
+            result["segments"][rung.name] = segments
+            result["inits"][rung.name] = live.inits[rung.name]
+            result["codecs"][rung.name] = live.codecs[rung.name]
+            result["init_bytes"][rung.name] = (directory / ffmpeg.INIT_NAME).stat().st_size
     if PartKind.STORYBOARD in parts:
-        publish_storyboard(video, plan, prefix, stored)
-        heartbeat()
-    if PartKind.POSTER in parts:
-        publish_poster(video, plan, workdir, prefix)
-    if PartKind.RENDITIONS in parts:
-        # Subtitle segments follow the video's segment grid: (re)publish them on the new one.
-        from .subtitles import republish_tracks
-
-        republish_tracks(video)
-    _apportion_cpu(video, parts, cpu_seconds, plan)
+        directory = f"{ffmpeg.STORYBOARD_DIR}/"
+        sheets = sorted(k for k in stored if k.startswith(directory))
+        result["sheets"] = [f"{prefix}/{k}" for k in sheets]
+        result["sheet_bytes"] = sum(stored[k] for k in sheets)
+    return result

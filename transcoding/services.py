@@ -337,7 +337,12 @@ def video_refresh_status(video: Video) -> Video:
     renditions = [p for p in parts if isinstance(p, Rendition) and p.kind == Rendition.Kind.VIDEO]
     counted = [p for p in parts if p.status != PartStatus.SKIPPED]
     jobs = video.jobs.filter(state__in=ACTIVE_JOB_STATES)
-    playable = bool(video.hls_path) and any(r.status == PartStatus.READY for r in renditions)
+    # Playable once a master playlist names renditions that can play: ready ones, or ones an
+    # encode is publishing as EVENT playlists (they have segments).
+    playable = bool(video.hls_path) and any(
+        r.status == PartStatus.READY or (r.segments and r.status in (PartStatus.QUEUED, PartStatus.RUNNING))
+        for r in renditions
+    )
     progress = round(sum(p.progress for p in counted) / len(counted)) if counted else 0
     fields = {"playable": playable, "progress": min(progress, 100)}
     if jobs.filter(state=JobState.RUNNING).exists():

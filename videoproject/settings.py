@@ -147,7 +147,9 @@ FILE_UPLOAD_TEMP_DIR = env("FILE_UPLOAD_TEMP_DIR", default=None)
 TRANSCODING_DISPATCH = env("TRANSCODING_DISPATCH", default="local")
 TRANSCODING_FFMPEG_BINARY = env("TRANSCODING_FFMPEG_BINARY", default=None)
 TRANSCODING_SEGMENT_SECONDS = env.float("TRANSCODING_SEGMENT_SECONDS", default=4.0)
-TRANSCODING_CHUNK_SECONDS = env.float("TRANSCODING_CHUNK_SECONDS", default=120.0)
+# Unset: 30 s chunks on Lambda, 120 s elsewhere; videos up to 1.5 chunks are not split.
+TRANSCODING_CHUNK_SECONDS = env.float("TRANSCODING_CHUNK_SECONDS", default=None)
+TRANSCODING_CHUNK_THRESHOLD_SECONDS = env.float("TRANSCODING_CHUNK_THRESHOLD_SECONDS", default=None)
 TRANSCODING_LEASE_SECONDS = env.int("TRANSCODING_LEASE_SECONDS", default=120)
 TRANSCODING_MAX_ATTEMPTS = env.int("TRANSCODING_MAX_ATTEMPTS", default=3)
 TRANSCODING_MAX_UPLOAD_BYTES = env.int("TRANSCODING_MAX_UPLOAD_BYTES", default=50 * 1024**3)
@@ -201,6 +203,11 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Two queues, both consumed by every worker (kombu alternates between them): the start of each
+# video (its first chunk, subtitles) goes to the first, so it never waits behind the later
+# chunks of a long video queued before it.
+CELERY_TASK_QUEUES = {"transcoding-first": {}, "celery": {}}
+CELERY_TASK_DEFAULT_QUEUE = "celery"
 # Redis redelivers an unacknowledged message after `visibility_timeout` seconds, even when its
 # worker is alive: keep it above the longest job and the longest retry backoff (900 s). A job
 # outliving it is delivered twice, and the duplicate is refused by the claim. A dead worker's

@@ -87,6 +87,17 @@ def _await_dead_lease(job_id: int) -> None:
     process_job.apply_async((job_id,), eta=eta)
 
 
+# The queue for the start of every video (see CELERY_TASK_QUEUES in settings).
+FIRST_QUEUE = "transcoding-first"
+
+
 class CeleryDispatcher(BaseDispatcher):
     def enqueue(self, job_id: int) -> None:
-        process_job.delay(int(job_id))
+        """A video's first chunk goes to the first queue, later chunks to the default one."""
+        from ..models import ProcessingJob
+
+        later_chunk = ProcessingJob.objects.filter(pk=job_id, parent__isnull=False).exists()
+        if later_chunk:
+            process_job.delay(int(job_id))
+        else:
+            process_job.apply_async((int(job_id),), queue=FIRST_QUEUE)

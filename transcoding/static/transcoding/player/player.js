@@ -44,7 +44,12 @@
     });
     return player
       .attach(video)
-      .then(function () { return player.load(manifestUrl(root, status)); })
+      // While the video is still being encoded its playlists are HLS EVENT playlists, which
+      // Shaka treats as live and would join at the live edge: start at the beginning instead.
+      // The playlists grow as chunks land, and end (VOD) when the encode is done.
+      .then(function () {
+        return player.load(manifestUrl(root, status), status.status === "ready" ? null : 0);
+      })
       .then(function () {
         if (dash) return;
         return Promise.all((status.subtitles || []).filter(function (s) {

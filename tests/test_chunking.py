@@ -1,0 +1,128 @@
+"""Chunk planning and the chunk's ffmpeg command: pure, table-driven."""
+
+from fractions import Fraction
+
+import pytest
+
+from transcoding import ffmpeg
+from transcoding.chunking import ChunkSpan, chunk_containing, plan_chunks
+from transcoding.ladder import PresetSpec, RungSpec, SourceInfo, plan_encode
+
+NTSC = Fraction(30000, 1001)
+
+
+@pytest.mark.parametrize(
+    "duration, fps, chunk, threshold, starts, segments, first_segments",
+    [
+        # Not longer than the threshold: one chunk, the whole source.
+        (10.0, Fraction(30), 8, 12, [0.0], [3], [1]),
+        # 24 s in 8 s chunks of two 4 s segments.
+        (24.0, Fraction(30), 8, 12, [0.0, 8.0, 16.0], [2, 2, 2], [1, 3, 5]),
+        # A short last chunk keeps the remainder.
+        (26.0, Fraction(30), 8, 12, [0.0, 8.0, 16.0, 24.0], [2, 2, 2, 1], [1, 3, 5, 7]),
+        # A sliver (under a quarter chunk) joins the chunk before it.
+        (82.0, Fraction(25), 40, 60, [0.0, 40.0], [10, 11], [1, 11]),
+        # NTSC: cuts move to the next frame (frame 240 is at 8.008 s).
+        (24.0, NTSC, 8, 12, [0.0, 8.008, 16.016], [2, 2, 2], [1, 3, 5]),
+        # The chunk length is rounded to whole segments (11 s -> 3 segments of 4 s).
+        (30.0, Fraction(30), 11, 12, [0.0, 12.0, 24.0], [3, 3, 2], [1, 4, 7]),
+    ],
+)
+def test_plan_chunks(duration, fps, chunk, threshold, starts, segments, first_segments):
+    spans = plan_chunks(duration, fps, segment_seconds=4.0, chunk_seconds=chunk, threshold_seconds=threshold)
+    assert [s.start for s in spans] == starts
+    assert [s.segments for s in spans] == segments
+    assert [s.first_segment for s in spans] == first_segments
+    assert all(s.count == len(spans) for s in spans)
+    # Chunks tile the video: each ends where the next starts, the last at the duration.
+    assert [s.end for s in spans] == [*starts[1:], duration]
+    assert spans[0].cut_start == 0.0 and spans[-1].cut_end is None
+
+
+def test_cuts_sit_a_quarter_frame_before_the_first_frame():
+    spans = plan_chunks(24.0, NTSC, segment_seconds=4.0, chunk_seconds=8, threshold_seconds=12)
+    quarter = float(Fraction(1, 4) / NTSC)
+    for before, after in zip(spans, spans[1:]):
+        assert after.cut_start == pytest.approx(after.start - quarter, abs=1e-6)
+        assert before.cut_end == after.cut_start  # no frame in two chunks, none in neither
+
+
+@pytest.mark.parametrize(
+    "interval, count, first_tiles, tiles",
+    [
+        (2.0, 12, [0, 4, 8], [4, 4, 4]),
+        (3.0, 8, [0, 3, 6], [3, 3, 2]),  # tiles at 0,3,6 | 9,12,15 | 18,21
+        (5.0, 5, [0, 2, 4], [2, 2, 1]),  # tiles at 0,5 | 10,15 | 20
+    ],
+)
+def test_storyboard_tiles_are_split_by_their_time(interval, count, first_tiles, tiles):
+    spans = plan_chunks(
+        24.0, Fraction(30), segment_seconds=4.0, chunk_seconds=8, threshold_seconds=12,
+        tile_interval=interval, tile_count=count,
+    )  # fmt: skip
+    assert [s.first_tile for s in spans] == first_tiles
+    assert [s.tiles for s in spans] == tiles
+    assert sum(s.tiles for s in spans) == count
+
+
+def test_chunk_containing_and_json_round_trip():
+    spans = plan_chunks(24.0, Fraction(30), segment_seconds=4.0, chunk_seconds=8, threshold_seconds=12)
+    assert [chunk_containing(spans, t).index for t in (0, 7.99, 8.0, 23.9, 99)] == [0, 0, 1, 2, 2]
+    assert all(ChunkSpan.from_json(s.to_json()) == s for s in spans)
+
+
+def _plan(duration=24.0):
+    info = SourceInfo(
+        container="mov,mp4", duration=duration, width=1280, height=720, video_codec="h264", fps=Fraction(30),
+        audio_codec="aac", audio_channels=2, audio_sample_rate=48000,
+    )  # fmt: skip
+    spec = PresetSpec(rungs=(RungSpec(720, 3_000_000), RungSpec(360, 800_000)))
+    return plan_encode(info, spec, segment_seconds=4.0)
+
+
+def _option(args, name, occurrence=0):
+    found = [i for i, a in enumerate(args) if a == name]
+    return args[found[occurrence] + 1]
+
+
+def test_chunk_command_reads_only_its_range_and_numbers_segments_globally():
+    plan = _plan()
+    sb = plan.storyboard
+    spans = plan_chunks(
+        24.0, Fraction(30), segment_seconds=4.0, chunk_seconds=8, threshold_seconds=12,
+        tile_interval=sb.interval, tile_count=sb.count,
+    )  # fmt: skip
+    args = ffmpeg.build_encode_args("ffmpeg", "src.mp4", plan, "/w", ("renditions", "storyboard"), spans[1])
+    assert args.count("-i") == 1  # input seeking: no second read of the source
+    source = args.index("-i")
+    assert args[source - 4 : source] == ["-ss", f"{spans[1].cut_start:.6f}", "-to", f"{spans[1].cut_end:.6f}"]
+    assert "-copyts" in args and "-start_at_zero" in args
+    assert _option(args, "-start_number") == "3"
+    assert _option(args, "-force_key_frames") == "expr:gte(t,(n_forced+2)*4)"
+    assert _option(args, "-hls_segment_options") == "movflags=+frag_discont"
+    assert "/w/360p/index.m3u8" in args
+    assert "sheet_c001_%04d.jpg" in " ".join(args)
+    # The chunk's tiles continue the video's grid: the first at the first tile time >= 8 s.
+    assert spans[1].first_tile * sb.interval >= 8.0 > (spans[1].first_tile - 1) * sb.interval
+    assert f"start_time={spans[1].first_tile * sb.interval:.6f}" in _option(args, "-filter_complex")
+
+
+def test_first_chunk_reads_the_whole_source_again_for_the_audio():
+    plan = _plan()
+    spans = plan_chunks(24.0, Fraction(30), segment_seconds=4.0, chunk_seconds=8, threshold_seconds=12)
+    args = ffmpeg.build_encode_args("ffmpeg", "src.mp4", plan, "/w", ffmpeg.ALL_PARTS, spans[0])
+    inputs = [i for i, a in enumerate(args) if a == "-i"]
+    assert len(inputs) == 2
+    assert args[inputs[0] - 2 : inputs[0]] == ["-to", f"{spans[0].cut_end:.6f}"] and "-ss" not in args
+    assert args[inputs[1] - 1] != f"{spans[0].cut_end:.6f}"  # the second input has no range
+    audio = args.index("-c:a")
+    assert args[audio - 2 : audio] == ["-map", "1:a:0"]
+
+
+def test_one_chunk_is_the_plain_command():
+    plan = _plan(10.0)
+    (span,) = plan_chunks(10.0, Fraction(30), segment_seconds=4.0, chunk_seconds=8, threshold_seconds=12)
+    args = ffmpeg.build_encode_args("ffmpeg", "src.mp4", plan, "/w", ffmpeg.ALL_PARTS, span)
+    assert args.count("-i") == 1 and "-ss" not in args and "-to" not in args
+    assert _option(args, "-force_key_frames") == "expr:gte(t,n_forced*4)"
+    assert "sheet_%04d.jpg" in " ".join(args)

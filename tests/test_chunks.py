@@ -1,0 +1,201 @@
+"""Split and stitch with real ffmpeg: a 24 s NTSC clip in three 8 s chunks against the same
+clip encoded in one piece. The chunked result must play like the other: the same segments,
+timestamps continuous across the joins, one audio track, playable after the first chunk."""
+
+import av
+import m3u8
+import pytest
+
+from tests import checks
+from tests.media import make_clip
+from transcoding import services
+from transcoding.dispatch.recording import outbox, run_recorded
+from transcoding.models import JobState, PartStatus, ProcessingJob, Rendition, Video
+from transcoding.tasks import process_job
+
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+
+LADDER = ["720p", "480p", "360p", "240p"]
+FRAME = 1001 / 30000
+
+
+@pytest.fixture(scope="module")
+def ntsc_clip(tmp_path_factory):
+    """24 s at 29.97 fps: segment and chunk boundaries fall between frames."""
+    path = tmp_path_factory.mktemp("chunks") / "ntsc.mp4"
+    return make_clip(path, seconds=24, size="1280x720", rate="30000/1001")
+
+
+@pytest.fixture
+def three_chunks(settings):
+    settings.TRANSCODING_CHUNK_SECONDS = 8
+    settings.TRANSCODING_CHUNK_THRESHOLD_SECONDS = 12
+
+
+def request(path, capture, force: bool = False) -> Video:
+    """Upload and queue; `force` encodes even when the same bytes were encoded already."""
+    with capture(execute=True):
+        video = services.video_create(source=path)
+        services.video_request_processing(video, force=force)
+    return video
+
+
+def run_next(capture) -> str:
+    """Deliver the oldest recorded job, running what it dispatches after commit."""
+    with capture(execute=True):
+        return process_job(outbox.pop(0))
+
+
+def timestamps(rendition: Rendition) -> list[float]:
+    """Presentation times of every packet of the rendition played as one stream, in order."""
+    path = checks.concatenated(rendition)
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams[0]
+            return sorted(
+                float(p.pts * stream.time_base) for p in container.demux(stream) if p.pts is not None
+            )
+    finally:
+        path.unlink()
+
+
+def decoded_frames(rendition: Rendition) -> int:
+    path = checks.concatenated(rendition)
+    try:
+        with av.open(str(path)) as container:
+            return sum(1 for _ in container.decode(video=0))
+    finally:
+        path.unlink()
+
+
+def test_three_chunks_stitch_into_what_one_encode_makes(
+    ntsc_clip, three_chunks, settings, django_capture_on_commit_callbacks
+):
+    capture = django_capture_on_commit_callbacks
+    chunked = request(ntsc_clip, capture)
+    assert run_next(capture) == "done"  # the root: plans, fans out, encodes chunk 0
+    jobs = list(ProcessingJob.objects.filter(video=chunked).order_by("chunk"))
+    assert [j.chunk for j in jobs] == [0, 1, 2]
+    assert [j.parts for j in jobs[1:]] == [["renditions", "storyboard"]] * 2
+    assert len(outbox) == 2  # the other chunks were dispatched, in time order
+    assert outbox == [jobs[1].pk, jobs[2].pk]
+    assert run_recorded() == ["done", "done"]
+    chunked = Video.objects.get(pk=chunked.pk)
+    checks.assert_all_outputs(chunked, 24.0, LADDER, audio=True)
+    jobs = list(ProcessingJob.objects.filter(video=chunked).order_by("chunk"))
+    assert all(j.state == JobState.DONE and j.result["complete"] for j in jobs)
+    assert jobs[0].result["stitched"]
+    # Each rung's init segment came out byte-identical from every chunk.
+    for name in LADDER:
+        assert len({j.result["inits"][name] for j in jobs}) == 1
+
+    settings.TRANSCODING_CHUNK_THRESHOLD_SECONDS = 1000
+    whole = request(ntsc_clip, capture, force=True)
+    assert run_recorded() == ["done"]
+    whole = Video.objects.get(pk=whole.pk)
+    assert whole.jobs.count() == 1
+
+    for name in [*LADDER, "audio"]:
+        a = chunked.renditions.get(name=name)
+        b = whole.renditions.get(name=name)
+        # The same segments: count, names, and durations within a frame.
+        assert [s[0] for s in a.segments] == [s[0] for s in b.segments], name
+        for (_, da), (_, db) in zip(a.segments, b.segments):
+            assert abs(da - db) <= FRAME + 1e-6, name
+        assert abs(a.duration - b.duration) <= FRAME, name
+    for name in LADDER:
+        a, b = chunked.renditions.get(name=name), whole.renditions.get(name=name)
+        times = timestamps(a)
+        assert times == pytest.approx(timestamps(b), abs=1e-6), name  # frame for frame
+        gaps = {round(t2 - t1, 6) for t1, t2 in zip(times, times[1:])}
+        assert gaps == {round(FRAME, 6)}, name  # continuous across the joins at 8 and 16 s
+        assert decoded_frames(a) == decoded_frames(b) == len(times)
+    # One audio track for the whole video, encoded once: continuous packets, no gap.
+    audio = timestamps(chunked.renditions.get(name="audio"))
+    steps = {round(t2 - t1, 6) for t1, t2 in zip(audio, audio[1:])}
+    assert steps == {round(1024 / 48000, 6)}
+    assert abs(len(audio) * 1024 / 48000 - 24.0) < 0.05
+    # The storyboard's cues point into each chunk's own sheets.
+    sheets = {path.rsplit("/", 1)[1] for path in chunked.storyboard.image_paths}
+    assert {"sheet_c000_0001.jpg", "sheet_c001_0001.jpg", "sheet_c002_0001.jpg"} <= sheets
+    assert chunked.storyboard.tile_count == whole.storyboard.tile_count
+
+
+def test_playable_after_the_first_chunk_with_playlists_growing_in_order(
+    ntsc_clip, three_chunks, django_capture_on_commit_callbacks
+):
+    capture = django_capture_on_commit_callbacks
+    video = request(ntsc_clip, capture)
+    assert run_next(capture) == "done"  # chunk 0 only
+    video = Video.objects.get(pk=video.pk)
+    assert video.playable and video.status == "processing" and not video.dash_path
+    master = m3u8.load(str(checks.stored(video.hls_path)))
+    assert len(master.playlists) == 4 and master.media[0].type == "AUDIO"
+    top = checks.stored(video.hls_path).parent / master.playlists[0].uri
+    event = m3u8.load(str(top))
+    assert event.playlist_type == "event" and not event.is_endlist
+    assert [s.uri for s in event.segments] == ["seg_00001.m4s", "seg_00002.m4s"]
+    status = services.video_refresh_status(video)
+    assert status.playable
+
+    # Chunk 2 finishing first does not extend the playlists past the gap at chunk 1.
+    outbox.reverse()
+    assert run_next(capture) == "done"
+    event = m3u8.load(str(top))
+    assert [s.uri for s in event.segments] == ["seg_00001.m4s", "seg_00002.m4s"] and not event.is_endlist
+    assert Video.objects.get(pk=video.pk).status == "processing"
+
+    # The last chunk fills the gap and stitches: VOD playlists, the MPD, ready.
+    assert run_next(capture) == "done"
+    final = m3u8.load(str(top))
+    assert final.playlist_type == "vod" and final.is_endlist and len(final.segments) == 6
+    video = Video.objects.get(pk=video.pk)
+    assert video.status == "ready" and video.dash_path and video.progress == 100
+
+
+def test_a_chunk_whose_worker_stopped_is_retried_alone(
+    ntsc_clip, three_chunks, settings, django_capture_on_commit_callbacks
+):
+    """A worker that dies mid-chunk leaves its lease to expire; the watchdog requeues that
+    chunk only, and the video finishes with the other chunks' work kept."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from transcoding.jobs import job_claim
+
+    capture = django_capture_on_commit_callbacks
+    video = request(ntsc_clip, capture)
+    assert run_next(capture) == "done"
+    first, second = (ProcessingJob.objects.get(video=video, chunk=i) for i in (1, 2))
+    assert job_claim(first.pk, token="dead-worker") is not None  # claimed, then the worker died
+    outbox.remove(first.pk)
+    assert run_next(capture) == "done"  # chunk 2
+    ProcessingJob.objects.filter(pk=first.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    with capture(execute=True):
+        requeued, failed, _ = services.jobs_recover_stuck()
+    assert requeued == [first.pk] and failed == []
+    assert run_recorded() == ["done"]
+    attempts = dict(ProcessingJob.objects.filter(video=video).values_list("chunk", "attempt"))
+    assert attempts == {0: 1, 1: 2, 2: 1}
+    video = Video.objects.get(pk=video.pk)
+    checks.assert_all_outputs(video, 24.0, LADDER, audio=True)
+
+
+def test_a_chunk_that_fails_for_good_fails_the_video_and_stops_the_others(
+    ntsc_clip, three_chunks, django_capture_on_commit_callbacks
+):
+    from transcoding import pipeline
+
+    capture = django_capture_on_commit_callbacks
+    video = request(ntsc_clip, capture)
+    assert run_next(capture) == "done"
+    doomed = ProcessingJob.objects.get(video=video, chunk=1)
+    doomed.refresh_from_db()
+    pipeline.mark_failed(doomed, "The file is truncated or damaged.")
+    other = ProcessingJob.objects.get(video=video, chunk=2)
+    assert other.state == JobState.CANCELLED
+    video = Video.objects.get(pk=video.pk)
+    assert video.status == "failed" and video.error == "The file is truncated or damaged."
+    assert video.source  # the original is kept
+    assert all(r.status in (PartStatus.READY, PartStatus.FAILED) for r in video.renditions.all())
