@@ -392,8 +392,9 @@ def jobs_recover_stuck() -> tuple[list[int], list[int], list[int]]:
     """The watchdog (`manage.py requeue_stuck`, a Celery beat entry, a Zappa event): running
     jobs whose lease expired go back to the queue; those with no attempts left fail, and so do
     the parts they were making. Queued jobs nobody has claimed although they are due (a retry
-    whose backoff has passed, a dispatch lost on the way) are dispatched again; claiming makes
-    a duplicate harmless. Returns the job ids (requeued, failed, redispatched)."""
+    whose backoff has passed, a dispatch lost on the way) are dispatched again, unless the
+    backend's queue holds them (`keeps_messages`); claiming makes a duplicate harmless.
+    Returns the job ids (requeued, failed, redispatched)."""
     from .jobs import jobs_due_unclaimed_ids, jobs_requeue_stuck_ids
     from .pipeline import mark_failed
 
@@ -402,7 +403,8 @@ def jobs_recover_stuck() -> tuple[list[int], list[int], list[int]]:
         for job in ProcessingJob.objects.filter(pk__in=failed).select_related("video"):
             mark_failed(job, job.error or "The worker stopped and no attempts are left.")
             video_refresh_status(job.video)
-        due = [pk for pk in jobs_due_unclaimed_ids() if pk not in requeued]
+        due = [] if get_dispatcher().keeps_messages else jobs_due_unclaimed_ids()
+        due = [pk for pk in due if pk not in requeued]
         for job_id in [*requeued, *due]:
             transaction.on_commit(lambda job_id=job_id: get_dispatcher().enqueue(job_id), robust=True)
     return requeued, failed, due

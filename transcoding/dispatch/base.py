@@ -3,5 +3,10 @@ class BaseDispatcher:
     `transcoding.tasks.process_job(job_id)`, at least once. Called after the transaction
     that created the job has committed."""
 
+    # True when a queue holds every undelivered message until a worker acknowledges it (a
+    # Celery broker): a job waiting there behind others is not lost, and the watchdog does
+    # not send it again (with a long video's chunks queued, that would pile up duplicates).
+    keeps_messages = False
+
     def enqueue(self, job_id: int) -> None:
         raise NotImplementedError

@@ -92,6 +92,8 @@ FIRST_QUEUE = "transcoding-first"
 
 
 class CeleryDispatcher(BaseDispatcher):
+    keeps_messages = True
+
     def enqueue(self, job_id: int) -> None:
         """A video's first chunk goes to the first queue, later chunks to the default one."""
         from ..models import ProcessingJob
