@@ -542,3 +542,28 @@ def test_pool_process_killed_mid_encode_is_rejected_and_redelivered_at_once(scen
     assert ("'skipped'" in log) == ("redelivered while leased" in log), log
     assert recovered_in < 40
     print(f"lost pool process's job recovered {recovered_in:.1f} s after the kill")
+
+
+@pytest.mark.django_db
+def test_the_watchdog_does_not_resend_jobs_waiting_in_the_broker(
+    queued_job, settings, sent, django_capture_on_commit_callbacks
+):
+    """A long video's chunks may wait in the queue for hours behind each other: the broker
+    holds them, so sending them again every minute would only pile up duplicates. (A backend
+    without such a queue, like Lambda's async invocations, gets them sent again.)"""
+    from django.utils import timezone
+
+    from transcoding import services
+    from transcoding.dispatch import recording
+    from transcoding.models import ProcessingJob
+
+    ProcessingJob.objects.filter(pk=queued_job.pk).update(created_at=timezone.now() - timedelta(hours=2))
+    settings.TRANSCODING_DISPATCH = "celery"
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.jobs_recover_stuck() == ([], [], [])
+    assert sent == []
+    settings.TRANSCODING_DISPATCH = "recording"
+    recording.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.jobs_recover_stuck() == ([], [], [queued_job.pk])
+    assert recording.outbox == [queued_job.pk]
