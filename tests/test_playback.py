@@ -814,3 +814,18 @@ def test_private_video_plays_in_chromium_from_s3(
     url = f"{live_server.url}/videos/{video.pk}/{query}"
     screenshot = None if query else "player-private-s3.png"
     in_own_thread(lambda: watch_in_chromium(url, bucket.endpoint, manifest, screenshot))
+
+
+def test_a_growing_event_playlist_is_cached_for_a_second_only():
+    """While a video encodes, its playlists grow: a browser holding one for minutes would stall
+    the player at the end of what it saw."""
+    from types import SimpleNamespace
+
+    from transcoding import manifests
+    from transcoding.playback_views import _respond
+
+    signer = SimpleNamespace(seconds=600)
+    segments = (manifests.Segment("seg_00001.m4s", 4.0),)
+    growing = _respond(manifests.media_playlist("init.mp4", segments, ended=False), "x", signer)
+    done = _respond(manifests.media_playlist("init.mp4", segments), "x", signer)
+    assert "max-age=1" in growing["Cache-Control"] and "max-age=300" in done["Cache-Control"]

@@ -42,9 +42,12 @@ def _read(key: str) -> str:
 
 
 def _respond(text: str, content_type: str, signer: delivery.UrlSigner) -> HttpResponse:
-    """A manifest response: private (per viewer), cached for less than its URLs live."""
+    """A manifest response: private (per viewer), cached for less than its URLs live; an EVENT
+    playlist (still growing while the encode runs) only for a second, so the player's reloads
+    see new segments."""
     response = HttpResponse(text, content_type=content_type)
-    patch_cache_control(response, private=True, max_age=signer.seconds // 2)
+    growing = "#EXT-X-PLAYLIST-TYPE:EVENT" in text
+    patch_cache_control(response, private=True, max_age=1 if growing else signer.seconds // 2)
     patch_vary_headers(response, ["Cookie"])
     return response
 
