@@ -2,7 +2,7 @@
 
 A video's outputs live under its prefix, `videos/<id>/`. A video whose source bytes equal an
 earlier video's plays that video's outputs instead of encoding again
-(`services.video_link_duplicate`): its rows name keys under the other video's prefix. So the
+(`dedupe.video_link_duplicate`): its rows name keys under the other video's prefix. So the
 rule for deleting is by reference, not by id: a prefix is deleted only when no other video's
 rows name a key under it, and `purge_orphans` calls a prefix an orphan only when its id is no
 video's and no video's rows name it.
