@@ -107,16 +107,18 @@ def test_chunk_command_reads_only_its_range_and_numbers_segments_globally():
     assert f"start_time={spans[1].first_tile * sb.interval:.6f}" in _option(args, "-filter_complex")
 
 
-def test_first_chunk_reads_the_whole_source_again_for_the_audio():
+def test_a_chunk_never_makes_the_audio_its_own_process_does():
+    """The audio of a chunked video is one process over the whole source, beside chunk 0."""
     plan = _plan()
     spans = plan_chunks(24.0, Fraction(30), segment_seconds=4.0, chunk_seconds=8, threshold_seconds=12)
-    args = ffmpeg.build_encode_args("ffmpeg", "src.mp4", plan, "/w", ffmpeg.ALL_PARTS, spans[0])
-    inputs = [i for i, a in enumerate(args) if a == "-i"]
-    assert len(inputs) == 2
-    assert args[inputs[0] - 2 : inputs[0]] == ["-to", f"{spans[0].cut_end:.6f}"] and "-ss" not in args
-    assert args[inputs[1] - 1] != f"{spans[0].cut_end:.6f}"  # the second input has no range
+    with pytest.raises(ValueError):
+        ffmpeg.build_encode_args("ffmpeg", "src.mp4", plan, "/w", ffmpeg.ALL_PARTS, spans[0])
+    args = ffmpeg.build_audio_args("ffmpeg", "src.mp4", plan, "/w")
+    assert args.count("-i") == 1 and "-ss" not in args and "-to" not in args
+    assert args[args.index("-i") + 1] == "src.mp4" and "-filter_complex" not in args
     audio = args.index("-c:a")
-    assert args[audio - 2 : audio] == ["-map", "1:a:0"]
+    assert args[audio - 2 : audio] == ["-map", "0:a:0"]
+    assert args[-1] == "/w/audio/index.m3u8" and _option(args, "-output_ts_offset") == "10"
 
 
 def test_one_chunk_is_the_plain_command():

@@ -137,10 +137,10 @@ def rung_output_args(rung: Rung, plan: Plan, workdir: str, chunk: ChunkSpan | No
     ]  # fmt: skip
 
 
-def audio_output_args(plan: Plan, workdir: str, input_index: int = 0) -> list[str]:
+def audio_output_args(plan: Plan, workdir: str) -> list[str]:
     audio = plan.audio
     return [
-        "-map", f"{input_index}:a:0",
+        "-map", "0:a:0",
         "-c:a", "aac",
         "-profile:a", "aac_low",
         "-b:a", str(audio.bitrate),
@@ -191,8 +191,9 @@ def build_encode_args(
     chunk: ChunkSpan | None = None,
 ) -> list[str]:
     """The whole command: decode once (a chunk's range of the source), write every requested
-    part. The audio is never chunked: with a chunk, it reads the whole source as a second input
-    (only its audio packets are decoded)."""
+    part. The audio is never chunked: a chunk's command leaves it to `build_audio_args`."""
+    if chunk is not None and not chunk.whole and AUDIO in parts:
+        raise ValueError("A chunk's command cannot make the audio: use build_audio_args.")
     graph, labels = filter_graph(plan, parts, chunk)
     args = [
         ffmpeg, "-hide_banner", "-nostdin", "-y",
@@ -202,10 +203,6 @@ def build_encode_args(
         *input_args(source, chunk),
     ]  # fmt: skip
     audio = AUDIO in parts and plan.audio is not None
-    audio_input = 0
-    if audio and chunk is not None and not chunk.whole:
-        args += ["-i", source]
-        audio_input = 1
     if graph:
         args += ["-filter_complex", graph]
     for label in labels:
@@ -217,8 +214,22 @@ def build_encode_args(
             rung = next(r for r in plan.rungs if f"v{r.name}" == label)
             args += rung_output_args(rung, plan, workdir, chunk)
     if audio:
-        args += audio_output_args(plan, workdir, audio_input)
+        args += audio_output_args(plan, workdir)
     return args
+
+
+def build_audio_args(ffmpeg: str, source: str, plan: Plan, workdir: str) -> list[str]:
+    """The whole video's audio, alone, for a chunked encode: it runs beside chunk 0's video
+    process rather than as its second input, because there ffmpeg would read the audio only as
+    fast as the slowest video output (the storyboard's `tile` and the poster's `thumbnail` hold
+    frames back), so the audio's first segment would wait for the whole chunk."""
+    return [
+        ffmpeg, "-hide_banner", "-nostdin", "-y",
+        "-loglevel", "error", "-nostats",
+        "-copyts", "-start_at_zero",
+        "-vn", "-sn", "-dn", "-i", source,
+        *audio_output_args(plan, workdir),
+    ]  # fmt: skip
 
 
 def output_dirs(plan: Plan, parts: tuple[str, ...] = ALL_PARTS) -> list[str]:

@@ -26,6 +26,7 @@ from django.utils import timezone
 from . import ffmpeg, outputs, publish, stitch
 from .chunking import ChunkSpan
 from .conf import ffmpeg_binary, settings
+from .jobs import JobCancelled
 from .ladder import Plan, SourceInfo, plan_encode
 from .models import (
     PartKind,
@@ -358,28 +359,84 @@ def encode(job, heartbeat: Callable[[], None]) -> float:
     return _encode_chunk(video, job, root_id, plan, span, mine, heartbeat)
 
 
+class SideRun:
+    """An ffmpeg process in a thread beside the main one: the whole video's audio next to
+    chunk 0's video. Stopped when the main one fails; its error is raised at the end."""
+
+    def __init__(self, args: list[str] | None):
+        self.args, self.result, self.error = args, FfmpegRun("", 0.0, 0), None
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="ffmpeg-beside", daemon=True)
+
+    def _check(self, _progress) -> None:
+        if self.stopping.is_set():
+            raise JobCancelled("stopped with the main encode")
+
+    def _run(self) -> None:
+        try:
+            self.result = run_ffmpeg(self.args, self._check, tick=0.5)
+        except BaseException as exc:
+            self.error = exc
+
+    def __enter__(self):
+        if self.args:
+            self.thread.start()
+        return self
+
+    def wait(self, on_tick: Callable[[None], None]) -> None:
+        while self.args and self.thread.is_alive():
+            self.thread.join(timeout=min(1.0, settings.PROGRESS_INTERVAL))
+            on_tick(None)
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.stopping.set()
+        if self.args:
+            self.thread.join()
+        if exc_type is None and self.error is not None:
+            raise self.error
+
+
+def _run_encodes(main_args, side_args, writer) -> FfmpegRun:
+    """The chunk's ffmpeg, and the audio's beside it when it has one: CPU added, peak the larger."""
+    with SideRun(side_args) as side:
+        if main_args:
+            main = run_ffmpeg(main_args, writer, tick=min(1.0, settings.PROGRESS_INTERVAL))
+        else:
+            main = FfmpegRun("", 0.0, 0)
+        side.wait(writer)
+    stderr = "\n".join(s for s in (main.stderr.strip(), side.result.stderr.strip()) if s)
+    cpu = main.cpu_seconds + side.result.cpu_seconds
+    return FfmpegRun(stderr, cpu, max(main.peak_rss_bytes, side.result.peak_rss_bytes))
+
+
 def _encode_chunk(video, job, root_id, plan: Plan, span: ChunkSpan, parts, heartbeat) -> float:
     """One ffmpeg process for the chunk's range: every rung, its storyboard tiles, and the
-    audio and poster when they are this chunk's. Stores segments as they finish, publishes
-    them in order, then records the chunk as complete."""
+    poster when it is this chunk's; chunk 0 of several also runs the whole video's audio
+    beside it. Stores segments as they finish, publishes them in order, then records the chunk
+    as complete."""
     chunk_plan = replace(plan, duration=span.duration)
     ff_parts = tuple(p for p in parts if p in ffmpeg.ALL_PARTS)
+    side_audio = PartKind.AUDIO in ff_parts and plan.audio is not None and not span.whole
+    main_parts = tuple(p for p in ff_parts if not (side_audio and p == PartKind.AUDIO))
+    source, binary = outputs.source_location(video.source.name), ffmpeg_binary()
     with tempfile.TemporaryDirectory(prefix=f"video{video.pk}-", dir=settings.WORK_DIR) as workdir:
         dirs = ffmpeg.output_dirs(chunk_plan, ff_parts)
         for directory in dirs:
             Path(workdir, directory).mkdir(parents=True, exist_ok=True)
-        args = ffmpeg.build_encode_args(
-            ffmpeg_binary(), outputs.source_location(video.source.name), chunk_plan, workdir, ff_parts, span
+        main_args = main_parts and ffmpeg.build_encode_args(
+            binary, source, chunk_plan, workdir, main_parts, span
         )
+        side_args = ffmpeg.build_audio_args(binary, source, plan, workdir) if side_audio else None
         where = f"{span.start:.1f}-{span.end:.1f} s, chunk {span.index + 1}/{span.count}"
         log.info("video %s: encoding %s (%s)", video.pk, ", ".join(ff_parts), where)
         segment_dirs = [d for d in dirs if d != ffmpeg.STORYBOARD_DIR]
         with SegmentUploader(Path(workdir), outputs.video_prefix(video.pk), segment_dirs) as uploader:
             live = stitch.LivePublisher(job, root_id, Path(workdir), segment_dirs, uploader)
             writer = ProgressWriter(
-                video, chunk_plan, ff_parts, heartbeat, uploader, job=job, root_id=root_id, live=live
+                video, chunk_plan, main_parts, heartbeat, uploader, job=job, root_id=root_id, live=live
             )
-            stderr, cpu, peak_rss = run_ffmpeg(args, writer, tick=min(1.0, settings.PROGRESS_INTERVAL))
+            stderr, cpu, peak_rss = _run_encodes(main_args, side_args, writer)
         type(job).objects.filter(pk=job.pk).update(
             peak_rss_bytes=peak_rss, peak_temp_bytes=uploader.peak_local_bytes
         )
