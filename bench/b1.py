@@ -12,6 +12,7 @@ Ways, run interleaved round by round (the order rotates each round) so they shar
 """
 
 import shutil
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,9 @@ SHORT = {OURS: "ours", USUAL: "usual\nsequential", USUAL_PAR: "usual\nparallel",
 COLORS = {OURS: "tab:blue", USUAL: "tab:red", USUAL_PAR: "tab:orange", BARE: "tab:gray"}
 WALL_TARGET_VS_USUAL = 0.6
 WALL_TARGET_VS_BARE = 1.1
+# Wall times of one way spread wider than this (max−min over median) mean the load changed
+# during the run: the wall ratios are flagged as unreliable.
+NOISY_SPREAD = 0.25
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,30 @@ def _measure(ctx: Context, source: Source) -> dict:
     }
 
 
+def _noise(runs) -> str:
+    """A warning when the wall times of some way varied too much between its runs."""
+    spreads = {}
+    for way, items in runs.items():
+        wall = Summary.of(r["wall"] for r in items)
+        spreads[way] = (wall.high - wall.low) / wall.median if wall.median else 0.0
+    worst = max(spreads, key=spreads.get)
+    if spreads[worst] <= NOISY_SPREAD:
+        return ""
+    peak_load = max(r["load"] for items in runs.values() for r in items)
+    return (
+        f"**Noisy run**: the wall times of *{LABELS[worst]}* spread {spreads[worst]:.0%} between runs "
+        f"(load average up to {peak_load:.1f} on {_cores()} cores: other work took turns with ours). "
+        f"The wall ratios below are unreliable; the CPU ratios are not affected much. Rerun on a "
+        f"quiet machine, or with more --runs."
+    )
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _ratio(runs, a: str, b: str, key: str) -> tuple[float, list[float]]:
     """Ratio of medians, and the per-round ratios (each round's ways ran back to back)."""
     if a not in runs or b not in runs:
@@ -164,6 +192,9 @@ def _markdown(result: dict) -> str:
             rows,
         )
     )
+    noise = _noise(runs)
+    if noise:
+        lines += ["", noise]
     if OURS in runs:
         ff = Summary.of(r["ffmpeg_cpu"] for r in runs[OURS])
         py = Summary.of(r["python_cpu"] for r in runs[OURS])
@@ -215,12 +246,12 @@ def _ratios_markdown(runs) -> str:
         wall, wall_rounds = _ratio(runs, OURS, other, "wall")
         cpu, _ = _ratio(runs, OURS, other, "cpu")
         spread = f"{min(wall_rounds):.2f}–{max(wall_rounds):.2f}" if wall_rounds else "–"
+        paired = f"{statistics.median(wall_rounds):.2f}" if wall_rounds else "–"
         goal = f"wall ≤ {target}" if target else "(no target)"
         verdict = _verdict(wall, target) if target else "–"
-        rows.append([f"ours / {LABELS[other]}", f"{wall:.2f}", spread, f"{cpu:.2f}", goal, verdict])
-    text = table(
-        ["ratio", "wall (of medians)", "wall, per round", "CPU (of medians)", "target", "verdict"], rows
-    )
+        rows.append([f"ours / {LABELS[other]}", f"{wall:.2f}", paired, spread, f"{cpu:.2f}", goal, verdict])
+    headers = ["ratio", "wall (of medians)", "wall, median of rounds", "wall, per round", "CPU (of medians)"]
+    text = table([*headers, "target", "verdict"], rows)
     if BARE in runs:
         ours_wall = Summary.of(r["wall"] for r in runs[OURS]).median
         ours_cpu = Summary.of(r["cpu"] for r in runs[OURS]).median
@@ -293,9 +324,10 @@ def _verdicts(result: dict) -> list[str]:
         if other in runs:
             wall, _ = _ratio(runs, OURS, other, "wall")
             cpu, _ = _ratio(runs, OURS, other, "cpu")
+            noisy = " (noisy run: wall unreliable, see B1)" if _noise(runs) else ""
             lines.append(
                 f"B1, ours ≤ {target}× {LABELS[other]} (wall), on the {result['duration']:.0f} s clip: "
-                f"{_verdict(wall, target)}; CPU ratio {cpu:.2f}."
+                f"{_verdict(wall, target)}{noisy}; CPU ratio {cpu:.2f}."
             )
     return lines
 

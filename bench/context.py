@@ -18,6 +18,17 @@ class Options:
     rate: str = "30"
     bunny: bool = True
     parallel: bool = True
+    # B2: the generated clip's length and the chunk length (whole 4 s segments: 16 s = 4 chunks)
+    b2_seconds: float = 60.0
+    b2_chunk_seconds: float = 16.0
+    b2_bunny_chunk_seconds: float = 4.0  # Big Buck Bunny (5.3 s): one join, quality only
+    vmaf: bool = True
+    # B3: Celery dispatch latency samples (skipped with a note when Redis is not reachable)
+    b3_celery_samples: int = 20
+    # B4: lengths, and chunk settings (None: the product's defaults, 120 s chunks from 180 s)
+    b4_lengths: tuple[float, ...] = (60.0, 600.0)
+    b4_chunk_seconds: float | None = None
+    b4_threshold_seconds: float | None = None
 
 
 @dataclass
@@ -28,13 +39,18 @@ class Context:
     out: Path
     # Runs of our pipeline by source path: B1's runs on a generated clip count for B5 too.
     pipeline_runs: dict[str, list[dict]] = field(default_factory=dict)
+    # Measurements one benchmark hands to another (B2's chunk jobs feed B3's model).
+    shared: dict[str, object] = field(default_factory=dict)
 
     def log(self, message: str) -> None:
         print(f"[bench] {message}", file=sys.stderr, flush=True)
 
-    def run_pipeline(self, source: Path) -> dict:
+    def run_pipeline(self, source: Path, *, env: dict | None = None, inspect=None) -> dict:
+        """One run of our pipeline; runs with the default settings (no `env`) are kept for
+        other benchmarks on the same source."""
         load = machine.load()
-        result = ours.run(self.scratch, source)
+        result = ours.run(self.scratch, source, env=env, inspect=inspect)
         result["load"] = load
-        self.pipeline_runs.setdefault(str(source), []).append(result)
+        if env is None:
+            self.pipeline_runs.setdefault(str(source), []).append(result)
         return result

@@ -1,6 +1,6 @@
-"""Run the benchmarks and write bench/results/RESULTS.md with b1.png and b5.png.
+"""Run the benchmarks and write bench/results/RESULTS.md with a chart per benchmark.
 
-    python bench/run.py [--quick] [--runs N] [--only b1,b5] [--out DIR]
+    python bench/run.py [--quick] [--runs N] [--only b1,b2,b3,b4,b5] [--out DIR]
 
 Everything runs against a throwaway SQLite database, media root and work directory (deleted
 at the end); sources are generated or fetched once and cached under .cache/. See README.md.
@@ -22,10 +22,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import machine, report, scratch  # noqa: E402
 from bench.context import Context, Options  # noqa: E402
 
-# name -> module with run(ctx) -> report.Section. Chunking (issue 6) adds b2, b3, b4 here.
-BENCHMARKS = {"b1": "bench.b1", "b5": "bench.b5"}
+# name -> module with run(ctx) -> report.Section
+BENCHMARKS = {"b1": "bench.b1", "b2": "bench.b2", "b3": "bench.b3", "b4": "bench.b4", "b5": "bench.b5"}
 
-QUICK = {"b1_seconds": 3.0, "b5_lengths": (3.0, 6.0), "size": "640x360", "rate": "30", "bunny": False}
+QUICK = {
+    "b1_seconds": 3.0,
+    "b5_lengths": (3.0, 6.0),
+    "size": "640x360",
+    "rate": "30",
+    "bunny": False,
+    "b2_seconds": 8.0,
+    "b2_chunk_seconds": 4.0,  # 2 chunks
+    "b3_celery_samples": 3,
+    "b4_lengths": (4.0, 12.0),
+    "b4_chunk_seconds": 4.0,  # the 12 s clip in 3 chunks
+    "b4_threshold_seconds": 6.0,
+}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -38,6 +50,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--b5-lengths", help="comma list of B5 lengths in seconds (default 15,60,150)")
     parser.add_argument("--no-bunny", action="store_true", help="skip the real-footage source in B1")
     parser.add_argument("--no-parallel", action="store_true", help="skip the parallel usual-way variant")
+    parser.add_argument("--b2-seconds", type=float, help="length of B2's generated source (default 60)")
+    parser.add_argument("--b2-chunk-seconds", type=float, help="B2's chunk length (default 16: 4 chunks)")
+    parser.add_argument("--no-vmaf", action="store_true", help="skip B2's VMAF (the slowest part of B2)")
+    parser.add_argument("--b4-lengths", help="comma list of B4 lengths in seconds (default 60,600)")
     parser.add_argument("--json", type=Path, help="also write every measurement to this JSON file")
     parser.add_argument("--keep-scratch", action="store_true", help="keep the scratch directory")
     args = parser.parse_args(argv)
@@ -61,6 +77,14 @@ def options(args: argparse.Namespace) -> Options:
         opts.b1_seconds = args.b1_seconds
     if args.b5_lengths:
         opts.b5_lengths = tuple(sorted(float(x) for x in args.b5_lengths.split(",")))
+    if args.b2_seconds:
+        opts.b2_seconds = args.b2_seconds
+    if args.b2_chunk_seconds:
+        opts.b2_chunk_seconds = args.b2_chunk_seconds
+    if args.no_vmaf:
+        opts.vmaf = False
+    if args.b4_lengths:
+        opts.b4_lengths = tuple(sorted(float(x) for x in args.b4_lengths.split(",")))
     return opts
 
 

@@ -1,0 +1,124 @@
+"""B3's fan-out model: time to ready and Lambda cost of a chunked encode on K workers. Pure
+functions of measured inputs (`Measured`, from B2 on this machine) and a platform's numbers
+(`Platform`: measured or assumed, said where they are built, in b3.py).
+
+A chunk task takes its ffmpeg CPU spread over the worker's vCPUs (an encode keeps every vCPU
+busy, as it keeps both cores of this machine busy), plus the wall time of everything else the
+task does (claim, probe, fan-out, storing results, fan-in) and its database round trips:
+
+    task = max((cpu + audio) / vcpus, audio) + serial + queries * db_round_trip
+
+where only chunk 0 has `audio` (it encodes the whole video's audio, on one thread) and every
+further chunk pays `chunk_cpu_overhead` (ffmpeg start-up, seeking into the source). Chunks run
+in waves of K (chunk 0, the root job, in the first):
+
+    ready = start + fan_out + first_wave + (waves - 1) * (dispatch + task) + stitch
+    start = dispatch + cold_start            (the root job reaches a worker)
+    fan_out = (n - 1) * enqueue              (the root enqueues the other chunks one by one)
+    first_wave = task0 if K == 1 else max(task0, dispatch + cold_start + task)
+"""
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+from transcoding.chunking import plan_chunks
+
+
+@dataclass(frozen=True)
+class Measured:
+    video_cpu_per_second: float  # ffmpeg CPU per second of video: ladder + storyboard, no audio
+    chunk_cpu_overhead: float  # extra ffmpeg CPU of each further chunk
+    audio_cpu_per_second: float  # the audio encode, per second of video (chunk 0 does it all)
+    serial_seconds: float  # a chunk task's wall time outside ffmpeg
+    queries_per_chunk: float  # database queries a chunk task makes
+    stitch_seconds_per_segment: float  # the fan-in that stitches, per 4 s segment of the video
+
+
+@dataclass(frozen=True)
+class Platform:
+    name: str
+    vcpus: float
+    chunk_seconds: float  # the product's chunk length there
+    threshold_seconds: float  # videos up to this long are one chunk
+    dispatch_seconds: float  # enqueue until a worker starts the task
+    cold_start_seconds: float = 0.0  # a fresh worker's start-up (first wave only)
+    enqueue_seconds: float = 0.0  # one enqueue call made by the root's fan-out
+    db_round_trip: float = 0.0  # added per query (the measured serial time has a local DB)
+    time_limit: float | None = None  # seconds one task may run (Lambda: 900)
+    memory_gb: float = 0.0
+    price_gb_second: float = 0.0
+    price_request: float = 0.0
+
+
+@dataclass(frozen=True)
+class Estimate:
+    chunks: int
+    waves: int
+    seconds: float  # request to ready
+    longest_task: float
+    over_limit: bool  # some task would run longer than the platform allows
+
+
+def chunk_lengths(duration: float, platform: Platform, segment_seconds: float = 4.0) -> list[float]:
+    """The product's own chunk plan (transcoding.chunking) for a 30 fps video."""
+    spans = plan_chunks(
+        duration,
+        Fraction(30),
+        segment_seconds=segment_seconds,
+        chunk_seconds=platform.chunk_seconds,
+        threshold_seconds=platform.threshold_seconds,
+    )
+    return [span.duration for span in spans]
+
+
+def task_seconds(
+    seconds: float, m: Measured, p: Platform, *, first: bool, audio_seconds: float = 0.0
+) -> float:
+    cpu = m.video_cpu_per_second * seconds + (0.0 if first else m.chunk_cpu_overhead)
+    audio = m.audio_cpu_per_second * audio_seconds
+    return max((cpu + audio) / p.vcpus, audio) + m.serial_seconds + m.queries_per_chunk * p.db_round_trip
+
+
+def task_times(duration: float, m: Measured, p: Platform) -> list[float]:
+    lengths = chunk_lengths(duration, p)
+    first = task_seconds(lengths[0], m, p, first=True, audio_seconds=duration)
+    return [first, *(task_seconds(s, m, p, first=False) for s in lengths[1:])]
+
+
+def stitch_seconds(duration: float, m: Measured, segment_seconds: float = 4.0) -> float:
+    return m.stitch_seconds_per_segment * math.ceil(duration / segment_seconds)
+
+
+def time_to_ready(duration: float, workers: int, m: Measured, p: Platform) -> Estimate:
+    tasks = task_times(duration, m, p)
+    n, waves = len(tasks), math.ceil(len(tasks) / workers)
+    start = p.dispatch_seconds + p.cold_start_seconds
+    task = max(tasks[1:], default=0.0)
+    if n == 1:
+        encode = tasks[0]
+    else:
+        first_wave = tasks[0] if workers == 1 else max(tasks[0], start + task)
+        encode = (n - 1) * p.enqueue_seconds + first_wave + (waves - 1) * (p.dispatch_seconds + task)
+    longest = max(tasks)
+    over = p.time_limit is not None and longest > p.time_limit
+    return Estimate(n, waves, start + encode + stitch_seconds(duration, m), longest, over)
+
+
+def unchunked(duration: float, m: Measured, p: Platform) -> Estimate:
+    """The whole video as one task on one worker (no chunking), for reference."""
+    task = task_seconds(duration, m, p, first=True, audio_seconds=duration)
+    seconds = p.dispatch_seconds + p.cold_start_seconds + task + stitch_seconds(duration, m)
+    return Estimate(1, 1, seconds, task, p.time_limit is not None and task > p.time_limit)
+
+
+def cost(duration: float, workers: int, m: Measured, p: Platform) -> float:
+    """Dollars for one video: every task's billed duration (plus one cold start per worker
+    started, billed as init time) at the platform's memory, and one request per task."""
+    tasks = task_times(duration, m, p)
+    billed = sum(tasks) + min(workers, len(tasks)) * p.cold_start_seconds
+    return billed * p.memory_gb * p.price_gb_second + len(tasks) * p.price_request
+
+
+def cost_per_minute(duration: float, workers: int, m: Measured, p: Platform) -> float:
+    return cost(duration, workers, m, p) / (duration / 60)
