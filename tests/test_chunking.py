@@ -128,3 +128,27 @@ def test_one_chunk_is_the_plain_command():
     assert args.count("-i") == 1 and "-ss" not in args and "-to" not in args
     assert _option(args, "-force_key_frames") == "expr:gte(t,n_forced*4)"
     assert "sheet_%04d.jpg" in " ".join(args)
+
+
+def _result(first: int, count: int, init: str = "same") -> dict:
+    names = [f"seg_{n:05d}.m4s" for n in range(first, first + count)]
+    return {"inits": {"720p": init}, "segments": {"720p": [[name, 4.0, 1000] for name in names]}}
+
+
+@pytest.mark.parametrize(
+    "results, error",
+    [
+        ([_result(1, 2), _result(3, 2)], None),
+        ([_result(1, 2), _result(3, 2, init="other")], "different init segments"),
+        ([_result(1, 2), _result(4, 2)], "gap in the segment numbers"),
+        ([_result(1, 2), {"inits": {}, "segments": {}}], "different init segments"),
+    ],
+)
+def test_chunks_join_only_with_one_init_segment_and_no_gap(results, error):
+    from transcoding.stitch import StitchError, _check_joins
+
+    if error is None:
+        assert [s[0] for s in _check_joins("720p", results)][-1] == "seg_00004.m4s"
+    else:
+        with pytest.raises(StitchError, match=error):
+            _check_joins("720p", results)

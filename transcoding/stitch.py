@@ -30,6 +30,7 @@ from . import chunking, ffmpeg, manifests, outputs
 from .conf import chunk_seconds, chunk_threshold_seconds
 from .ladder import Plan, SourceInfo
 from .models import JobState, PartKind, PartStatus, ProcessingJob, Rendition, Storyboard, Video
+from .probe import SourceRejected
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,9 @@ log = logging.getLogger(__name__)
 CHUNKED_PARTS = (PartKind.RENDITIONS, PartKind.STORYBOARD)
 
 
-class StitchError(Exception):
-    """The chunks cannot be joined (their init segments differ, or segments are missing)."""
+class StitchError(SourceRejected):
+    """The chunks cannot be joined (their init segments differ, or segments are missing).
+    Retrying would make the same chunks again, so it fails the video at once, like bad input."""
 
 
 def plan_spans(plan: Plan, info: SourceInfo, parts: tuple[str, ...]) -> tuple[chunking.ChunkSpan, ...]:
@@ -223,6 +225,8 @@ def publish_live(video_id: int, root_id: int) -> bool:
 
     with transaction.atomic():
         video = Video.objects.select_for_update().get(pk=video_id)
+        if batch(root_id).filter(state=JobState.CANCELLED).exists():
+            return video.playable  # replaced by a newer request: its chunks publish, not these
         results = list(batch(root_id).values_list("result", flat=True))
         prefix = outputs.video_prefix(video_id)
         rows = [r for r in video.renditions.all() if r.status in (PartStatus.QUEUED, PartStatus.RUNNING)]
