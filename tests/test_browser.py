@@ -255,6 +255,8 @@ def test_long_video_plays_from_the_start_while_later_chunks_encode(
     play_muted(page)
     wait_js(page, "document.querySelector('video').currentTime > 0.5", message="never started playing")
     assert current_time(page) < 3.0  # from the start, not the live edge
+    encoding = page.locator("[data-encoding]")
+    assert encoding.is_visible() and encoding.inner_text().startswith("Still encoding")
     shot(page, "player-first-chunk.png")
     assert Video.objects.get(pk=video.pk).status == "processing"
     assert run_recorded() == ["done", "done"]
@@ -263,4 +265,5 @@ def test_long_video_plays_from_the_start_while_later_chunks_encode(
         page, "document.querySelector('video').currentTime > 6.0", timeout=30, message="stalled at the join"
     )
     assert Video.objects.get(pk=video.pk).status == "ready"
+    wait_js(page, "document.querySelector('[data-encoding]').hidden", timeout=15, message="note stayed")
     assert page.problems == []

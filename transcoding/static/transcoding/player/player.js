@@ -95,6 +95,25 @@
       : "Processing " + status.progress + "%";
   }
 
+  // Playing while the rest is still being encoded: say so, and follow the status until the
+  // video is ready (the playlists end then, and the seek bar covers the whole video).
+  function followEncoding(root, status) {
+    var note = root.querySelector("[data-encoding]");
+    if (!note) return;
+    if (status.status === "ready" || status.status === "failed") {
+      note.hidden = true;
+      return;
+    }
+    note.hidden = false;
+    note.textContent = "Still encoding (" + status.progress + "%): the rest of the video follows as it is ready.";
+    setTimeout(function () {
+      fetch(root.dataset.statusUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (response) { return response.json(); })
+        .then(function (next) { followEncoding(root, next); })
+        .catch(function () { followEncoding(root, status); });
+    }, 4000);
+  }
+
   function poll(root) {
     fetch(root.dataset.statusUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (response) { return response.json(); })
@@ -102,6 +121,7 @@
         if (status.playable && status.hls_url) {
           root.querySelector("[data-processing]").hidden = true;
           start(root, status).then(function () { autoplay(root); });
+          followEncoding(root, status);
           return;
         }
         showProgress(root, status);
@@ -119,7 +139,9 @@
       }
       if (root.dataset.playable === "true") {
         // The page carries the status document as JSON data (not script): no request needed.
-        start(root, JSON.parse(document.getElementById(root.dataset.statusId).textContent));
+        var status = JSON.parse(document.getElementById(root.dataset.statusId).textContent);
+        start(root, status);
+        followEncoding(root, status);
       } else {
         poll(root);
       }
