@@ -48,6 +48,7 @@ from tests import checks
 from tests.s3 import moto_endpoint, storage_settings  # noqa: F401
 from tests.test_faults import flaky_storage  # noqa: F401
 from transcoding import pipeline, services
+from transcoding.conf import chunk_seconds
 from transcoding.dispatch import get_dispatcher
 from transcoding.dispatch import zappa as backend
 from transcoding.dispatch.recording import outbox
@@ -596,3 +597,33 @@ def test_zappa_package_builds_a_slim_handler_within_lambda_limits(runtime_venv, 
         f" unzipped; project archive: {project_archive.stat().st_size / MiB:.1f} MiB (gzip -1),"
         f" {unpacked / MiB:.1f} MiB unpacked; largest (MiB): {largest}"
     )
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_a_long_video_fans_out_one_invocation_per_chunk(
+    lambda_api, lambda_runtime, tmp_path, settings, django_capture_on_commit_callbacks
+):
+    """On Lambda the root invocation dispatches the other chunks as invocations of their own
+    (the default chunk there is 30 s: 32 s of whole segments); delivered in any order, the
+    last one stitches."""
+    from tests.media import make_clip
+
+    settings.TRANSCODING_CHUNK_SECONDS = settings.TRANSCODING_CHUNK_THRESHOLD_SECONDS = None  # the defaults
+    assert chunk_seconds() == 30.0
+    source = make_clip(tmp_path / "long.mp4", seconds=70, size="320x180")
+    with django_capture_on_commit_callbacks(execute=True):
+        video, root = request_processing(source)
+    [first] = lambda_api
+    with django_capture_on_commit_callbacks(execute=True):
+        assert lambda_runtime.deliver(first["payload"]) == "done"  # chunk 0, audio, poster
+    chunk_invokes = lambda_api[1:]
+    chunks = list(ProcessingJob.objects.filter(parent=root).order_by("chunk"))
+    assert [c.chunk for c in chunks] == [1] and [i["payload"]["args"] for i in chunk_invokes] == [
+        [chunks[0].pk]
+    ]
+    assert Video.objects.get(pk=video.pk).playable  # while chunk 1 waits for its invocation
+    assert lambda_runtime.deliver(chunk_invokes[0]["payload"]) == "done"
+    video = Video.objects.get(pk=video.pk)
+    checks.assert_all_outputs(video, 70.0, ["180p"], audio=True)
+    assert [s[0] for s in video.renditions.get(name="180p").segments][-1] == "seg_00018.m4s"
