@@ -25,7 +25,7 @@ TIMED = {
     "progress": [("transcoding.stitch", "record_progress"), ("transcoding.pipeline", "_update_parts")],
     "store results": [
         ("transcoding.publish", "publish_audio"),
-        ("transcoding.publish", "chunk_result"),
+        ("transcoding.stitch", "chunk_result"),
         ("transcoding.publish", "publish_poster"),
     ],
     "finish chunk + fan-in": [
@@ -36,9 +36,8 @@ TIMED = {
     "finish job": [("transcoding.jobs", "job_finish"), ("transcoding.services", "video_refresh_status")],
 }
 # The encode as the job's thread waits for it: every ffmpeg of the job, from the first start to
-# the last exit (`_run_encodes` runs chunk 0's audio beside its video); run_ffmpeg where the
-# product has no such function. Calls from other threads are not timed.
-FFMPEG = [("transcoding.pipeline", "_run_encodes"), ("transcoding.pipeline", "run_ffmpeg")]
+# the last exit (`runner.run_encodes` runs chunk 0's audio beside its video).
+FFMPEG = ("transcoding.runner", "run_encodes")
 
 
 class Timers:
@@ -100,8 +99,7 @@ class Timers:
 
         patched = []
         targets = [(c, path) for c, paths in TIMED.items() for path in paths]
-        pipeline = importlib.import_module("transcoding.pipeline")
-        targets += [("ffmpeg", next(path for path in FFMPEG if hasattr(pipeline, path[-1])))]
+        targets.append(("ffmpeg", FFMPEG))
         for category, (module, *owner, name) in targets:
             holder = importlib.import_module(module)
             for attr in owner:

@@ -1,32 +1,24 @@
-"""The encode step: probe, plan, one ffmpeg process, publish. The one place that runs
-subprocesses (never through a shell).
+"""The encode step: probe, plan, fan out, encode a chunk, publish. Its ffmpeg processes run
+through runner.py.
 
 Everything is written to a temporary work directory first; `publish` then stores each part's
 files and marks the part ready only once all of them are stored.
 """
 
-import ctypes
 import hashlib
 import logging
-import os
-import queue
-import signal
-import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import NamedTuple
 
 from django.db import transaction
 from django.utils import timezone
 
-from . import ffmpeg, outputs, publish, stitch
+from . import ffmpeg, outputs, publish, runner, stitch
 from .chunking import ChunkSpan
 from .conf import ffmpeg_binary, settings
-from .jobs import JobCancelled
 from .ladder import Plan, SourceInfo, plan_encode
 from .models import (
     PartKind,
@@ -39,93 +31,13 @@ from .models import (
     preset_spec,
 )
 from .probe import SourceRejected, probe_source
+from .runner import EncodeError  # noqa: F401 (where jobs find it)
 from .segment_uploader import SegmentUploader
 
 log = logging.getLogger(__name__)
 
 # Share of a part's progress spent encoding; the rest is storing its files.
 ENCODE_SHARE = 90
-
-
-class EncodeError(Exception):
-    """ffmpeg failed. `transient` when it was killed rather than refusing the input."""
-
-    def __init__(self, message: str, *, transient: bool = False):
-        super().__init__(message)
-        self.transient = transient
-
-
-def _die_with_parent():  # pragma: no cover - runs in the child between fork and exec
-    """Linux: SIGKILL ffmpeg when the worker dies, so a killed worker leaves no orphan."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
-def _pump(stream, lines: queue.Queue) -> None:
-    for line in stream:
-        lines.put(line)
-    lines.put(None)
-
-
-class FfmpegRun(NamedTuple):
-    stderr: str
-    cpu_seconds: float
-    peak_rss_bytes: int
-
-
-def run_ffmpeg(
-    args: list[str], on_progress: Callable[[ffmpeg.Progress | None], None], tick: float = 1.0
-) -> FfmpegRun:
-    """Run ffmpeg, feeding its -progress blocks to `on_progress`, and calling it with None at
-    least every `tick` seconds even when ffmpeg prints nothing: ffmpeg holds its first report
-    back until every output has started, and the poster and storyboard outputs start late, so
-    heartbeats must not depend on it. Returns ffmpeg's stderr, CPU seconds and peak memory.
-    `on_progress` may raise to stop the encode."""
-    with (
-        tempfile.TemporaryFile() as stderr,
-        subprocess.Popen(
-            args,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            preexec_fn=_die_with_parent if os.name == "posix" else None,
-        ) as proc,
-    ):
-        lines: queue.Queue = queue.Queue()
-        threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
-        block: list[str] = []
-        try:
-            while True:
-                try:
-                    line = lines.get(timeout=tick)
-                except queue.Empty:
-                    on_progress(None)
-                    continue
-                if line is None:
-                    break
-                block.append(line)
-                if line.startswith("progress="):
-                    on_progress(ffmpeg.parse_progress("".join(block)))
-                    block = []
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        proc.stdout.close()
-        # wait4 reaps ffmpeg and gives its own rusage, exact even with other work in flight.
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        stderr.seek(0)
-        err = stderr.read().decode("utf-8", "replace")
-    cpu = usage.ru_utime + usage.ru_stime
-    if proc.returncode != 0:
-        killed = proc.returncode < 0
-        reason = f"ffmpeg was killed by signal {-proc.returncode}." if killed else ffmpeg.parse_error(err)
-        raise EncodeError(reason, transient=killed or "No space left" in err)
-    return FfmpegRun(err, cpu, usage.ru_maxrss * 1024)  # Linux reports kilobytes
 
 
 def sha256_of(name: str) -> str:
@@ -359,57 +271,6 @@ def encode(job, heartbeat: Callable[[], None]) -> float:
     return _encode_chunk(video, job, root_id, plan, span, mine, heartbeat)
 
 
-class SideRun:
-    """An ffmpeg process in a thread beside the main one: the whole video's audio next to
-    chunk 0's video. Stopped when the main one fails; its error is raised at the end."""
-
-    def __init__(self, args: list[str] | None):
-        self.args, self.result, self.error = args, FfmpegRun("", 0.0, 0), None
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="ffmpeg-beside", daemon=True)
-
-    def _check(self, _progress) -> None:
-        if self.stopping.is_set():
-            raise JobCancelled("stopped with the main encode")
-
-    def _run(self) -> None:
-        try:
-            self.result = run_ffmpeg(self.args, self._check, tick=0.5)
-        except BaseException as exc:
-            self.error = exc
-
-    def __enter__(self):
-        if self.args:
-            self.thread.start()
-        return self
-
-    def wait(self, on_tick: Callable[[None], None]) -> None:
-        while self.args and self.thread.is_alive():
-            self.thread.join(timeout=min(1.0, settings.PROGRESS_INTERVAL))
-            on_tick(None)
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            self.stopping.set()
-        if self.args:
-            self.thread.join()
-        if exc_type is None and self.error is not None:
-            raise self.error
-
-
-def _run_encodes(main_args, side_args, writer) -> FfmpegRun:
-    """The chunk's ffmpeg, and the audio's beside it when it has one: CPU added, peak the larger."""
-    with SideRun(side_args) as side:
-        if main_args:
-            main = run_ffmpeg(main_args, writer, tick=min(1.0, settings.PROGRESS_INTERVAL))
-        else:
-            main = FfmpegRun("", 0.0, 0)
-        side.wait(writer)
-    stderr = "\n".join(s for s in (main.stderr.strip(), side.result.stderr.strip()) if s)
-    cpu = main.cpu_seconds + side.result.cpu_seconds
-    return FfmpegRun(stderr, cpu, max(main.peak_rss_bytes, side.result.peak_rss_bytes))
-
-
 def _encode_chunk(video, job, root_id, plan: Plan, span: ChunkSpan, parts, heartbeat) -> float:
     """One ffmpeg process for the chunk's range: every rung, its storyboard tiles, and the
     poster when it is this chunk's; chunk 0 of several also runs the whole video's audio
@@ -436,7 +297,7 @@ def _encode_chunk(video, job, root_id, plan: Plan, span: ChunkSpan, parts, heart
             writer = ProgressWriter(
                 video, chunk_plan, main_parts, heartbeat, uploader, job=job, root_id=root_id, live=live
             )
-            stderr, cpu, peak_rss = _run_encodes(main_args, side_args, writer)
+            stderr, cpu, peak_rss = runner.run_encodes(main_args, side_args, writer)
         type(job).objects.filter(pk=job.pk).update(
             peak_rss_bytes=peak_rss, peak_temp_bytes=uploader.peak_local_bytes
         )
@@ -448,9 +309,9 @@ def _encode_chunk(video, job, root_id, plan: Plan, span: ChunkSpan, parts, heart
             publish.check_complete(chunk_plan, workdir)  # a damaged file can decode partway
         live.tick()
         if PartKind.AUDIO in parts and plan.audio is not None:
-            publish.publish_audio(video, workdir, uploader.sizes)
+            publish.publish_audio(video, workdir, uploader.sizes, live)
         if any(p in stitch.CHUNKED_PARTS for p in parts):
-            result = publish.chunk_result(chunk_plan, workdir, parts, uploader.sizes, live, cpu_seconds=cpu)
+            result = stitch.chunk_result(chunk_plan, workdir, parts, uploader.sizes, live, cpu_seconds=cpu)
             stitch.finish_chunk(job, result)
             if stitch.is_frontier(job, root_id):
                 stitch.publish_live(video.pk, root_id)
@@ -504,4 +365,4 @@ def mark_failed(job, reason: str) -> None:
     video_fail(Video.objects.get(pk=job.video_id), reason)
 
 
-__all__ = ["EncodeError", "SourceRejected", "encode", "mark_failed", "run_ffmpeg", "run_step"]
+__all__ = ["EncodeError", "SourceRejected", "encode", "mark_failed", "run_step"]

@@ -31,15 +31,15 @@ def read_segments(directory: Path) -> tuple[manifests.Segment, ...]:
     return tuple(manifests.Segment(uri=s.uri, duration=float(s.duration)) for s in playlist.segments)
 
 
-def measure_bitrates(sizes: list[int], segments) -> tuple[int, int]:
+def measure_bitrates(sizes: list[int], durations: list[float]) -> tuple[int, int]:
     """(peak, average) in bits/s from the stored bytes: HLS BANDWIDTH is the peak segment
     bitrate, AVERAGE-BANDWIDTH the whole stream's."""
     total_bytes, total_seconds, peak = 0, 0.0, 0.0
-    for segment, size in zip(segments, sizes):
+    for duration, size in zip(durations, sizes):
         total_bytes += size
-        total_seconds += segment.duration
-        if segment.duration > 0.5:
-            peak = max(peak, size * 8 / segment.duration)
+        total_seconds += duration
+        if duration > 0.5:
+            peak = max(peak, size * 8 / duration)
     average = total_bytes * 8 / total_seconds if total_seconds else 0
     return int(max(peak, average)), int(average)
 
@@ -49,26 +49,39 @@ def video_codec_string(init_path: Path) -> str:
         return ffmpeg.avc_codec_string(bytes(container.streams.video[0].codec_context.extradata or b""))
 
 
-def _store_rendition(row: Rendition, directory: Path, prefix: str, stored: dict[str, int]) -> None:
-    """The segments are stored already (as ffmpeg finished them); add the init segment and
-    the media playlist, then the part is ready."""
-    segments = read_segments(directory)
-    sizes = [stored[f"{directory.name}/{s.uri}"] for s in segments]
-    peak, average = measure_bitrates(sizes, segments)
-    written = sum(sizes)
-    written += outputs.store_file(directory / ffmpeg.INIT_NAME, f"{prefix}/{row.name}/{ffmpeg.INIT_NAME}")
-    playlist_key = f"{prefix}/{row.name}/{ffmpeg.MEDIA_PLAYLIST}"
-    written += outputs.store_text(playlist_key, manifests.media_playlist(ffmpeg.INIT_NAME, segments))
-    row.codec = (
-        video_codec_string(directory / ffmpeg.INIT_NAME) if row.kind == Rendition.Kind.VIDEO else "mp4a.40.2"
+def finished_segments(directory: Path, stored: dict[str, int]) -> list[list]:
+    """[[uri, duration, bytes], ...] of the segments ffmpeg has listed as finished in its
+    playlist and that are stored, from the first, in order."""
+    playlist = directory / ffmpeg.MEDIA_PLAYLIST
+    if not playlist.exists():
+        return []
+    found = []
+    for segment in m3u8.loads(playlist.read_text()).segments:
+        size = stored.get(f"{directory.name}/{segment.uri}")
+        if size is None:
+            break
+        found.append([segment.uri, float(segment.duration), size])
+    return found
+
+
+def publish_rendition(row: Rendition, segments: list, prefix: str, *, codec: str, init_bytes: int) -> None:
+    """A rendition whose segments ([uri, duration, bytes], in order) and init segment are
+    stored already: write its VOD media playlist and mark it ready, with what was measured."""
+    listed = tuple(manifests.Segment(uri, duration) for uri, duration, _ in segments)
+    key = f"{prefix}/{row.name}/{ffmpeg.MEDIA_PLAYLIST}"
+    written = outputs.store_text(key, manifests.media_playlist(ffmpeg.INIT_NAME, listed))
+    peak, average = measure_bitrates([s[2] for s in segments], [s[1] for s in segments])
+    mark_ready(
+        row,
+        codec=codec,
+        segments=[[uri, duration] for uri, duration, _ in segments],
+        duration=round(sum(s[1] for s in segments), 6),
+        peak_bitrate=peak,
+        average_bitrate=average,
+        playlist_path=key,
+        init_path=f"{prefix}/{row.name}/{ffmpeg.INIT_NAME}",
+        bytes_written=written + sum(s[2] for s in segments) + init_bytes,
     )
-    row.segments = [[s.uri, s.duration] for s in segments]
-    row.duration = round(sum(s.duration for s in segments), 6)
-    row.peak_bitrate, row.average_bitrate = peak, average
-    row.playlist_path = playlist_key
-    row.init_path = f"{prefix}/{row.name}/{ffmpeg.INIT_NAME}"
-    row.bytes_written = written
-    mark_ready(row)
 
 
 def mark_ready(part, **extra) -> None:
@@ -238,37 +251,16 @@ def _write_manifests(video: Video, exclude_subtitle: int | None, live: bool = Fa
     return True
 
 
-def publish_audio(video: Video, workdir: Path, stored: dict[str, int]) -> None:
-    """The audio is encoded once for the whole video, by the first chunk's job."""
-    audio = video.renditions.get(kind=Rendition.Kind.AUDIO)
-    _store_rendition(audio, workdir / ffmpeg.AUDIO_DIR, outputs.video_prefix(video.pk), stored)
-
-
-def chunk_result(
-    plan: Plan, workdir: Path, parts: tuple[str, ...], stored: dict[str, int], live, *, cpu_seconds: float
-) -> dict:
-    """What a chunk made, for the stitch (`stitch.finish_chunk`): each rung's segments (all
-    stored by now), its init segment's checksum and codec, and the storyboard sheets. `plan`
-    is the chunk's: its duration is the chunk's. `stored`: relative path -> bytes."""
-    from .stitch import finished_segments
-
-    prefix = outputs.video_prefix(live.job.video_id)
-    result = {"segments": {}, "inits": {}, "codecs": {}, "init_bytes": {}, "sheets": [], "cpu": cpu_seconds}
-    if PartKind.RENDITIONS in parts:
-        for rung in plan.rungs:
-            directory = workdir / rung.name
-            segments = finished_segments(directory, stored)
-            if len(segments) != len(read_segments(directory)):
-                raise RuntimeError(f"Some {rung.name} segments were not stored.")
-            if rung.name not in live.inits:
-                live.store_init(rung.name)
-            result["segments"][rung.name] = segments
-            result["inits"][rung.name] = live.inits[rung.name]
-            result["codecs"][rung.name] = live.codecs[rung.name]
-            result["init_bytes"][rung.name] = (directory / ffmpeg.INIT_NAME).stat().st_size
-    if PartKind.STORYBOARD in parts:
-        directory = f"{ffmpeg.STORYBOARD_DIR}/"
-        sheets = sorted(k for k in stored if k.startswith(directory))
-        result["sheets"] = [f"{prefix}/{k}" for k in sheets]
-        result["sheet_bytes"] = sum(stored[k] for k in sheets)
-    return result
+def publish_audio(video: Video, workdir: Path, stored: dict[str, int], live) -> None:
+    """The audio is encoded once for the whole video, by the first chunk's job; its segments
+    and init segment were stored while it ran (`stitch.LivePublisher`)."""
+    directory = workdir / ffmpeg.AUDIO_DIR
+    if ffmpeg.AUDIO_DIR not in live.inits:
+        live.store_init(ffmpeg.AUDIO_DIR)
+    publish_rendition(
+        video.renditions.get(kind=Rendition.Kind.AUDIO),
+        finished_segments(directory, stored),
+        outputs.video_prefix(video.pk),
+        codec=live.codecs[ffmpeg.AUDIO_DIR],
+        init_bytes=(directory / ffmpeg.INIT_NAME).stat().st_size,
+    )

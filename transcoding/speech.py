@@ -21,7 +21,8 @@ from django.utils.translation import get_language_info
 from . import ffmpeg, manifests, outputs
 from .conf import ffmpeg_binary, settings
 from .models import PartStatus, Subtitle, Video
-from .pipeline import probe_and_record, run_ffmpeg
+from .pipeline import probe_and_record
+from .runner import run_ffmpeg
 from .speech_engines import Request, Transcript, get_engine
 from .subtitles import LANGUAGE_CODE, publish_track
 

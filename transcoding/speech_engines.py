@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlparse
 from django.utils.module_loading import import_string
 
 from .conf import settings
-from .pipeline import EncodeError
+from .runner import EncodeError
 
 log = logging.getLogger(__name__)
 

@@ -21,12 +21,11 @@ import logging
 import posixpath
 from pathlib import Path
 
-import m3u8
 from django.db import transaction
 from django.db.models import Avg, Q
 from django.utils import timezone
 
-from . import chunking, ffmpeg, manifests, outputs
+from . import chunking, ffmpeg, manifests, outputs, publish
 from .conf import chunk_seconds, chunk_threshold_seconds
 from .ladder import Plan, SourceInfo
 from .models import JobState, PartKind, PartStatus, ProcessingJob, Rendition, Storyboard, Video
@@ -136,21 +135,6 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def finished_segments(directory: Path, stored: dict[str, int]) -> list[list]:
-    """[[uri, duration, bytes], ...] of the segments ffmpeg has listed as finished in its
-    playlist and that are stored, from the first, in order."""
-    playlist = directory / ffmpeg.MEDIA_PLAYLIST
-    if not playlist.exists():
-        return []
-    found = []
-    for segment in m3u8.loads(playlist.read_text()).segments:
-        size = stored.get(f"{directory.name}/{segment.uri}")
-        if size is None:
-            break
-        found.append([segment.uri, float(segment.duration), size])
-    return found
-
-
 class LivePublisher:
     """Called while ffmpeg runs: records the segments stored so far in the job's result, and
     when this chunk is the earliest one still running, publishes the playlists."""
@@ -167,20 +151,18 @@ class LivePublisher:
         stores them, a later one only if they are missing (its chunk may finish first)."""
         from django.core.files.storage import default_storage
 
-        from .publish import video_codec_string
-
         path = self.workdir / name / ffmpeg.INIT_NAME
         key = f"{outputs.video_prefix(self.job.video_id)}/{name}/{ffmpeg.INIT_NAME}"
         if not self.job.chunk or not default_storage.exists(key):
             outputs.store_file(path, key)
         self.inits[name] = sha256_file(path)
-        self.codecs[name] = "mp4a.40.2" if name == ffmpeg.AUDIO_DIR else video_codec_string(path)
+        self.codecs[name] = "mp4a.40.2" if name == ffmpeg.AUDIO_DIR else publish.video_codec_string(path)
 
     def collect(self) -> dict[str, list]:
         stored = dict(self.uploader.sizes)
         segments = {}
         for name in self.dirs:
-            found = finished_segments(self.workdir / name, stored)
+            found = publish.finished_segments(self.workdir / name, stored)
             if found and name not in self.inits:
                 self.store_init(name)
             if found:
@@ -221,8 +203,6 @@ def contiguous(results: list[dict], name: str) -> list:
 def publish_live(video_id: int, root_id: int) -> bool:
     """Grow the EVENT playlists to the segments that exist in order; put out the master
     playlist once every rung and the audio can play. Returns whether the video is playable."""
-    from .publish import write_manifests
-
     with transaction.atomic():
         video = Video.objects.select_for_update().get(pk=video_id)
         if batch(root_id).filter(state=JobState.CANCELLED).exists():
@@ -250,18 +230,12 @@ def publish_live(video_id: int, root_id: int) -> bool:
             )
             grew = True
         if grew and not video.playable:
-            written = write_manifests(video, live=True)
+            written = publish.write_manifests(video, live=True)
             if written:
                 Video.objects.filter(pk=video_id).update(playable=True)
                 log.info("video %s: playable (first segments published)", video_id)
                 return True
     return video.playable
-
-
-def measure(sizes: list[int], durations: list[float]) -> tuple[int, int]:
-    from .publish import measure_bitrates
-
-    return measure_bitrates(sizes, [manifests.Segment("", d) for d in durations])
 
 
 def _check_joins(name: str, results: list[dict]) -> list:
@@ -276,30 +250,16 @@ def _check_joins(name: str, results: list[dict]) -> list:
 
 
 def _stitch_rendition(row: Rendition, results: list[dict], prefix: str) -> None:
-    from .publish import mark_ready
-
-    segments = _check_joins(row.name, results)
-    listed = tuple(manifests.Segment(uri, duration) for uri, duration, _ in segments)
-    key = f"{prefix}/{row.name}/{ffmpeg.MEDIA_PLAYLIST}"
-    written = outputs.store_text(key, manifests.media_playlist(ffmpeg.INIT_NAME, listed))
-    peak, average = measure([s[2] for s in segments], [s[1] for s in segments])
-    init_bytes = results[0].get("init_bytes", {}).get(row.name, 0)
-    mark_ready(
+    publish.publish_rendition(
         row,
+        _check_joins(row.name, results),
+        prefix,
         codec=results[0]["codecs"].get(row.name, row.codec),
-        segments=[[uri, duration] for uri, duration, _ in segments],
-        duration=round(sum(s[1] for s in segments), 6),
-        peak_bitrate=peak,
-        average_bitrate=average,
-        playlist_path=key,
-        init_path=f"{prefix}/{row.name}/{ffmpeg.INIT_NAME}",
-        bytes_written=written + sum(s[2] for s in segments) + init_bytes,
+        init_bytes=results[0].get("init_bytes", {}).get(row.name, 0),
     )
 
 
 def _stitch_storyboard(video: Video, plan: Plan, results: list[dict], spans, prefix: str) -> None:
-    from .publish import mark_ready
-
     sb = plan.storyboard
     tiles = []  # (sheet key, position in sheet) per tile, in time order
     for span, result in zip(spans, results):
@@ -312,7 +272,7 @@ def _stitch_storyboard(video: Video, plan: Plan, results: list[dict], spans, pre
     text = manifests.storyboard_vtt_tiles(sb, plan.duration, [(posixpath.basename(k), p) for k, p in tiles])
     written = outputs.store_text(vtt_key, text)
     sheets = [k for r in results for k in r.get("sheets", [])]
-    mark_ready(
+    publish.mark_ready(
         Storyboard.objects.get(video=video),
         interval=sb.interval,
         tile_width=sb.tile_width,
@@ -326,6 +286,34 @@ def _stitch_storyboard(video: Video, plan: Plan, results: list[dict], spans, pre
     )
 
 
+def chunk_result(
+    plan: Plan, workdir: Path, parts: tuple[str, ...], stored: dict[str, int], live, *, cpu_seconds: float
+) -> dict:
+    """What a chunk made, for the stitch (`stitch.finish_chunk`): each rung's segments (all
+    stored by now), its init segment's checksum and codec, and the storyboard sheets. `plan`
+    is the chunk's: its duration is the chunk's. `stored`: relative path -> bytes."""
+    prefix = outputs.video_prefix(live.job.video_id)
+    result = {"segments": {}, "inits": {}, "codecs": {}, "init_bytes": {}, "sheets": [], "cpu": cpu_seconds}
+    if PartKind.RENDITIONS in parts:
+        for rung in plan.rungs:
+            directory = workdir / rung.name
+            segments = publish.finished_segments(directory, stored)
+            if len(segments) != len(publish.read_segments(directory)):
+                raise RuntimeError(f"Some {rung.name} segments were not stored.")
+            if rung.name not in live.inits:
+                live.store_init(rung.name)
+            result["segments"][rung.name] = segments
+            result["inits"][rung.name] = live.inits[rung.name]
+            result["codecs"][rung.name] = live.codecs[rung.name]
+            result["init_bytes"][rung.name] = (directory / ffmpeg.INIT_NAME).stat().st_size
+    if PartKind.STORYBOARD in parts:
+        directory = f"{ffmpeg.STORYBOARD_DIR}/"
+        sheets = sorted(k for k in stored if k.startswith(directory))
+        result["sheets"] = [f"{prefix}/{k}" for k in sheets]
+        result["sheet_bytes"] = sum(stored[k] for k in sheets)
+    return result
+
+
 def finish_chunk(job: ProcessingJob, result: dict) -> None:
     """Mark this chunk complete, in its own transaction: whoever stitches sees it."""
     ProcessingJob.objects.filter(pk=job.pk).update(result={**result, "complete": True}, progress=100)
@@ -336,7 +324,6 @@ def fan_in(job: ProcessingJob, root_id: int, plan: Plan) -> bool:
     """Stitch if every chunk is complete and nobody has yet; True when this call stitched.
     The video's row lock makes the decision one at a time (on SQLite, the IMMEDIATE
     transaction's write lock does)."""
-    from .publish import apportion_cpu, write_manifests
     from .subtitles import republish_tracks
 
     with transaction.atomic():
@@ -359,10 +346,10 @@ def fan_in(job: ProcessingJob, root_id: int, plan: Plan) -> bool:
         if PartKind.STORYBOARD in batch_parts:
             _stitch_storyboard(video, plan, results, spans, prefix)
         ProcessingJob.objects.filter(pk=root.pk).update(result={**root.result, "stitched": True})
-        write_manifests(video)
+        publish.write_manifests(video)
         if PartKind.RENDITIONS in batch_parts:
             republish_tracks(video)
-        apportion_cpu(video, batch_parts, sum(r.get("cpu", 0.0) for r in results), plan)
+        publish.apportion_cpu(video, batch_parts, sum(r.get("cpu", 0.0) for r in results), plan)
         Video.objects.filter(pk=video.pk).update(updated_at=timezone.now())
     log.info("video %s: stitched %d chunks", job.video_id, len(jobs))
     return True
