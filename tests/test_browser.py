@@ -73,6 +73,15 @@ def wait_js(page, expression, timeout=30.0, message=""):
 PLAYER = "document.querySelector('[data-player]')"
 
 
+def open_player(page, url):
+    """Open a player page and wait until Shaka has loaded the manifest, without an error."""
+    page.goto(url)
+    wait_js(
+        page, f"{PLAYER}.dataset.ready === 'true' || {PLAYER}.dataset.error", message="player never loaded"
+    )
+    assert page.evaluate(f"{PLAYER}.dataset.error") is None
+
+
 def play_muted(page):
     page.evaluate(
         "() => { const v = document.querySelector('video'); v.muted = true; v.play().catch(() => {}); }"
@@ -106,11 +115,7 @@ def ready_video(transactional_db, clips):
 
 
 def test_player_plays_switches_quality_shows_captions_and_thumbnails(live_server, page, ready_video):
-    page.goto(f"{live_server.url}/videos/{ready_video.pk}/")
-    wait_js(
-        page, f"{PLAYER}.dataset.ready === 'true' || {PLAYER}.dataset.error", message="player never loaded"
-    )
-    assert page.evaluate(f"{PLAYER}.dataset.error") is None
+    open_player(page, f"{live_server.url}/videos/{ready_video.pk}/")
     play_muted(page)
     wait_js(page, "document.querySelector('video').currentTime > 1.0", message="playback never advanced")
 
@@ -169,10 +174,7 @@ def test_player_plays_switches_quality_shows_captions_and_thumbnails(live_server
 
 
 def test_dash_manifest_plays(live_server, page, ready_video):
-    page.goto(f"{live_server.url}/videos/{ready_video.pk}/?format=dash")
-    wait_js(
-        page, f"{PLAYER}.dataset.ready === 'true' || {PLAYER}.dataset.error", message="player never loaded"
-    )
+    open_player(page, f"{live_server.url}/videos/{ready_video.pk}/?format=dash")
     assert page.evaluate(f"{PLAYER}.player.getAssetUri()").endswith("manifest.mpd")
     play_muted(page)
     wait_js(page, "document.querySelector('video').currentTime > 1.0", message="DASH playback never advanced")
@@ -247,11 +249,7 @@ def test_long_video_plays_from_the_start_while_later_chunks_encode(
         services.video_request_processing(video)
         assert process_job(outbox.pop(0)) == "done"  # chunk 0 only; chunks 1 and 2 wait
     assert Video.objects.get(pk=video.pk).playable
-    page.goto(f"{live_server.url}/videos/{video.pk}/")
-    wait_js(
-        page, f"{PLAYER}.dataset.ready === 'true' || {PLAYER}.dataset.error", message="player never loaded"
-    )
-    assert page.evaluate(f"{PLAYER}.dataset.error") is None
+    open_player(page, f"{live_server.url}/videos/{video.pk}/")
     play_muted(page)
     wait_js(page, "document.querySelector('video').currentTime > 0.5", message="never started playing")
     assert current_time(page) < 3.0  # from the start, not the live edge
