@@ -199,3 +199,50 @@ def test_a_chunk_that_fails_for_good_fails_the_video_and_stops_the_others(
     assert video.status == "failed" and video.error == "The file is truncated or damaged."
     assert video.source  # the original is kept
     assert all(r.status in (PartStatus.READY, PartStatus.FAILED) for r in video.renditions.all())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_chunks_finishing_together_leave_the_video_ready(clips, monkeypatch):
+    """The refresh of the chunk that finished first read "the other chunk is running" and must
+    not write that after the last chunk's refresh wrote "ready" (it did: a video stayed
+    "processing" for good). Refreshes take the video's row lock, so the second waits."""
+    import threading
+
+    from django.db import connection
+    from django.utils import timezone
+
+    video = services.video_create(source=clips["silent"])
+    first = ProcessingJob.objects.create(video=video, state=JobState.DONE, chunk=0)
+    last = ProcessingJob.objects.create(video=video, parent=first, chunk=1, state=JobState.RUNNING)
+    Rendition.objects.create(video=video, name="360p", status=PartStatus.READY, finished_at=timezone.now())
+    Video.objects.filter(pk=video.pk).update(status="processing", hls_path="videos/1/master.m3u8")
+
+    read, release = threading.Event(), threading.Event()
+    original = services._all_parts
+
+    def slow_first_read(v):
+        if threading.current_thread().name == "first":
+            read.set()  # it has seen `last` running; the last chunk finishes meanwhile
+            release.wait(10)
+        return original(v)
+
+    monkeypatch.setattr(services, "_all_parts", slow_first_read)
+
+    def refresh(finish=None):
+        try:
+            if finish is not None:  # what the last chunk's worker does: finish its job, refresh
+                ProcessingJob.objects.filter(pk=finish).update(state=JobState.DONE)
+            services.video_refresh_status(video)
+        finally:
+            connection.close()
+
+    stale = threading.Thread(target=refresh, name="first")
+    stale.start()
+    assert read.wait(10)
+    final = threading.Thread(target=refresh, args=(last.pk,), name="last")
+    final.start()
+    final.join(0.5)  # waits for the first refresh's lock (without it: done, then overwritten)
+    release.set()
+    stale.join(15)
+    final.join(15)
+    assert Video.objects.get(pk=video.pk).status == "ready"

@@ -254,12 +254,20 @@ def _all_parts(video: Video) -> list:
 
 
 def video_refresh_status(video: Video) -> Video:
-    """Derive the video's status, progress and playability from its parts and jobs."""
-    video = Video.objects.get(pk=video.pk)
+    """Derive the video's status, progress and playability from its parts and jobs.
+
+    Under the video's row lock: the chunks of one video finish at the same moment in different
+    workers, and a refresh that read "another chunk still running" must not write its stale
+    status after the last chunk's refresh wrote "ready"."""
+    with transaction.atomic():
+        return _refresh_status(Video.objects.select_for_update().get(pk=video.pk))
+
+
+def _refresh_status(video: Video) -> Video:
+    active = set(video.jobs.filter(state__in=ACTIVE_JOB_STATES).values_list("state", flat=True))
     parts = _all_parts(video)
     renditions = [p for p in parts if isinstance(p, Rendition) and p.kind == Rendition.Kind.VIDEO]
     counted = [p for p in parts if p.status != PartStatus.SKIPPED]
-    jobs = video.jobs.filter(state__in=ACTIVE_JOB_STATES)
     # Playable once a master playlist names renditions that can play: ready ones, or ones an
     # encode is publishing as EVENT playlists (they have segments).
     playable = bool(video.hls_path) and any(
@@ -268,9 +276,9 @@ def video_refresh_status(video: Video) -> Video:
     )
     progress = round(sum(p.progress for p in counted) / len(counted)) if counted else 0
     fields = {"playable": playable, "progress": min(progress, 100)}
-    if jobs.filter(state=JobState.RUNNING).exists():
+    if JobState.RUNNING in active:
         fields["status"] = VideoStatus.PROCESSING
-    elif jobs.exists():
+    elif active:
         fields["status"] = (
             VideoStatus.PROCESSING if video.status == VideoStatus.PROCESSING else VideoStatus.QUEUED
         )
