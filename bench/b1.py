@@ -19,7 +19,7 @@ from pathlib import Path
 from . import commands, machine, procs, sources
 from .context import Context
 from .report import Section, Summary, figure, save, table
-from .scratch import plan_for
+from .scratch import ffmpeg_input, plan_for
 
 OURS, USUAL, USUAL_PAR, BARE = "ours", "usual-seq", "usual-par", "bare"
 LABELS = {
@@ -67,9 +67,9 @@ def _measure_ffmpeg(ctx: Context, way: str, source: Path, plan) -> dict:
     workdir.mkdir(parents=True)
     try:
         if way == BARE:
-            cmds = [commands.bare_ladder(ctx.ffmpeg, str(source), plan, str(workdir))]
+            cmds = [commands.bare_ladder(ctx.ffmpeg, ffmpeg_input(source), plan, str(workdir))]
         else:
-            cmds = commands.usual_way(ctx.ffmpeg, str(source), plan, str(workdir))
+            cmds = commands.usual_way(ctx.ffmpeg, ffmpeg_input(source), plan, str(workdir))
         load = machine.load()
         measured = procs.run(cmds, workdir, parallel=way == USUAL_PAR)
         procs.check_outputs(workdir, cmds)

@@ -16,7 +16,7 @@ import statistics
 from . import b2, commands, dispatch_probe, machine, model, procs
 from .context import Context
 from .report import Section, Summary, figure, table
-from .scratch import plan_for
+from .scratch import ffmpeg_input, plan_for
 
 WORKERS = (1, 10, 100, 1000)
 LENGTHS = (600.0, 3600.0)
@@ -33,10 +33,11 @@ def _audio_command(ctx: Context, source, plan, workdir) -> list[commands.Command
     from transcoding import ffmpeg
 
     if hasattr(ffmpeg, "build_audio_args"):
-        argv = ffmpeg.build_audio_args(ctx.ffmpeg, str(source), plan, str(workdir))
+        argv = ffmpeg.build_audio_args(ctx.ffmpeg, ffmpeg_input(source), plan, str(workdir))
         dirs = (ffmpeg.AUDIO_DIR,)
         return [commands.Command("audio", argv, dirs, (f"{ffmpeg.AUDIO_DIR}/seg_*.m4s",))]
-    return [c for c in commands.usual_way(ctx.ffmpeg, str(source), plan, str(workdir)) if c.label == "audio"]
+    audio = commands.usual_way(ctx.ffmpeg, ffmpeg_input(source), plan, str(workdir))
+    return [c for c in audio if c.label == "audio"]
 
 
 def _audio_cpu(ctx: Context, source, duration: float) -> list[float]:

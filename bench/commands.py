@@ -10,6 +10,7 @@ identical. Pure: argv lists only, nothing runs here.
 from dataclasses import dataclass
 
 from transcoding import ffmpeg
+from transcoding.containers import SourceInput
 from transcoding.ladder import Plan
 
 
@@ -21,7 +22,7 @@ class Command:
     expects: tuple[str, ...]  # globs (under the work dir) that must match once it has run
 
 
-def header(binary: str, source: str, plan: Plan, workdir: str) -> list[str]:
+def header(binary: str, source: SourceInput, plan: Plan, workdir: str) -> list[str]:
     """Our command's global options and input, exactly (build_encode_args with no parts)."""
     return ffmpeg.build_encode_args(binary, source, plan, workdir, parts=())
 
@@ -31,7 +32,7 @@ def _graph(plan: Plan, chain: str, label: str) -> list[str]:
     return ["-filter_complex", f"{head}{chain}[{label}]"]
 
 
-def bare_ladder(binary: str, source: str, plan: Plan, workdir: str) -> Command:
+def bare_ladder(binary: str, source: SourceInput, plan: Plan, workdir: str) -> Command:
     parts = (ffmpeg.RENDITIONS, ffmpeg.AUDIO)
     dirs = tuple(ffmpeg.output_dirs(plan, parts))
     return Command(
@@ -42,7 +43,7 @@ def bare_ladder(binary: str, source: str, plan: Plan, workdir: str) -> Command:
     )
 
 
-def usual_way(binary: str, source: str, plan: Plan, workdir: str) -> list[Command]:
+def usual_way(binary: str, source: SourceInput, plan: Plan, workdir: str) -> list[Command]:
     """One process per output, same settings. The audio is encoded once, by its own process."""
     base = header(binary, source, plan, workdir)
     commands = [

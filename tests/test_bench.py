@@ -163,21 +163,23 @@ def test_usual_way_uses_the_same_settings_as_our_command(tmp_path):
     """Every option our single command gives a rung, the usual way gives it too."""
     from bench import commands
     from transcoding import ffmpeg
+    from transcoding.containers import source_input
     from transcoding.ladder import PresetSpec, RungSpec, SourceInfo, plan_encode
 
-    source = SourceInfo(
+    info = SourceInfo(
         container="mp4", duration=30.0, width=1920, height=1080, video_codec="h264", fps=30,
         audio_codec="aac", audio_channels=2, audio_sample_rate=48000,
     )  # fmt: skip
-    plan = plan_encode(source, PresetSpec(rungs=(RungSpec(1080, 6_000_000), RungSpec(480, 1_500_000, 24))))
-    ours = " ".join(ffmpeg.build_encode_args("ffmpeg", "in.mp4", plan, "w"))
-    usual = commands.usual_way("ffmpeg", "in.mp4", plan, "w")
+    plan = plan_encode(info, PresetSpec(rungs=(RungSpec(1080, 6_000_000), RungSpec(480, 1_500_000, 24))))
+    source = source_input("/in.mp4", "mov")
+    ours = " ".join(ffmpeg.build_encode_args("ffmpeg", source, plan, "w"))
+    usual = commands.usual_way("ffmpeg", source, plan, "w")
     assert [c.label for c in usual] == ["rung 1080p", "rung 480p", "audio", "storyboard", "poster"]
     for rung, command in zip(plan.rungs, usual):
         args = ffmpeg.rung_output_args(rung, plan, "w")
         assert " ".join(args) in " ".join(command.argv) and " ".join(args) in ours
         assert ffmpeg.rung_filter(rung) in " ".join(command.argv)
-    bare = commands.bare_ladder("ffmpeg", "in.mp4", plan, "w").argv
+    bare = commands.bare_ladder("ffmpeg", source, plan, "w").argv
     assert "[sb]" not in " ".join(bare) and "[poster]" not in " ".join(bare) and "0:a:0" in bare
 
 

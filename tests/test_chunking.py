@@ -6,6 +6,7 @@ import pytest
 
 from transcoding import ffmpeg
 from transcoding.chunking import ChunkSpan, chunk_containing, plan_chunks
+from transcoding.containers import source_input
 from transcoding.ladder import PresetSpec, RungSpec, SourceInfo, plan_encode
 
 NTSC = Fraction(30000, 1001)
@@ -71,6 +72,9 @@ def test_chunk_containing_and_json_round_trip():
     assert all(ChunkSpan.from_json(s.to_json()) == s for s in spans)
 
 
+SRC = source_input("/src.mp4", "mov,mp4,m4a,3gp,3g2,mj2")
+
+
 def _plan(duration=24.0):
     info = SourceInfo(
         container="mov,mp4", duration=duration, width=1280, height=720, video_codec="h264", fps=Fraction(30),
@@ -92,10 +96,11 @@ def test_chunk_command_reads_only_its_range_and_numbers_segments_globally():
         24.0, Fraction(30), segment_seconds=4.0, chunk_seconds=8, threshold_seconds=12,
         tile_interval=sb.interval, tile_count=sb.count,
     )  # fmt: skip
-    args = ffmpeg.build_encode_args("ffmpeg", "src.mp4", plan, "/w", ("renditions", "storyboard"), spans[1])
+    args = ffmpeg.build_encode_args("ffmpeg", SRC, plan, "/w", ("renditions", "storyboard"), spans[1])
     assert args.count("-i") == 1  # input seeking: no second read of the source
-    source = args.index("-i")
-    assert args[source - 4 : source] == ["-ss", f"{spans[1].cut_start:.6f}", "-to", f"{spans[1].cut_end:.6f}"]
+    seek = args.index("-ss")
+    assert args[seek : seek + 4] == ["-ss", f"{spans[1].cut_start:.6f}", "-to", f"{spans[1].cut_end:.6f}"]
+    assert seek < args.index("-i")  # input seeking
     assert "-copyts" in args and "-start_at_zero" in args
     assert _option(args, "-start_number") == "3"
     assert _option(args, "-force_key_frames") == "expr:gte(t,(n_forced+2)*4)"
@@ -112,10 +117,10 @@ def test_a_chunk_never_makes_the_audio_its_own_process_does():
     plan = _plan()
     spans = plan_chunks(24.0, Fraction(30), segment_seconds=4.0, chunk_seconds=8, threshold_seconds=12)
     with pytest.raises(ValueError):
-        ffmpeg.build_encode_args("ffmpeg", "src.mp4", plan, "/w", ffmpeg.ALL_PARTS, spans[0])
-    args = ffmpeg.build_audio_args("ffmpeg", "src.mp4", plan, "/w")
+        ffmpeg.build_encode_args("ffmpeg", SRC, plan, "/w", ffmpeg.ALL_PARTS, spans[0])
+    args = ffmpeg.build_audio_args("ffmpeg", SRC, plan, "/w")
     assert args.count("-i") == 1 and "-ss" not in args and "-to" not in args
-    assert args[args.index("-i") + 1] == "src.mp4" and "-filter_complex" not in args
+    assert args[args.index("-i") + 1] == SRC.location and "-filter_complex" not in args
     audio = args.index("-c:a")
     assert args[audio - 2 : audio] == ["-map", "0:a:0"]
     assert args[-1] == "/w/audio/index.m3u8" and _option(args, "-output_ts_offset") == "10"
@@ -124,7 +129,7 @@ def test_a_chunk_never_makes_the_audio_its_own_process_does():
 def test_one_chunk_is_the_plain_command():
     plan = _plan(10.0)
     (span,) = plan_chunks(10.0, Fraction(30), segment_seconds=4.0, chunk_seconds=8, threshold_seconds=12)
-    args = ffmpeg.build_encode_args("ffmpeg", "src.mp4", plan, "/w", ffmpeg.ALL_PARTS, span)
+    args = ffmpeg.build_encode_args("ffmpeg", SRC, plan, "/w", ffmpeg.ALL_PARTS, span)
     assert args.count("-i") == 1 and "-ss" not in args and "-to" not in args
     assert _option(args, "-force_key_frames") == "expr:gte(t,n_forced*4)"
     assert "sheet_%04d.jpg" in " ".join(args)

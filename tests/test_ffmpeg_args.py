@@ -5,6 +5,7 @@ from fractions import Fraction
 import pytest
 
 from transcoding import ffmpeg
+from transcoding.containers import source_input
 from transcoding.ladder import SourceInfo, plan_encode
 from transcoding.models import preset_spec
 
@@ -17,6 +18,9 @@ def plan(width=1280, height=720, fps=30, audio="aac", duration=10.0, **kw):
     return plan_encode(src, preset_spec(None), segment_seconds=4.0, poster_time=kw.pop("poster_time", None))
 
 
+SRC = source_input("/in.mp4", "mov,mp4,m4a,3gp,3g2,mj2")
+
+
 def value_after(args, flag, occurrence=0):
     positions = [i for i, a in enumerate(args) if a == flag]
     return args[positions[occurrence] + 1]
@@ -24,7 +28,7 @@ def value_after(args, flag, occurrence=0):
 
 def test_one_process_writes_every_part():
     p = plan()
-    args = ffmpeg.build_encode_args("ffmpeg", "in.mp4", p, "/w")
+    args = ffmpeg.build_encode_args("ffmpeg", SRC, p, "/w")
     assert args.count("-i") == 1  # decode once
     assert args.count("-filter_complex") == 1
     graph = value_after(args, "-filter_complex")
@@ -49,7 +53,7 @@ def test_one_process_writes_every_part():
 )
 def test_only_requested_parts(parts, labels, has_audio_output):
     p = plan()
-    args = ffmpeg.build_encode_args("ffmpeg", "in.mp4", p, "/w", parts)
+    args = ffmpeg.build_encode_args("ffmpeg", SRC, p, "/w", parts)
     _, got = ffmpeg.filter_graph(p, parts)
     assert got == labels
     assert ("-filter_complex" in args) == bool(labels)
@@ -57,7 +61,7 @@ def test_only_requested_parts(parts, labels, has_audio_output):
 
 
 def test_no_audio_output_for_silent_source():
-    args = ffmpeg.build_encode_args("ffmpeg", "in.mp4", plan(audio=""), "/w")
+    args = ffmpeg.build_encode_args("ffmpeg", SRC, plan(audio=""), "/w")
     assert "0:a:0" not in args and "-c:a" not in args
 
 
@@ -89,10 +93,10 @@ def test_audio_is_aac_lc_stereo():
 @pytest.mark.parametrize(
     "kw, expected",
     [
-        ({}, "scale=1280:720:flags=bicubic,setsar=1,format=yuv420p"),
-        ({"fps": 60}, "scale=1280:720:flags=bicubic,setsar=1,format=yuv420p"),  # 720p keeps 60
-        ({"vfr": True}, "fps=30,scale=1280:720:flags=bicubic,setsar=1,format=yuv420p"),
-        ({"fps": Fraction(120)}, "fps=60,scale=1280:720:flags=bicubic,setsar=1,format=yuv420p"),
+        ({}, "scale=1280:720:flags=bicubic:out_range=tv,setsar=1,format=yuv420p"),
+        ({"fps": 60}, "scale=1280:720:flags=bicubic:out_range=tv,setsar=1,format=yuv420p"),  # 720p keeps 60
+        ({"vfr": True}, "fps=30,scale=1280:720:flags=bicubic:out_range=tv,setsar=1,format=yuv420p"),
+        ({"fps": Fraction(120)}, "fps=60,scale=1280:720:flags=bicubic:out_range=tv,setsar=1,format=yuv420p"),
     ],
 )
 def test_top_rung_filter(kw, expected):
@@ -151,6 +155,7 @@ def test_progress_fraction_counts_first_output_frames():
             "in.mp4: Invalid data found when processing input",
         ),
         ("a\nlast line\n", "last line"),
+        ("[mov] title \x1b[2J\x1b]0;owned\x07 error: bad\n", "[mov] title [2J]0;owned error: bad"),
     ],
 )
 def test_parse_error(stderr, expected):

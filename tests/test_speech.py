@@ -23,6 +23,7 @@ from mpegdash.parser import MPEGDASHParser
 from tests.checks import stored
 from tests.media import ffmpeg, make_clip
 from transcoding import services, speech, speech_engines
+from transcoding.containers import source_input
 from transcoding.dispatch.recording import run_recorded
 from transcoding.ffmpeg import Progress, build_audio_extract_args
 from transcoding.jobs import JobCancelled
@@ -59,16 +60,19 @@ SOURCES = [
     ],
 )
 def test_audio_extract_args_pairs(source, flag, value):
+    source = source_input(source, "mov,mp4,m4a,3gp,3g2,mj2")
     args = build_audio_extract_args("/opt/ffmpeg", source, "/work/x/speech.wav")
-    assert args[args.index(flag) + 1] == value.format(source=source)
+    last = len(args) - 1 - args[::-1].index(flag)  # output options come last ("-f wav", not "-f mov")
+    assert args[last + 1] == value.format(source=source.location)
 
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_audio_extract_args_shape(source):
+    source = source_input(source, "matroska,webm")
     args = build_audio_extract_args("/opt/ffmpeg", source, "/work/x/speech.wav")
     assert args[0] == "/opt/ffmpeg" and args[-1] == "/work/x/speech.wav"
     assert {"-vn", "-sn", "-dn", "-nostdin", "-nostats", "-y"} <= set(args)
-    assert args.count(source) == 1  # one argv element: no shell, no quoting
+    assert args.count(source.location) == 1  # one argv element: no shell, no quoting
     assert args.index("-i") < args.index("-vn") < args.index("-c:a")  # output options after the input
 
 

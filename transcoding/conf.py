@@ -1,4 +1,9 @@
-"""`TRANSCODING_*` settings with their defaults, read lazily so tests can override them."""
+"""`TRANSCODING_*` settings: the one table of their names, types, defaults and meanings.
+
+`videoproject/settings.py` reads each from the environment (`environment_settings`), so every
+setting here can be set by an environment variable of the same name; `settings.X` reads
+Django's `TRANSCODING_X` lazily (tests override it) and falls back to the default.
+"""
 
 from dataclasses import dataclass
 
@@ -11,64 +16,90 @@ DISPATCH_ALIASES = {
     "recording": "transcoding.dispatch.recording.RecordingDispatcher",
 }
 
-DEFAULTS = {
-    "DISPATCH": "local",
-    # None: the ffmpeg shipped by the imageio-ffmpeg wheel.
-    "FFMPEG_BINARY": None,
-    "SEGMENT_SECONDS": 4.0,
-    # Long videos are encoded in chunks of about this many seconds (whole segments), in
-    # parallel. None: 30 on Lambda (TRANSCODING_DISPATCH=zappa: many small invocations, each well
-    # inside the 15-minute limit), 120 on servers (fewer seeks and encoder start-ups).
-    "CHUNK_SECONDS": None,
-    # Videos up to this long are one chunk. None: one and a half chunks.
-    "CHUNK_THRESHOLD_SECONDS": None,
-    # A job whose worker stops heart-beating for this long is claimable again.
-    "LEASE_SECONDS": 120,
-    "MAX_ATTEMPTS": 3,
-    "RETRY_BASE_SECONDS": 10,
-    # The watchdog dispatches again a queued job that is this late being claimed.
-    "REDISPATCH_GRACE_SECONDS": 120,
-    "MAX_UPLOAD_BYTES": 50 * 1024**3,
-    # Direct uploads to S3 (STORAGE=s3): the part size the browser sends (raised for files that
-    # would need more than S3's 10,000 parts; S3's minimum is 5 MiB) and how long a presigned
-    # part URL is valid (the browser signs again when one expires).
-    "UPLOAD_PART_BYTES": 8 * 1024**2,
-    "UPLOAD_URL_SECONDS": 3600,
-    "MAX_WIDTH": 7680,
-    "MAX_HEIGHT": 4320,
-    "LOCAL_CONCURRENCY": 1,
-    # Seconds a worker started on demand by the local backend waits for work before exiting.
-    "LOCAL_IDLE_SECONDS": 60,
-    "WORK_DIR": None,
-    "RUN_DIR": None,
-    "OUTPUT_PREFIX": "videos",
-    "SOURCE_PREFIX": "originals",
-    "SERVE_MEDIA": True,
-    # Playback (docs/private-playback.md). New videos are private (signed, short-lived URLs
-    # through Django) by default; None means "when STORAGE=s3".
-    "PRIVATE_DEFAULT": None,
-    # Public videos' outputs from this base URL + key (a CDN), else from the storage's URLs.
-    "PUBLIC_BASE_URL": "",
-    # How long a signed URL is valid after the player may first need it.
-    "SIGNED_URL_SECONDS": 600,
-    # Progress is written to the database at most this often while ffmpeg runs.
-    "PROGRESS_INTERVAL": 1.0,
-    # Generated subtitles: "faster-whisper" (on the worker), "aws-transcribe", or a dotted path
-    # to an engine class (transcoding.speech_engines.Engine).
-    "SPEECH_ENGINE": "faster-whisper",
-    # A model name (downloaded from the Hugging Face hub once) or a local CTranslate2 model dir.
-    "WHISPER_MODEL": "small",
-    "WHISPER_COMPUTE_TYPE": "int8",
-    # aws-transcribe: the bucket the audio is uploaded to and the transcripts are written to.
-    "TRANSCRIBE_BUCKET": "",
-    "TRANSCRIBE_POLL_SECONDS": 5.0,
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class Setting:
+    default: object
+    type: type  # how the environment variable is read: str, int, float or bool
+    meaning: str
+
+
+SETTINGS: dict[str, Setting] = {
+    # --- dispatch and workers
+    "DISPATCH": Setting("local", str, "`local`, `celery`, `zappa`, `recording` (tests) or a dotted path"),
+    "LEASE_SECONDS": Setting(120, int, "a job whose worker stops heart-beating this long is claimable again"),
+    "MAX_ATTEMPTS": Setting(3, int, "attempts per job before a transient failure fails it for good"),
+    "RETRY_BASE_SECONDS": Setting(
+        10, float, "backoff before the 2nd attempt (doubles, with jitter, up to 900 s)"
+    ),
+    "REDISPATCH_GRACE_SECONDS": Setting(
+        120, float, "the watchdog dispatches again a queued job this late being claimed"
+    ),
+    "LOCAL_CONCURRENCY": Setting(1, int, "jobs a local worker runs at once (ffmpeg already uses every core)"),
+    "LOCAL_IDLE_SECONDS": Setting(60, float, "a local worker started on demand exits after this long idle"),
+    "WORK_DIR": Setting(None, str, "where ffmpeg writes before files are stored (default: system temp)"),
+    "RUN_DIR": Setting(None, str, "the local worker's lock file and log (default: ./run)"),
+    "PROGRESS_INTERVAL": Setting(1.0, float, "progress is written at most this often while ffmpeg runs"),
+    # --- encoding
+    "FFMPEG_BINARY": Setting(None, str, "path to ffmpeg (default: the imageio-ffmpeg wheel's ffmpeg 9)"),
+    "SEGMENT_SECONDS": Setting(4.0, float, "CMAF segment and GOP length"),
+    "CHUNK_SECONDS": Setting(None, float, "chunk length for split encoding (default 120, 30 with `zappa`)"),
+    "CHUNK_THRESHOLD_SECONDS": Setting(
+        None, float, "videos up to this long are one chunk (default 1.5 chunks)"
+    ),
+    # --- limits on what a source may cost (SECURITY.md)
+    "MAX_UPLOAD_BYTES": Setting(50 * GIB, int, "largest upload; refused as soon as it is passed"),
+    "MAX_WIDTH": Setting(7680, int, "largest width (long side), coded and as displayed"),
+    "MAX_HEIGHT": Setting(4320, int, "largest height (short side), coded and as displayed"),
+    "MAX_DURATION_SECONDS": Setting(12 * 3600.0, float, "longest video"),
+    "MAX_FRAME_RATE": Setting(1000.0, float, "highest source frame rate"),
+    "MAX_TIMESTAMP_GAP_SECONDS": Setting(60.0, float, "largest jump in time between two frames"),
+    "MAX_CHUNKS": Setting(1500, int, "most chunk jobs one video may plan"),
+    "FFMPEG_TIMEOUT_SECONDS": Setting(2 * 3600.0, float, "wall time one ffmpeg process may take"),
+    "FFMPEG_MAX_MEMORY_MB": Setting(6144, int, "resident memory one ffmpeg process may use"),
+    # --- storage and uploads
+    "OUTPUT_PREFIX": Setting("videos", str, "storage prefix of the outputs (`videos/<id>/`)"),
+    "SOURCE_PREFIX": Setting("originals", str, "storage prefix of uploaded originals"),
+    "SERVE_MEDIA": Setting(None, bool, "Django serves `/media/` itself (default: with local storage)"),
+    "UPLOAD_PART_BYTES": Setting(8 * 1024**2, int, "direct S3 uploads: the browser's part size"),
+    "UPLOAD_URL_SECONDS": Setting(3600, int, "direct S3 uploads: how long a presigned part URL is valid"),
+    # --- playback (docs/private-playback.md)
+    "PRIVATE_DEFAULT": Setting(None, bool, "whether new videos are private (default: with S3 storage)"),
+    "PUBLIC_BASE_URL": Setting("", str, "base URL (a CDN) for public videos' files"),
+    "SIGNED_URL_SECONDS": Setting(600, int, "a signed URL's lifetime after the player may first need it"),
+    # --- generated subtitles
+    "SPEECH_ENGINE": Setting("faster-whisper", str, "`faster-whisper`, `aws-transcribe` or a dotted path"),
+    "WHISPER_MODEL": Setting("small", str, "a model name (from the hub) or a local CTranslate2 model dir"),
+    "WHISPER_COMPUTE_TYPE": Setting("int8", str, "CTranslate2 compute type"),
+    "TRANSCRIBE_BUCKET": Setting("", str, "aws-transcribe: the bucket for audio and transcripts"),
+    "TRANSCRIBE_POLL_SECONDS": Setting(5.0, float, "aws-transcribe: how often the job is polled"),
 }
+DEFAULTS = {name: setting.default for name, setting in SETTINGS.items()}
+
+
+def environment_settings(environ) -> dict:
+    """`TRANSCODING_*` Django settings for every variable set in `environ` (a mapping of
+    strings, e.g. os.environ), read with the setting's type. Unset ones are left out, so the
+    defaults above apply."""
+    values = {}
+    for name, setting in SETTINGS.items():
+        raw = environ.get(f"TRANSCODING_{name}")
+        if raw is None or raw == "":
+            continue
+        if setting.type is bool:
+            value = raw.strip().lower() in ("1", "true", "yes", "on")
+        else:
+            value = setting.type(raw)
+        values[f"TRANSCODING_{name}"] = value
+    return values
 
 
 @dataclass(frozen=True)
 class _Settings:
     def __getattr__(self, name):
-        if name not in DEFAULTS:
+        if name not in SETTINGS:
             raise AttributeError(f"Unknown transcoding setting: {name}")
         value = getattr(django_settings, f"TRANSCODING_{name}", None)
         return DEFAULTS[name] if value is None else value
@@ -100,3 +131,13 @@ def chunk_threshold_seconds() -> float:
     if settings.CHUNK_THRESHOLD_SECONDS is not None:
         return float(settings.CHUNK_THRESHOLD_SECONDS)
     return 1.5 * chunk_seconds()
+
+
+def s3_storage() -> bool:
+    """Media in S3 (STORAGE=s3): the one place this is decided from settings."""
+    return getattr(django_settings, "STORAGE", "local") == "s3"
+
+
+def serve_media() -> bool:
+    """Django serves /media/ (access-checked, `media_views`): by default with local storage."""
+    return (not s3_storage()) if settings.SERVE_MEDIA is None else bool(settings.SERVE_MEDIA)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from .chunking import TIMELINE_OFFSET, ChunkSpan
+from .containers import SourceInput, ffmpeg_input_options
 from .ladder import Plan, Rung
 
 # Layout of the work directory; manifests and storage keys use the same relative paths.
@@ -34,10 +35,12 @@ def fps_arg(fps: Fraction) -> str:
 
 
 def rung_filter(rung: Rung) -> str:
+    """Every rung is limited-range ("tv") 8-bit 4:2:0, tagged so: a full-range source (a
+    motion-JPEG camera's yuvj420p) is scaled into the limited range, never passed through."""
     chain = []
     if rung.change_fps:
         chain.append(f"fps={fps_arg(rung.fps)}")
-    chain += [f"scale={rung.width}:{rung.height}:flags=bicubic", "setsar=1", "format=yuv420p"]
+    chain += [f"scale={rung.width}:{rung.height}:flags=bicubic:out_range=tv", "setsar=1", "format=yuv420p"]
     return ",".join(chain)
 
 
@@ -122,6 +125,7 @@ def rung_output_args(rung: Rung, plan: Plan, workdir: str, chunk: ChunkSpan | No
         "-preset", plan.x264_preset,
         "-profile:v", "high",
         "-pix_fmt", "yuv420p",
+        "-color_range", "tv",
         "-crf", str(rung.crf),
         "-maxrate", str(rung.max_bitrate),
         "-bufsize", str(rung.bufsize),
@@ -170,29 +174,32 @@ def poster_output_args(workdir: str) -> list[str]:
     ]  # fmt: skip
 
 
-def input_args(source: str, chunk: ChunkSpan | None) -> list[str]:
+def input_args(source: SourceInput, chunk: ChunkSpan | None = None) -> list[str]:
     """The source, or only a chunk's time range of it: input seeking, so ffmpeg reads from the
-    keyframe before the cut (a range request on S3) and decodes only what the chunk needs."""
+    keyframe before the cut (a range request on S3) and decodes only what the chunk needs.
+    Opened only by the demuxer the probe found, over the one protocol its location needs
+    (`containers`): every command reads its source through here."""
     args = []
     if chunk is not None and not chunk.whole:
         if chunk.cut_start:
             args += ["-ss", f"{chunk.cut_start:.6f}"]
         if chunk.cut_end is not None:
             args += ["-to", f"{chunk.cut_end:.6f}"]
-    return [*args, "-i", source]
+    return [*args, *ffmpeg_input_options(source), "-i", source.location]
 
 
 def build_encode_args(
     ffmpeg: str,
-    source: str,
+    source: SourceInput,
     plan: Plan,
     workdir: str,
     parts: tuple[str, ...] = ALL_PARTS,
     chunk: ChunkSpan | None = None,
 ) -> list[str]:
     """The whole command: decode once (a chunk's range of the source), write every requested
-    part. The audio is never chunked: a chunk's command leaves it to `build_audio_args`."""
-    if chunk is not None and not chunk.whole and AUDIO in parts:
+    part. The audio is never chunked: a chunk's command leaves it to `build_audio_args` (a
+    silent source has no audio to make, chunked or not)."""
+    if chunk is not None and not chunk.whole and AUDIO in parts and plan.audio is not None:
         raise ValueError("A chunk's command cannot make the audio: use build_audio_args.")
     graph, labels = filter_graph(plan, parts, chunk)
     args = [
@@ -218,7 +225,7 @@ def build_encode_args(
     return args
 
 
-def build_audio_args(ffmpeg: str, source: str, plan: Plan, workdir: str) -> list[str]:
+def build_audio_args(ffmpeg: str, source: SourceInput, plan: Plan, workdir: str) -> list[str]:
     """The whole video's audio, alone, for a chunked encode: it runs beside chunk 0's video
     process rather than as its second input, because there ffmpeg would read the audio only as
     fast as the slowest video output (the storyboard's `tile` and the poster's `thumbnail` hold
@@ -227,7 +234,7 @@ def build_audio_args(ffmpeg: str, source: str, plan: Plan, workdir: str) -> list
         ffmpeg, "-hide_banner", "-nostdin", "-y",
         "-loglevel", "error", "-nostats",
         "-copyts", "-start_at_zero",
-        "-vn", "-sn", "-dn", "-i", source,
+        "-vn", "-sn", "-dn", *input_args(source),
         *audio_output_args(plan, workdir),
     ]  # fmt: skip
 
@@ -300,7 +307,8 @@ def parse_error(stderr: str, limit: int = 300) -> str:
         return "ffmpeg failed without an error message."
     keywords = ("invalid", "error", "no such", "not found", "unsupported", "corrupt", "truncat")
     chosen = next((line for line in lines if any(k in line.lower() for k in keywords)), lines[-1])
-    return chosen[:limit]
+    # ffmpeg quotes what the file holds (names, metadata): no terminal escapes reach an error field.
+    return "".join(c for c in chosen if c.isprintable())[:limit]
 
 
 def avc_codec_string(avcc: bytes) -> str:
@@ -315,13 +323,13 @@ def avc_codec_string(avcc: bytes) -> str:
 SPEECH_SAMPLE_RATE = 16_000
 
 
-def build_audio_extract_args(ffmpeg: str, source: str, out_path: str) -> list[str]:
+def build_audio_extract_args(ffmpeg: str, source: SourceInput, out_path: str) -> list[str]:
     """The source's first audio stream as a 16 kHz mono PCM WAV, for speech recognition."""
     return [
         ffmpeg, "-hide_banner", "-nostdin", "-y",
         "-loglevel", "error",
         "-nostats", "-progress", "pipe:1", "-stats_period", "1",
-        "-i", source,
+        *input_args(source),
         "-map", "0:a:0", "-vn", "-sn", "-dn",
         "-ac", "1", "-ar", str(SPEECH_SAMPLE_RATE),
         "-c:a", "pcm_s16le", "-f", "wav",

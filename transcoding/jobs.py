@@ -19,6 +19,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .conf import settings
+from .errors import EncodeError, PermanentError, is_transient, one_line
 from .models import JobState, ProcessingJob
 
 log = logging.getLogger(__name__)
@@ -167,28 +168,37 @@ def job_run(job_id: int, token: str | None = None) -> str:
     except JobCancelled:
         log.info("job %s: cancelled or taken over; stopped", job_id)
         return "skipped"
-    except pipeline.SourceRejected as exc:
-        job_fail(job, str(exc), permanent=True)
-        pipeline.mark_failed(job, str(exc))
-        outcome = "failed"
-    except pipeline.EncodeError as exc:
-        final = job_fail(job, str(exc), permanent=not exc.transient)
-        (pipeline.mark_failed if final else pipeline.mark_retrying)(job, str(exc))
-        outcome = "failed" if final else "retry"
-    except Exception as exc:  # storage or database trouble: worth another attempt
-        log.exception("job %s: attempt %s failed", job_id, job.attempt)
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        final = job_fail(job, reason, permanent=False)
-        if final:
-            pipeline.mark_failed(job, f"Processing failed after {job.attempt} attempts: {reason}")
-        else:
-            pipeline.mark_retrying(job, reason)
-        outcome = "failed" if final else "retry"
+    except Exception as exc:
+        outcome = _failed(job, exc)
     else:
         job_finish(job, cpu_seconds=cpu)
         outcome = "done"
     services.video_refresh_status(job.video)
     return outcome
+
+
+def _failed(job: ProcessingJob, exc: Exception) -> str:
+    """Record a failed attempt. Transient failures (network, storage, database: `errors.
+    is_transient`) retry with backoff; everything else fails the job at once: bad input and
+    limits with their own sentence, program errors with their type (and a traceback in the
+    log), since the same code on the same input would fail the same way again."""
+    from . import pipeline
+
+    transient = is_transient(exc)
+    reason = one_line(exc)
+    if transient:
+        log.warning("job %s: attempt %s failed (transient): %s", job.pk, job.attempt, reason)
+    elif not isinstance(exc, (PermanentError, EncodeError)):
+        log.exception("job %s: program error, not retried", job.pk)
+        reason = f"Internal error (not retried): {reason}"
+    final = job_fail(job, reason, permanent=not transient)
+    if not final:
+        pipeline.mark_retrying(job, reason)
+        return "retry"
+    if transient:
+        reason = f"Processing failed after {job.attempt} attempts: {reason}"
+    pipeline.mark_failed(job, reason)
+    return "failed"
 
 
 def jobs_requeue_stuck_ids() -> tuple[list[int], list[int]]:

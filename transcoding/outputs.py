@@ -8,6 +8,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from .conf import settings
+from .containers import SourceInput, source_input
 
 
 def video_prefix(video_id: int) -> str:
@@ -43,18 +44,6 @@ def list_keys(prefix: str) -> list[str]:
     return keys
 
 
-def delete_keys(keys: list[str]) -> int:
-    from .cleanup import delete_keys as batched  # S3: DeleteObjects, 1000 keys a request
-
-    return batched(keys)
-
-
-def delete_prefix(prefix: str) -> int:
-    from .cleanup import delete_prefix as batched  # S3: one flat listing, batched deletes
-
-    return batched(prefix)
-
-
 def local_path(name: str) -> str | None:
     """A filesystem path for a stored name, where the storage has one."""
     try:
@@ -63,6 +52,8 @@ def local_path(name: str) -> str | None:
         return None
 
 
-def source_location(name: str) -> str:
-    """Where ffmpeg and PyAV read a source: a local path, or a URL they can range-read."""
-    return local_path(name) or default_storage.url(name)
+def source_location(name: str, container: str = "") -> SourceInput:
+    """Where and how ffmpeg and PyAV read a source: a local path, or a presigned URL they can
+    range-read, with the one protocol that needs (`containers`); `container`, the probe's
+    finding, forces the demuxer."""
+    return source_input(local_path(name) or default_storage.url(name), container)

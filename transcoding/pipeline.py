@@ -13,12 +13,14 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from . import ffmpeg, outputs, publish, runner, stitch
+from . import cleanup, ffmpeg, outputs, publish, runner, stitch
 from .chunking import ChunkSpan
 from .conf import ffmpeg_binary, settings
+from .errors import EncodeError, SourceRejected
 from .ladder import Plan, SourceInfo, plan_encode
 from .models import (
     PartKind,
@@ -30,8 +32,7 @@ from .models import (
     VideoStatus,
     preset_spec,
 )
-from .probe import SourceRejected, probe_source
-from .runner import EncodeError  # noqa: F401 (where jobs find it)
+from .probe import probe_source
 from .segment_uploader import SegmentUploader
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,6 @@ ENCODE_SHARE = 90
 
 def sha256_of(name: str) -> str:
     digest = hashlib.sha256()
-    from django.core.files.storage import default_storage
-
     with default_storage.open(name, "rb") as handle:
         for chunk in iter(lambda: handle.read(1024 * 1024), b""):
             digest.update(chunk)
@@ -73,8 +72,6 @@ def probe_and_record(video: Video) -> SourceInfo:
     info = probe_source(
         outputs.source_location(video.source.name),
         size=video.source_size if video.source_size is not None else video.source.size,
-        max_width=settings.MAX_WIDTH,
-        max_height=settings.MAX_HEIGHT,
     )
     width, height = info.display_size
     report = {
@@ -103,7 +100,7 @@ def sync_renditions(video: Video, plan: Plan, parts: tuple[str, ...]) -> None:
     if PartKind.RENDITIONS in parts:
         planned = {r.name for r in plan.rungs}
         for stale in video.renditions.filter(kind=Rendition.Kind.VIDEO).exclude(name__in=planned):
-            outputs.delete_prefix(f"{outputs.video_prefix(video.pk)}/{stale.name}")
+            cleanup.delete_prefix(f"{outputs.video_prefix(video.pk)}/{stale.name}")
             stale.delete()
         for rung in plan.rungs:
             Rendition.objects.update_or_create(
@@ -212,14 +209,12 @@ def _start(video: Video, plan: Plan, parts: tuple[str, ...]) -> None:
 
 
 def _source_info(video: Video, root: bool) -> SourceInfo:
-    """The root records what the probe learns; a chunk only needs the plan it implies."""
+    """The root records what the probe learns; a chunk only needs the plan it implies, and
+    reads the source as the root found it (its demuxer, no second timestamp scan)."""
     if root:
         return probe_and_record(video)
     return probe_source(
-        outputs.source_location(video.source.name),
-        size=video.source_size or 0,
-        max_width=settings.MAX_WIDTH,
-        max_height=settings.MAX_HEIGHT,
+        outputs.source_location(video.source.name, video.container), size=video.source_size or 0, scan=False
     )
 
 
@@ -280,7 +275,7 @@ def _encode_chunk(video, job, root_id, plan: Plan, span: ChunkSpan, parts, heart
     ff_parts = tuple(p for p in parts if p in ffmpeg.ALL_PARTS)
     side_audio = PartKind.AUDIO in ff_parts and plan.audio is not None and not span.whole
     main_parts = tuple(p for p in ff_parts if not (side_audio and p == PartKind.AUDIO))
-    source, binary = outputs.source_location(video.source.name), ffmpeg_binary()
+    source, binary = outputs.source_location(video.source.name, video.container), ffmpeg_binary()
     with tempfile.TemporaryDirectory(prefix=f"video{video.pk}-", dir=settings.WORK_DIR) as workdir:
         dirs = ffmpeg.output_dirs(chunk_plan, ff_parts)
         for directory in dirs:
@@ -325,7 +320,7 @@ def _encode_chunk(video, job, root_id, plan: Plan, span: ChunkSpan, parts, heart
 def run_step(job, heartbeat: Callable[[], None]) -> float:
     """Run the job's step; returns the CPU seconds of its subprocesses."""
     if job.step == job.Step.SUBTITLES:
-        from .speech import generate
+        from .speech import generate  # speech imports this module (probe_and_record)
 
         return generate(job, heartbeat)
     return encode(job, heartbeat)

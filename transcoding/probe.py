@@ -1,38 +1,105 @@
 """Probe a source with PyAV (FFmpeg's libraries; the ffmpeg wheel ships no ffprobe).
 
-`probe_source` returns a `SourceInfo` or raises `SourceRejected` with one sentence a person
-can act on. The rules that refuse a source are in `validate_source`, a pure function.
+`probe_source` opens the source only as `containers` allows (an allowed demuxer, the one
+protocol its location needs), reads what the plan needs, and returns a `SourceInfo`, or raises
+`SourceRejected` with one sentence a person can act on. Every cost a source controls is held
+to `SourceLimits` (display size after the pixel aspect ratio, duration, frame rate, gaps in
+the timestamps) before any work is planned; the rules are `validate_source` and
+`validate_timestamps`, pure functions.
 """
 
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import av
 
+from .conf import settings
+from .containers import ALLOWED_DEMUXERS, SourceInput, pyav_open_kwargs, refusal
+from .errors import LimitExceeded, SourceRejected, SourceUnavailable
 from .ladder import SourceInfo
 
 HDR_TRANSFERS = {16: "smpte2084", 18: "arib-std-b67"}
+# The timestamp scan reads packets (no decoding) from the start up to this many, or this many
+# bytes, then the packets near the declared end: a gap planted anywhere in a small file, or
+# between the content and a last frame stamped far ahead (the cheap way to claim hours), is
+# found before any job is planned. A gap in the middle of a long file makes the chunk around
+# it decode too little, which fails the video when that chunk runs (`publish.check_complete`).
+SCAN_PACKETS = 3000
+SCAN_BYTES = 32 * 1024 * 1024
+
+__all__ = ["SourceLimits", "SourceRejected", "probe_source", "validate_source", "validate_timestamps"]
 
 
-class SourceRejected(Exception):
-    """The source can never be processed: a permanent error, not retried."""
+@dataclass(frozen=True)
+class SourceLimits:
+    """What a source may cost; `TRANSCODING_*` settings (conf.py) with these defaults."""
+
+    max_width: int = 7680
+    max_height: int = 4320
+    max_duration: float = 12 * 3600.0
+    max_gap: float = 60.0
+    max_fps: float = 1000.0
+
+    @classmethod
+    def from_settings(cls) -> "SourceLimits":
+        return cls(
+            max_width=int(settings.MAX_WIDTH),
+            max_height=int(settings.MAX_HEIGHT),
+            max_duration=float(settings.MAX_DURATION_SECONDS),
+            max_gap=float(settings.MAX_TIMESTAMP_GAP_SECONDS),
+            max_fps=float(settings.MAX_FRAME_RATE),
+        )
 
 
-def probe_source(url: str, *, size: int = 0, max_width: int = 7680, max_height: int = 4320) -> SourceInfo:
+@dataclass(frozen=True)
+class Timestamps:
+    """What the scan saw of the video stream's packet times (seconds from the stream's start)."""
+
+    largest_gap: float
+    gap_at: float  # when the frame before the largest gap is
+
+
+def probe_source(
+    source: SourceInput, *, size: int, limits: SourceLimits | None = None, scan: bool = True
+) -> SourceInfo:
+    """Probe and check a source. `scan`: also read the packets' timestamps (the encode's
+    first look at a source does; a chunk worker re-reading a source the root checked need not)."""
+    limits = limits or SourceLimits.from_settings()
     if size == 0:
         raise SourceRejected("The file is empty (0 bytes).")
     try:
-        container = av.open(url, metadata_errors="ignore")
+        container = av.open(source.location, **pyav_open_kwargs(source))
     except av.error.InvalidDataError:
         raise SourceRejected("The file is not a video or is truncated: FFmpeg cannot read its container.")
+    except av.error.ArgumentError:
+        # format_whitelist refused the demuxer FFmpeg recognised (EINVAL): a playlist, a
+        # manifest, a concat list, an image, a subtitle file...
+        raise SourceRejected(refusal(""))
+    except (av.error.HTTPServerError, av.error.TimeoutError, ConnectionError) as exc:
+        raise SourceUnavailable(f"The original could not be read: {_reason(exc)}.")  # retried
     except av.error.FFmpegError as exc:
         raise SourceRejected(f"The file cannot be opened as media: {_reason(exc)}.")
     with container:
+        name = container.format.name
+        if not any(n in ALLOWED_DEMUXERS for n in name.split(",")):
+            raise SourceRejected(refusal(name))  # never reached while the whitelist holds
         info = _read(container, size)
-    validate_source(info, max_width=max_width, max_height=max_height)
+        validate_source(info, limits)  # before a frame is decoded: the coded size is bounded
+        video = container.streams.video[0]
+        info = replace(info, rotation=_rotation(container, video))
+        validate_source(info, limits)
+        if scan:
+            validate_timestamps(_scan_timestamps(container, video, info.duration, limits.max_gap), limits)
     return info
 
 
-def validate_source(info: SourceInfo, *, max_width: int = 7680, max_height: int = 4320) -> None:
+def _size(width: int, height: int) -> str:
+    return f"{width}x{height}"
+
+
+def validate_source(info: SourceInfo, limits: SourceLimits | None = None) -> None:
+    """Refuse a source no plan should be made for. Pure."""
+    limits = limits or SourceLimits()
     if not info.video_codec:
         if info.audio_codec:
             raise SourceRejected("The file has no video stream (it is audio only).")
@@ -41,11 +108,89 @@ def validate_source(info: SourceInfo, *, max_width: int = 7680, max_height: int 
         raise SourceRejected("The video's duration is zero or unknown.")
     if info.width <= 0 or info.height <= 0:
         raise SourceRejected("The video's dimensions are unknown.")
-    long_side, short_side = max(info.width, info.height), min(info.width, info.height)
-    if long_side > max(max_width, max_height) or short_side > min(max_width, max_height):
-        raise SourceRejected(
-            f"The video is {info.width}x{info.height}, beyond the 8K limit ({max_width}x{max_height})."
+    limit = _size(limits.max_width, limits.max_height)
+    label = f"8K limit ({limit})" if limit == "7680x4320" else f"size limit ({limit})"
+    coded = (info.width, info.height)
+    for width, height in (coded, info.display_size):
+        long_side, short_side = max(width, height), min(width, height)
+        if long_side > max(limits.max_width, limits.max_height) or short_side > min(
+            limits.max_width, limits.max_height
+        ):
+            sar = f"{info.sar.numerator}:{info.sar.denominator}"
+            shown = "" if (width, height) == coded else f" as displayed (pixel aspect ratio {sar})"
+            raise LimitExceeded(f"The video is {_size(width, height)}{shown}, beyond the {label}.")
+    if info.duration > limits.max_duration:
+        raise LimitExceeded(
+            f"The video is {_hours(info.duration)} long, beyond the {_hours(limits.max_duration)} limit."
         )
+    if info.fps > limits.max_fps:
+        raise LimitExceeded(
+            f"The video's frame rate ({float(info.fps):g} fps) is beyond the {limits.max_fps:g} fps limit."
+        )
+
+
+def validate_timestamps(seen: Timestamps, limits: SourceLimits | None = None) -> None:
+    """Refuse a source whose frames are far apart in time: every second between them would be
+    encoded (the last frame repeated), so a few frames could claim hours of work. Pure."""
+    limits = limits or SourceLimits()
+    if seen.largest_gap > limits.max_gap:
+        raise LimitExceeded(
+            f"The video's timestamps jump {seen.largest_gap:.0f} s ahead after {seen.gap_at:.1f} s "
+            f"(a gap between frames beyond the {limits.max_gap:g} s limit)."
+        )
+
+
+def _hours(seconds: float) -> str:
+    hours, rest = divmod(int(seconds), 3600)
+    minutes = rest // 60
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {int(seconds) % 60:02d} s"
+
+
+def _scan_timestamps(container, video, duration: float, max_gap: float) -> Timestamps:
+    """Packet times of the video stream from the start (within the scan budget) and, unless
+    that reached the end, near the declared end; the largest gap between consecutive frames
+    in time order. Packets are read, never decoded."""
+    base = video.time_base
+    start = float(video.start_time * base) if video.start_time is not None else 0.0
+    _seek(container, video, start)
+    head, complete = _packet_times(container, video, start, budget=True)
+    tail = []
+    # Unless that was all of it: from the keyframe before (end - 2 gaps) to the end of the file.
+    if not complete and _seek(container, video, start + max(0.0, duration - 2 * max_gap)):
+        tail, _ = _packet_times(container, video, start, budget=False)
+    gap, gap_at = 0.0, 0.0
+    for times in (sorted(head), sorted(tail)):
+        for before, after in zip(times, times[1:]):
+            if after - before > gap:
+                gap, gap_at = after - before, before
+    return Timestamps(largest_gap=gap, gap_at=gap_at)
+
+
+def _seek(container, video, seconds: float) -> bool:
+    try:
+        container.seek(int(seconds / video.time_base), stream=video, backward=True)
+    except av.error.FFmpegError:
+        return False
+    return True
+
+
+def _packet_times(container, video, start: float, *, budget: bool) -> tuple[list[float], bool]:
+    """(times of the video packets read, whether the end of the file was reached)."""
+    times, read = [], 0
+    base = video.time_base
+    try:
+        for packet in container.demux(video):
+            if packet.pts is None and packet.size == 0:
+                continue  # the flush packet at the end
+            if packet.pts is not None:
+                times.append(float(packet.pts * base) - start)
+            read += packet.size
+            if budget and (len(times) >= SCAN_PACKETS or read >= SCAN_BYTES):
+                return times, False
+    except av.error.FFmpegError:
+        # A damaged stretch ends the scan; the encode judges how much decodes.
+        return times, False
+    return times, True
 
 
 def _read(container, size: int) -> SourceInfo:
@@ -76,6 +221,7 @@ def _read(container, size: int) -> SourceInfo:
         if cc.format is not None:
             bit_depth = max((c.bits for c in cc.format.components), default=8)
         transfer = HDR_TRANSFERS.get(int(cc.color_trc or 0), "")
+        sar = Fraction(video.sample_aspect_ratio or 1)
         fields.update(
             video_codec=cc.name or "",
             width=cc.width or 0,
@@ -83,8 +229,7 @@ def _read(container, size: int) -> SourceInfo:
             fps=fps,
             # Declared and average rates disagree on variable-frame-rate sources (phones).
             vfr=bool(avg and base and abs(float(avg) - float(base)) > 0.01 * float(base)),
-            sar=Fraction(video.sample_aspect_ratio or 1),
-            rotation=_rotation(container, video),
+            sar=sar if sar > 0 else Fraction(1),
             pix_fmt=cc.pix_fmt or "",
             bit_depth=bit_depth,
             hdr=bool(transfer),
@@ -103,8 +248,8 @@ def _duration(container, video) -> float:
 
 
 def _rotation(container, video) -> int:
-    """Rotation from the display matrix, read off the first decoded frame (where PyAV
-    exposes it); 0 when no frame decodes, which the encode then reports."""
+    """Rotation from the display matrix, read off the first decoded frame (where PyAV exposes
+    it); 0 when no frame decodes, which the encode then reports."""
     try:
         for frame in container.decode(video=video.index):
             return int(round(getattr(frame, "rotation", 0) or 0)) % 360

@@ -16,9 +16,9 @@ from django.utils import timezone
 
 from . import ffmpeg, manifests, outputs
 from .conf import settings
+from .errors import SourceRejected
 from .ladder import Plan
 from .models import PartKind, PartStatus, Poster, Rendition, Storyboard, Subtitle, Video
-from .probe import SourceRejected
 
 MASTER_NAME = "master.m3u8"
 MPD_NAME = "manifest.mpd"
@@ -99,7 +99,7 @@ def check_complete(plan: Plan, workdir: Path) -> None:
     if decoded < plan.duration * MIN_DECODED_SHARE:
         raise SourceRejected(
             f"The file is truncated or damaged: only {decoded:.1f} s of {plan.duration:.1f} s "
-            "could be decoded."
+            "could be decoded (a gap in its timestamps does this too)."
         )
 
 

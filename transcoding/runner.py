@@ -1,8 +1,16 @@
 """Run ffmpeg: the one place that starts it (never through a shell), follows its progress,
-and measures what it cost. Used by the encode (pipeline.py) and the speech step.
+holds it to its limits, and measures what it cost. Used by the encode (pipeline.py) and the
+speech step.
 
 A killed worker takes its ffmpeg with it (PR_SET_PDEATHSIG); CPU and peak memory come from
 wait4's rusage of the process itself, exact even with other work in flight.
+
+Limits (`TRANSCODING_FFMPEG_TIMEOUT_SECONDS`, `TRANSCODING_FFMPEG_MAX_MEMORY_MB`): a process
+that runs longer, or whose resident memory grows past the limit (read from /proc twice a
+second while it runs), is killed and the job fails at once with the reason, never retried: the
+same input would do the same again. (An address-space rlimit was tried and left out: x264's
+threads reserve several times what they use, and ffmpeg dies of it with a segfault or a
+misleading error instead of a clear one.)
 """
 
 import ctypes
@@ -12,19 +20,29 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from . import ffmpeg
 from .conf import settings
+from .errors import EncodeError, LimitExceeded
+
+__all__ = ["EncodeError", "FfmpegLimits", "FfmpegRun", "run_encodes", "run_ffmpeg"]
+
+MIB = 1024 * 1024
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-class EncodeError(Exception):
-    """ffmpeg failed. `transient` when it was killed rather than refusing the input."""
+@dataclass(frozen=True)
+class FfmpegLimits:
+    seconds: float
+    memory_bytes: int
 
-    def __init__(self, message: str, *, transient: bool = False):
-        super().__init__(message)
-        self.transient = transient
+    @classmethod
+    def from_settings(cls) -> "FfmpegLimits":
+        return cls(float(settings.FFMPEG_TIMEOUT_SECONDS), int(settings.FFMPEG_MAX_MEMORY_MB) * MIB)
 
 
 def _die_with_parent():  # pragma: no cover - runs in the child between fork and exec
@@ -33,6 +51,30 @@ def _die_with_parent():  # pragma: no cover - runs in the child between fork and
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+
+
+def resident_bytes(pid: int) -> int:
+    """The process's resident memory now (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm") as handle:
+            return int(handle.read().split()[1]) * PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _over_limit(proc, limits: FfmpegLimits, started: float) -> str | None:
+    """Why the running process must be stopped, or None."""
+    if time.monotonic() - started > limits.seconds:
+        return (
+            f"ffmpeg ran longer than the {limits.seconds:g} s limit (TRANSCODING_FFMPEG_TIMEOUT_SECONDS) "
+            "and was stopped."
+        )
+    if limits.memory_bytes and resident_bytes(proc.pid) > limits.memory_bytes:
+        return (
+            f"ffmpeg used more than the {limits.memory_bytes // MIB} MiB memory limit "
+            "(TRANSCODING_FFMPEG_MAX_MEMORY_MB) and was stopped."
+        )
+    return None
 
 
 def _pump(stream, lines: queue.Queue) -> None:
@@ -48,13 +90,19 @@ class FfmpegRun(NamedTuple):
 
 
 def run_ffmpeg(
-    args: list[str], on_progress: Callable[[ffmpeg.Progress | None], None], tick: float = 1.0
+    args: list[str],
+    on_progress: Callable[[ffmpeg.Progress | None], None],
+    tick: float = 1.0,
+    limits: FfmpegLimits | None = None,
 ) -> FfmpegRun:
     """Run ffmpeg, feeding its -progress blocks to `on_progress`, and calling it with None at
     least every `tick` seconds even when ffmpeg prints nothing: ffmpeg holds its first report
     back until every output has started, and the poster and storyboard outputs start late, so
     heartbeats must not depend on it. Returns ffmpeg's stderr, CPU seconds and peak memory.
-    `on_progress` may raise to stop the encode."""
+    `on_progress` may raise to stop the encode; a process over `limits` is stopped with
+    LimitExceeded."""
+    limits = limits or FfmpegLimits.from_settings()
+    started = time.monotonic()
     with (
         tempfile.TemporaryFile() as stderr,
         subprocess.Popen(
@@ -69,8 +117,15 @@ def run_ffmpeg(
         lines: queue.Queue = queue.Queue()
         threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
         block: list[str] = []
+        checked = started
         try:
             while True:
+                now = time.monotonic()
+                if now - checked >= 0.5:
+                    checked = now
+                    reason = _over_limit(proc, limits, started)
+                    if reason:
+                        raise LimitExceeded(reason)
                 try:
                     line = lines.get(timeout=tick)
                 except queue.Empty:

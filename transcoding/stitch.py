@@ -26,10 +26,10 @@ from django.db.models import Avg, Q
 from django.utils import timezone
 
 from . import chunking, ffmpeg, manifests, outputs, publish
-from .conf import chunk_seconds, chunk_threshold_seconds
+from .conf import chunk_seconds, chunk_threshold_seconds, settings
+from .errors import LimitExceeded, StitchError, StorageIncomplete
 from .ladder import Plan, SourceInfo
 from .models import JobState, PartKind, PartStatus, ProcessingJob, Rendition, Storyboard, Video
-from .probe import SourceRejected
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +37,11 @@ log = logging.getLogger(__name__)
 CHUNKED_PARTS = (PartKind.RENDITIONS, PartKind.STORYBOARD)
 
 
-class StitchError(SourceRejected):
-    """The chunks cannot be joined (their init segments differ, or segments are missing).
-    Retrying would make the same chunks again, so it fails the video at once, like bad input."""
-
-
 def plan_spans(plan: Plan, info: SourceInfo, parts: tuple[str, ...]) -> tuple[chunking.ChunkSpan, ...]:
-    """Chunks only when renditions are encoded: a storyboard or poster alone is one pass."""
+    """Chunks only when renditions are encoded: a storyboard or poster alone is one pass. A
+    plan of more chunk jobs than `TRANSCODING_MAX_CHUNKS` is refused before any is created."""
     threshold = chunk_threshold_seconds() if PartKind.RENDITIONS in parts else float("inf")
-    return chunking.plan_chunks(
+    spans = chunking.plan_chunks(
         plan.duration,
         info.fps,
         segment_seconds=plan.segment_seconds,
@@ -54,6 +50,12 @@ def plan_spans(plan: Plan, info: SourceInfo, parts: tuple[str, ...]) -> tuple[ch
         tile_interval=plan.storyboard.interval,
         tile_count=plan.storyboard.count,
     )
+    if len(spans) > settings.MAX_CHUNKS:
+        raise LimitExceeded(
+            f"The video would need {len(spans)} chunk jobs, beyond the {settings.MAX_CHUNKS} limit "
+            "(TRANSCODING_MAX_CHUNKS)."
+        )
+    return spans
 
 
 def _poster_chunk(plan: Plan, spans) -> int:
@@ -299,7 +301,7 @@ def chunk_result(
             directory = workdir / rung.name
             segments = publish.finished_segments(directory, stored)
             if len(segments) != len(publish.read_segments(directory)):
-                raise RuntimeError(f"Some {rung.name} segments were not stored.")
+                raise StorageIncomplete(f"Some {rung.name} segments were not stored.")
             if rung.name not in live.inits:
                 live.store_init(rung.name)
             result["segments"][rung.name] = segments

@@ -1,0 +1,170 @@
+"""Resource bombs: small files that claim hours of work or huge frames, and ffmpeg processes
+that run too long or grow too large. Each limit (conf.py, SECURITY.md) fails the video fast,
+with one line that names it, at the first attempt, before any chunk job exists."""
+
+from fractions import Fraction
+
+import pytest
+
+from tests.media import ffmpeg, make_clip
+from transcoding import services
+from transcoding.dispatch.recording import run_recorded
+from transcoding.ladder import SourceInfo
+from transcoding.models import ProcessingJob, Video
+from transcoding.probe import SourceLimits, Timestamps, validate_source, validate_timestamps
+
+pytestmark = [pytest.mark.django_db]
+
+
+def timestamp_bomb(path, last_frame_at: float):
+    """60 frames of 320x240, then one frame stamped `last_frame_at` seconds in (Matroska keeps
+    the timestamps as given): a few KB that claim that long."""
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=2.04",
+        "-vf", f"setpts='if(eq(N,60),{last_frame_at}/TB,PTS)'", "-fps_mode", "passthrough",
+        "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", str(path),
+    )  # fmt: skip
+    return path
+
+
+def aspect_ratio_bomb(path):
+    """4000x2000 coded, with pixels 100 times wider than tall: 400000x2000 as displayed."""
+    ffmpeg(
+        "-f", "lavfi", "-i", "color=c=gray:size=4000x2000:rate=5:duration=0.4", "-vf", "setsar=100",
+        "-c:v", "libx264", "-preset", "ultrafast", str(path),
+    )  # fmt: skip
+    return path
+
+
+def process(path, capture) -> Video:
+    with capture(execute=True):
+        video = services.video_create(source=path)
+        services.video_request_processing(video)
+    return video
+
+
+def assert_refused(video: Video, reason: str) -> Video:
+    video = Video.objects.get(pk=video.pk)
+    assert video.status == "failed", (video.status, video.error)
+    assert video.error.startswith(reason), video.error
+    assert "\n" not in video.error and len(video.error) < 240
+    jobs = ProcessingJob.objects.filter(video=video)
+    assert jobs.count() == 1  # no chunk job was created
+    assert jobs.get().state == "failed" and jobs.get().attempt == 1  # and nothing retried
+    return video
+
+
+def test_a_frame_stamped_hours_ahead_is_refused_by_the_duration_limit(
+    tmp_path, django_capture_on_commit_callbacks
+):
+    bomb = timestamp_bomb(tmp_path / "bomb.mkv", 100_000)
+    assert bomb.stat().st_size < 300_000
+    video = process(bomb, django_capture_on_commit_callbacks)
+
+    assert run_recorded() == ["failed"]
+
+    assert_refused(video, "The video is 27 h 46 min long, beyond the 12 h 00 min limit.")
+
+
+def test_a_gap_between_frames_is_refused(tmp_path, django_capture_on_commit_callbacks):
+    """Within the duration limit, but 50 minutes of it are one frame repeated."""
+    video = process(timestamp_bomb(tmp_path / "gap.mkv", 3000), django_capture_on_commit_callbacks)
+
+    assert run_recorded() == ["failed"]
+
+    assert_refused(video, "The video's timestamps jump 2998 s ahead after 2.0 s (a gap between frames")
+
+
+def test_stretched_pixels_are_held_to_the_size_limit_as_displayed(
+    tmp_path, django_capture_on_commit_callbacks
+):
+    video = process(aspect_ratio_bomb(tmp_path / "wide.mp4"), django_capture_on_commit_callbacks)
+
+    assert run_recorded() == ["failed"]
+
+    assert_refused(
+        video,
+        "The video is 400000x2000 as displayed (pixel aspect ratio 100:1), beyond the 8K limit (7680x4320).",
+    )
+
+
+def test_too_many_chunk_jobs_are_refused_before_any_is_created(
+    settings, tmp_path, django_capture_on_commit_callbacks
+):
+    settings.TRANSCODING_CHUNK_SECONDS = 8
+    settings.TRANSCODING_CHUNK_THRESHOLD_SECONDS = 12
+    settings.TRANSCODING_MAX_CHUNKS = 2
+    clip = make_clip(tmp_path / "long.mp4", seconds=24, size="320x240", audio=False)
+    video = process(clip, django_capture_on_commit_callbacks)
+
+    assert run_recorded() == ["failed"]
+
+    assert_refused(video, "The video would need 3 chunk jobs, beyond the 2 limit (TRANSCODING_MAX_CHUNKS).")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "setting, value, reason",
+    [
+        ("TRANSCODING_FFMPEG_TIMEOUT_SECONDS", 0.3, "ffmpeg ran longer than the 0.3 s limit"),
+        ("TRANSCODING_FFMPEG_MAX_MEMORY_MB", 40, "ffmpeg used more than the 40 MiB memory limit"),
+    ],
+    ids=["wall-time", "memory"],
+)
+def test_an_ffmpeg_process_over_its_limit_is_stopped_and_not_retried(
+    setting, value, reason, settings, clips, django_capture_on_commit_callbacks
+):
+    setattr(settings, setting, value)
+    video = process(clips["720p"], django_capture_on_commit_callbacks)
+
+    assert run_recorded() == ["failed"]
+
+    assert_refused(video, reason)
+
+
+# --- the rules, table-driven ---------------------------------------------------------------------
+
+
+def source(**kw) -> SourceInfo:
+    fields = dict(
+        container="mov", duration=60.0, width=1920, height=1080, video_codec="h264", fps=Fraction(30)
+    )
+    return SourceInfo(**{**fields, **kw})
+
+
+@pytest.mark.parametrize(
+    "kw, reason",
+    [
+        ({}, None),
+        ({"width": 7680, "height": 4320}, None),
+        ({"width": 4320, "height": 7680}, None),  # portrait 8K
+        ({"width": 7681, "height": 1000}, "The video is 7681x1000, beyond the 8K limit"),
+        ({"width": 1920, "height": 1080, "sar": Fraction(5)}, "The video is 9600x1080 as displayed"),
+        ({"width": 1440, "height": 1080, "sar": Fraction(4, 3)}, None),  # HDV: 1920x1080 as displayed
+        ({"width": 4000, "height": 2000, "sar": Fraction(100)}, "The video is 400000x2000 as displayed"),
+        ({"width": 4000, "height": 4000, "sar": Fraction(1, 2)}, None),  # 2000x4000: portrait, inside
+        ({"duration": 12 * 3600.0}, None),
+        ({"duration": 12 * 3600.0 + 1}, "The video is 12 h 00 min long, beyond the 12 h 00 min limit."),
+        ({"fps": Fraction(1000)}, None),
+        ({"fps": Fraction(90000)}, "The video's frame rate (90000 fps) is beyond the 1000 fps limit."),
+    ],
+)
+def test_validate_source(kw, reason):
+    if reason is None:
+        validate_source(source(**kw))
+    else:
+        with pytest.raises(Exception, match=reason.replace("(", r"\(").replace(")", r"\)")):
+            validate_source(source(**kw))
+
+
+@pytest.mark.parametrize(
+    "limits, gap, refused",
+    [(SourceLimits(), 60.0, False), (SourceLimits(), 60.5, True), (SourceLimits(max_gap=5), 6, True)],
+)
+def test_validate_timestamps(limits, gap, refused):
+    seen = Timestamps(largest_gap=gap, gap_at=1.0)
+    if refused:
+        with pytest.raises(Exception, match="a gap between frames"):
+            validate_timestamps(seen, limits)
+    else:
+        validate_timestamps(seen, limits)

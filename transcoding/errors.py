@@ -1,0 +1,88 @@
+"""What can go wrong in a job, and whether trying again can help.
+
+A job that fails is retried only when the failure is *transient*: the network, the storage,
+the database or the machine let it down, and the same work may succeed a minute later. A
+failure that would happen again the same way is *permanent* and ends the job at once: bad
+input (`SourceRejected`), an input over a configured limit (`LimitExceeded`), chunks that
+cannot be joined (`StitchError`), and program errors (a ValueError or KeyError is a bug or
+an input nobody planned for; three attempts would only burn three times the work).
+
+`is_transient` decides by what failed, not by where: the one place the retry rule lives.
+"""
+
+import botocore.exceptions
+from django.db import InterfaceError, OperationalError
+
+
+class PermanentError(Exception):
+    """Fails the job at once, with this message as the one-sentence reason."""
+
+
+class SourceRejected(PermanentError):
+    """The source can never be processed (not media, damaged, refused container...)."""
+
+
+class LimitExceeded(SourceRejected):
+    """The source is beyond a configured limit (size, duration, gaps, jobs, time, memory)."""
+
+
+class StitchError(SourceRejected):
+    """The chunks cannot be joined (their init segments differ, or segments are missing).
+    Retrying would make the same chunks again, so it fails the video at once."""
+
+
+class EncodeError(Exception):
+    """ffmpeg failed. `transient` when it was killed or ran out of disk rather than refusing
+    the input."""
+
+    def __init__(self, message: str, *, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
+
+
+class StorageIncomplete(OSError):
+    """Files the storage should hold are not there (yet): worth another attempt."""
+
+
+class SourceUnavailable(OSError):
+    """The original could not be read just now (the network or the storage failed)."""
+
+
+# S3 error codes that mean "try again later".
+_RETRYABLE_CODES = {
+    "RequestTimeout", "RequestTimeoutException", "SlowDown", "Throttling", "ThrottlingException",
+    "ServiceUnavailable", "InternalError", "RequestLimitExceeded", "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+}  # fmt: skip
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether the same work may succeed if tried again later."""
+    if isinstance(exc, EncodeError):
+        return exc.transient
+    if isinstance(exc, PermanentError):
+        return False
+    if isinstance(exc, botocore.exceptions.ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return status >= 500 or status == 429 or error.get("Code") in _RETRYABLE_CODES
+    if isinstance(exc, botocore.exceptions.BotoCoreError):
+        # Connection refused or reset, timeouts, a closed connection: the network.
+        return isinstance(
+            exc,
+            (
+                botocore.exceptions.ConnectionError,
+                botocore.exceptions.HTTPClientError,
+                botocore.exceptions.ReadTimeoutError,
+            ),
+        )
+    # A lost or locked database, a dropped connection, a full disk, a storage outage.
+    return isinstance(exc, (OperationalError, InterfaceError, OSError))
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """The exception as one line for an error field: its message, or its type for a bare one."""
+    text = " ".join("".join(c if c.isprintable() else " " for c in str(exc)).split())
+    if not isinstance(exc, (PermanentError, EncodeError)):
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text[:limit]
