@@ -5,12 +5,11 @@
 set -euo pipefail
 SHAKA=5.2.12
 HLSJS=1.6.19
-HASHWASM=4.13.0
 cd "$(dirname "$0")/.."
 dest=transcoding/static/transcoding/vendor
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-(cd "$work" && npm pack --silent "shaka-player@$SHAKA" "hls.js@$HLSJS" "hash-wasm@$HASHWASM" >/dev/null)
+(cd "$work" && npm pack --silent "shaka-player@$SHAKA" "hls.js@$HLSJS" >/dev/null)
 
 tar -xzf "$work/shaka-player-$SHAKA.tgz" -C "$work"
 mkdir -p "$dest/shaka-player-$SHAKA"
@@ -28,12 +27,4 @@ cp "$work/package/dist/hls.min.js" "$work/package/LICENSE" "$dest/hls.js-$HLSJS/
 sed -i -E 's#//\# sourceMappingURL=.*$##' "$dest/hls.js-$HLSJS/hls.min.js"
 rm -rf "$work/package"
 
-# hash-wasm: the SHA-256 build only (UMD, global `hashwasm`), for the admin's direct uploads
-# to S3, which hash the file incrementally while reading its parts (createSHA256). Its
-# WebAssembly is inlined: under a CSP, script-src needs 'wasm-unsafe-eval' (without it the
-# upload still works, without a hash).
-tar -xzf "$work/hash-wasm-$HASHWASM.tgz" -C "$work"
-mkdir -p "$dest/hash-wasm-$HASHWASM"
-cp "$work/package/dist/sha256.umd.min.js" "$work/package/LICENSE" "$dest/hash-wasm-$HASHWASM/"
-sed -i -E 's#//\# sourceMappingURL=.*$##' "$dest/hash-wasm-$HASHWASM/sha256.umd.min.js"
-echo "vendored shaka-player $SHAKA, hls.js $HLSJS and hash-wasm $HASHWASM into $dest"
+echo "vendored shaka-player $SHAKA and hls.js $HLSJS into $dest"

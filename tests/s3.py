@@ -42,7 +42,7 @@ class Bucket:
 
 def storage_settings(bucket: str, endpoint: str, **options) -> dict:
     return {
-        "BACKEND": "storages.backends.s3.S3Storage",
+        "BACKEND": "transcoding.storage_backends.MediaS3Storage",
         "OPTIONS": {
             "bucket_name": bucket,
             "region_name": REGION,

@@ -3,9 +3,11 @@ signer behind the playback views (docs/private-playback.md).
 
 - A **public** video's files are fetched by plain URLs: `TRANSCODING_PUBLIC_BASE_URL` + key
   (a CDN) when set, otherwise the storage's own URLs.
-- A **private** video (the default with S3) is played through `playback_views`: Django checks
-  access and serves its manifests rewritten so every segment, init section, sprite sheet and
-  WebVTT file is a presigned URL that expires. A public video whose storage only has expiring
+- Any other video (private, unpublished, or playing the outputs of a video that is not public:
+  `access.is_public`) is played through `playback_views`: Django checks access and serves its
+  manifests rewritten so every segment, init section, sprite sheet and WebVTT file is a signed
+  URL that expires: presigned by S3, or on local storage a `/media/` URL with an HMAC of the
+  key and expiry that `media_views` checks. A public video whose storage only has expiring
   URLs (a private bucket and no public base URL) is served the same way, since relative URIs
   inside a manifest cannot inherit the manifest's signature.
 
@@ -18,16 +20,21 @@ import hashlib
 import hmac
 import math
 import posixpath
-from urllib.parse import parse_qsl, quote, urlsplit
+import time
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from django.conf import settings as django_settings
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.urls import reverse
+from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.encoding import filepath_to_uri
+from django.utils.http import content_disposition_header
 
+from . import access
 from .cleanup import is_s3, video_output_prefixes
 from .conf import settings
+from .content_types import DOWNLOAD_TYPE
 from .models import PartStatus, Poster, Storyboard, Video
 
 MAX_EXPIRY = 7 * 24 * 3600  # the longest a SigV4 presigned URL may be valid
@@ -51,7 +58,29 @@ def storage_signs(storage=None) -> bool:
 
 
 def served_signed(video: Video) -> bool:
-    return video.private or (not settings.PUBLIC_BASE_URL and storage_signs())
+    return not access.is_public(video) or (not settings.PUBLIC_BASE_URL and storage_signs())
+
+
+# --- local storage: signed /media/ URLs ---------------------------------------------------------
+def local_signature(key: str, expires: int) -> str:
+    """HMAC (SECRET_KEY) of a stored key and its expiry, for `/media/` URLs on local storage."""
+    return salted_hmac("transcoding.media", f"{key}\n{expires}", algorithm="sha256").hexdigest()
+
+
+def local_signed_url(storage, key: str, seconds: int) -> str:
+    expires = int(time.time()) + seconds
+    query = urlencode({"expires": expires, "signature": local_signature(key, expires)})
+    return f"{storage.url(key)}?{query}"
+
+
+def local_signature_valid(key: str, expires: str, signature: str) -> bool:
+    try:
+        expires_at = int(expires)
+    except (TypeError, ValueError):
+        return False
+    if expires_at < time.time():
+        return False
+    return constant_time_compare(signature or "", local_signature(key, expires_at))
 
 
 def public_url(key: str) -> str:
@@ -179,8 +208,8 @@ class S3Presigner:
 class UrlSigner:
     """`signer(key, at)`: a URL for a stored key under one of `prefixes`, valid for
     `seconds` after `at` seconds from now (`at`: when the player may first need the file, see
-    `playback`). Keys outside the prefixes raise KeyOutsideVideo. On storage without
-    signing (local disk) the storage's plain URL."""
+    `playback`). Keys outside the prefixes raise KeyOutsideVideo. On local storage a
+    `/media/` URL carrying its expiry and an HMAC (`local_signed_url`)."""
 
     def __init__(self, prefixes, *, seconds: int | None = None, storage=None):
         self.prefixes = tuple(p.strip("/") + "/" for p in prefixes)
@@ -201,9 +230,9 @@ class UrlSigner:
 
     def url(self, key: str, *, at: float = 0.0, parameters: dict | None = None) -> str:
         self.check(key)
-        if not is_s3(self.storage):
-            return self.storage.url(key)
         expire = self.expiry(at)
+        if not is_s3(self.storage):
+            return local_signed_url(self.storage, key, expire)
         if parameters:
             return self.storage.url(key, parameters=parameters, expire=expire)
         if not self._presigner_ready:
@@ -218,14 +247,20 @@ def video_signer(video: Video) -> UrlSigner:
 
 
 def original_url(video: Video) -> str:
-    """A short-lived URL that downloads the original as an attachment under its client name."""
-    from django.utils.http import content_disposition_header
-
+    """S3: a short-lived URL that downloads the original as an attachment under its client
+    name, with a neutral content type whatever the object says (S3 answers with these)."""
     name = video.source.name
     signer = UrlSigner([posixpath.dirname(name)])
-    filename = video.original_filename or posixpath.basename(name)
-    disposition = content_disposition_header(as_attachment=True, filename=filename)
-    return signer.url(name, parameters={"ResponseContentDisposition": disposition})
+    parameters = {
+        "ResponseContentDisposition": download_disposition(video),
+        "ResponseContentType": DOWNLOAD_TYPE,
+    }
+    return signer.url(name, parameters=parameters)
+
+
+def download_disposition(video: Video) -> str:
+    filename = video.original_filename or posixpath.basename(video.source.name)
+    return content_disposition_header(as_attachment=True, filename=filename)
 
 
 # --- the URLs of the status document ----------------------------------------------------------

@@ -6,13 +6,27 @@ so the admin, the API and the commands show them alike. A `ProcessingJob` is one
 dispatched work; it is the queue for the local backend and the idempotency record for all.
 """
 
+import re
+import unicodedata
 import uuid
-from pathlib import PurePosixPath
 
 from django.conf import settings as django_settings
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.urls import reverse
+
+from .conf import s3_storage, settings
+
+# BCP 47, as far as players and speech engines need: "en", "pt-BR", "spa", "zh-Hant".
+LANGUAGE_CODE = re.compile(r"\A[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*\Z")
+validate_language_code = RegexValidator(LANGUAGE_CODE, "Enter a language code such as en, pt-BR or spa.")
+
+
+def validate_one_line(value: str) -> None:
+    """Text written into a manifest line (a track's label): no line breaks or control characters."""
+    if any(unicodedata.category(c)[0] == "C" for c in value or ""):
+        raise ValidationError("The label must be one line of text, without control characters.")
 
 
 class VideoStatus(models.TextChoices):
@@ -61,14 +75,29 @@ class Preset(models.Model):
         choices=[(p, p) for p in ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")],
         help_text="x264 speed/efficiency trade-off.",
     )
-    audio_bitrate = models.PositiveIntegerField(default=128_000, help_text="AAC-LC stereo, bits/s.")
-    max_fps = models.PositiveSmallIntegerField(default=60)
-    low_rung_max_fps = models.PositiveSmallIntegerField(
-        default=30, help_text="Frame-rate cap for rungs below 720p."
+    # Bounds on every number: each one sizes work ffmpeg does for every video on the preset.
+    audio_bitrate = models.PositiveIntegerField(
+        default=128_000,
+        validators=[MinValueValidator(32_000), MaxValueValidator(512_000)],
+        help_text="AAC-LC stereo, bits/s.",
     )
-    storyboard_tile_width = models.PositiveSmallIntegerField(default=160)
-    storyboard_min_tiles = models.PositiveSmallIntegerField(default=20)
-    storyboard_max_tiles = models.PositiveSmallIntegerField(default=200)
+    max_fps = models.PositiveSmallIntegerField(
+        default=60, validators=[MinValueValidator(1), MaxValueValidator(120)]
+    )
+    low_rung_max_fps = models.PositiveSmallIntegerField(
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(120)],
+        help_text="Frame-rate cap for rungs below 720p.",
+    )
+    storyboard_tile_width = models.PositiveSmallIntegerField(
+        default=160, validators=[MinValueValidator(32), MaxValueValidator(640)]
+    )
+    storyboard_min_tiles = models.PositiveSmallIntegerField(
+        default=20, validators=[MinValueValidator(1), MaxValueValidator(1000)]
+    )
+    storyboard_max_tiles = models.PositiveSmallIntegerField(
+        default=200, validators=[MinValueValidator(1), MaxValueValidator(1000)]
+    )
     storyboard_columns = models.PositiveSmallIntegerField(
         default=10, validators=[MinValueValidator(1), MaxValueValidator(10)]
     )
@@ -93,7 +122,10 @@ class PresetRung(models.Model):
 
     preset = models.ForeignKey(Preset, related_name="rungs", on_delete=models.CASCADE)
     height = models.PositiveSmallIntegerField(validators=[MinValueValidator(64), MaxValueValidator(4320)])
-    max_bitrate = models.PositiveIntegerField(help_text="Bitrate cap (VBV maxrate), bits/s.")
+    max_bitrate = models.PositiveIntegerField(
+        validators=[MinValueValidator(50_000), MaxValueValidator(100_000_000)],
+        help_text="Bitrate cap (VBV maxrate), bits/s.",
+    )
     crf = models.PositiveSmallIntegerField(default=23, validators=[MaxValueValidator(51)])
 
     class Meta:
@@ -105,29 +137,23 @@ class PresetRung(models.Model):
 
 
 def source_upload_to(instance, filename):
-    """Originals live under a random key: a client's filename never becomes a path."""
-    suffix = PurePosixPath(filename).suffix.lower()[:10]
-    if not suffix[1:].isalnum():
-        suffix = ""
-    from .conf import settings
-
-    return f"{settings.SOURCE_PREFIX}/{uuid.uuid4().hex}/source{suffix}"
+    """Originals live under a key chosen here, with no extension: nothing of the client's file
+    name reaches a path, and nothing can make the file look like a page or a playlist to a
+    server or a demuxer guessing by extension (the name is kept as `original_filename`)."""
+    return f"{settings.SOURCE_PREFIX}/{uuid.uuid4().hex}/source"
 
 
 def subtitle_upload_to(instance, filename):
-    """Uploaded subtitle files, kept as sent, under a random key."""
-    suffix = PurePosixPath(filename).suffix.lower()[:6]
-    return f"subtitles/{uuid.uuid4().hex}/original{suffix if suffix[1:].isalnum() else ''}"
+    """Uploaded subtitle files, kept as sent (bytes), under a key chosen here."""
+    return f"subtitles/{uuid.uuid4().hex}/original"
 
 
 def private_default() -> bool:
     """New videos are private unless TRANSCODING_PRIVATE_DEFAULT says otherwise; by default
     they are private when the outputs are in S3 (docs/private-playback.md)."""
-    from .conf import settings
-
     if settings.PRIVATE_DEFAULT is not None:
         return bool(settings.PRIVATE_DEFAULT)
-    return getattr(django_settings, "STORAGE", "local") == "s3"
+    return s3_storage()
 
 
 class Video(models.Model):
@@ -147,6 +173,7 @@ class Video(models.Model):
     speech_language = models.CharField(
         max_length=16,
         blank=True,
+        validators=[validate_language_code],
         help_text="Language spoken in the video (e.g. en), for generated subtitles; empty detects it.",
     )
 
@@ -280,8 +307,10 @@ class Subtitle(PartMixin):
         GENERATED = "generated", "Generated by speech recognition"
 
     video = models.ForeignKey(Video, related_name="subtitles", on_delete=models.CASCADE)
-    language = models.CharField(max_length=16, help_text="BCP 47 code, e.g. en, pt-BR.")
-    label = models.CharField(max_length=64, blank=True)
+    language = models.CharField(
+        max_length=16, validators=[validate_language_code], help_text="BCP 47 code, e.g. en, pt-BR."
+    )
+    label = models.CharField(max_length=64, blank=True, validators=[validate_one_line])
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SUBTITLES)
     origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.UPLOADED)
     is_default = models.BooleanField(default=False)

@@ -11,12 +11,15 @@ URLs mirror the stored layout, so relative URIs keep working:
 import posixpath
 
 from django.core.files.storage import default_storage
-from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.cache import patch_cache_control, patch_vary_headers
 
-from . import delivery, playback, selectors
+from . import access, delivery, playback, selectors
+from .cleanup import is_s3
+from .content_types import DOWNLOAD_TYPE
+from .media_views import protect
 from .models import PartStatus, Rendition, Storyboard, Subtitle, Video
 
 HLS_TYPE = "application/vnd.apple.mpegurl"
@@ -129,13 +132,24 @@ def storyboard(request, pk):
 
 
 def original(request, pk):
-    """Staff only: a redirect to a presigned URL that downloads the original as an attachment
-    named as uploaded. The bytes never pass through Django."""
-    if not (request.user.is_active and request.user.is_staff):
+    """Users allowed to view videos only: the original as a download (attachment, named as
+    uploaded, a neutral content type: never rendered by the browser, whatever its bytes). With
+    S3 a redirect to a presigned URL, so the bytes never pass through Django; on local
+    storage Django streams the file."""
+    if not access.sees_every_video(request.user):
         raise Http404("No such video.")
     video = get_object_or_404(Video, pk=pk)
     if not video.source:
         raise Http404("This video has no original.")
-    response = HttpResponseRedirect(delivery.original_url(video))
+    if is_s3():
+        response = HttpResponseRedirect(delivery.original_url(video))
+    else:
+        try:
+            handle = default_storage.open(video.source.name, "rb")
+        except FileNotFoundError:
+            raise Http404("The original is missing from storage.")
+        response = FileResponse(handle, content_type=DOWNLOAD_TYPE)
+        response.headers["Content-Disposition"] = delivery.download_disposition(video)
+        protect(response)
     patch_cache_control(response, private=True, no_store=True)
     return response

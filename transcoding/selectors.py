@@ -3,18 +3,15 @@
 
 from django.db.models import Count, Q, QuerySet
 
+from . import access
 from .models import JobState, PartStatus, Poster, Rendition, Storyboard, Video
 
-
-def videos_visible_to(user) -> QuerySet:
-    videos = Video.objects.all()
-    if not (user and user.is_active and user.is_staff):
-        videos = videos.filter(published=True)
-    return videos
+videos_visible_to = access.videos_visible_to
 
 
 def videos_published() -> QuerySet:
-    return Video.objects.filter(published=True).select_related("poster")
+    """The public listing: published videos (a linked one only if its source is too)."""
+    return Video.objects.filter(access.published_q()).select_related("poster")
 
 
 def _part(obj, *names):

@@ -27,7 +27,7 @@ class UploadDetailsForm(forms.ModelForm):
 
     class Meta:
         model = Video
-        fields = ["title", "description", "preset", "poster_time", "published", "speech_language"]
+        fields = ["title", "description", "preset", "poster_time", "published", "private", "speech_language"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -82,7 +82,6 @@ def create(request, data):
         user=request.user,
         filename=str(data.get("filename") or ""),
         size=data.get("size"),
-        content_type=str(data.get("content_type") or ""),
     )
     return JsonResponse(
         {
@@ -138,9 +137,7 @@ def complete(request, data):
         name, first = next(iter(errors.items()))
         label = form.fields[name].label if name in form.fields else ""
         return _error(f"{label}: {first[0]}" if label else first[0], 400, resumable=True, errors=errors)
-    video = uploads.upload_complete(
-        upload, video=form.save(commit=False), parts=data.get("parts"), sha256=str(data.get("sha256") or "")
-    )
+    video = uploads.upload_complete(upload, video=form.save(commit=False), parts=data.get("parts"))
     messages.success(request, f"The video “{video.title}” was added successfully; processing is queued.")
     return JsonResponse(
         {

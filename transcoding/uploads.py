@@ -2,8 +2,9 @@
 multipart upload, with part URLs presigned here, so no request to Django carries the video
 (on Lambda a request body is capped at 6 MB).
 
-The server chooses the key, `uploads/<uuid>/source<.ext>` (the extension sanitized; a client's
-file name never becomes a path), and records every upload it starts in a `PendingUpload` row:
+The server chooses the key, `uploads/<uuid>/source` (no extension: nothing of the client's file
+name becomes a path), and the object's content type and disposition (`content_types`: a
+download, whatever the browser says the file is), and records every upload it starts in a `PendingUpload` row:
 signing part URLs, listing parts, completing and aborting accept only a key and upload id
 recorded there, for the user who started it. A presigned part URL is signed for one bucket,
 key, upload id and part number and can write nothing else. Completing assembles the parts,
@@ -33,8 +34,11 @@ from django.utils import timezone
 
 from . import services
 from .conf import settings
+from .containers import source_input
+from .content_types import object_headers
+from .errors import SourceRejected
 from .models import PendingUpload, Video
-from .probe import SourceRejected, probe_source
+from .probe import probe_source
 
 UPLOAD_PREFIX = "uploads"
 MIB = 1024**2
@@ -42,9 +46,7 @@ MIN_PART_BYTES = 5 * MIB  # S3's minimum for every part but the last
 MAX_PARTS = 10_000  # S3's maximum number of parts
 MAX_SIGN_BATCH = 100  # part URLs signed per request
 PROBE_URL_SECONDS = 600
-KEY_PATTERN = re.compile(rf"{UPLOAD_PREFIX}/[0-9a-f]{{32}}/source(\.[a-z0-9]{{1,8}})?")
-SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
-CONTENT_TYPE_PATTERN = re.compile(r"[A-Za-z0-9][\w.+-]{0,49}/[\w.+-]{1,49}")
+KEY_PATTERN = re.compile(rf"{UPLOAD_PREFIX}/[0-9a-f]{{32}}/source")
 
 
 class UploadError(Exception):
@@ -88,21 +90,11 @@ def _error_code(exc: ClientError) -> str:
 
 
 # --- what the client sends, made safe ---------------------------------------------------------
-def safe_extension(filename: str) -> str:
-    """`.mp4` from `../../My Film.MP4`; empty unless it is 1-8 lowercase letters or digits."""
-    suffix = PurePosixPath(filename.replace("\\", "/").rsplit("/", 1)[-1]).suffix.lower()
-    return suffix if re.fullmatch(r"\.[a-z0-9]{1,8}", suffix) else ""
-
-
 def safe_label(filename: str) -> str:
     """The client's file name as a label: the last path component, no control characters."""
     name = filename.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip()
     return name[:255]
-
-
-def _content_type(value: str) -> str:
-    return value if CONTENT_TYPE_PATTERN.fullmatch(value or "") else "application/octet-stream"
 
 
 def part_plan(size: int) -> tuple[int, int]:
@@ -118,8 +110,10 @@ def part_count(upload: PendingUpload) -> int:
 
 
 # --- the service ------------------------------------------------------------------------------
-def upload_create(*, user, filename: str, size, content_type: str = "") -> PendingUpload:
-    """Start a multipart upload under a key chosen here, refusing what is over the limit."""
+def upload_create(*, user, filename: str, size) -> PendingUpload:
+    """Start a multipart upload under a key chosen here, refusing what is over the limit. The
+    object is written as a download (`content_types.object_headers`): what the browser says
+    the file is plays no part."""
     if isinstance(size, bool) or not isinstance(size, int):
         raise UploadError("The file size is missing.")
     if size <= 0:
@@ -127,16 +121,16 @@ def upload_create(*, user, filename: str, size, content_type: str = "") -> Pendi
     if size > settings.MAX_UPLOAD_BYTES:
         raise UploadError(f"The file is larger than the {filesizeformat(settings.MAX_UPLOAD_BYTES)} limit.")
     part_size, _ = part_plan(size)
-    key = f"{UPLOAD_PREFIX}/{uuid.uuid4().hex}/source{safe_extension(filename)}"
-    content_type = _content_type(content_type)
-    started = _client().create_multipart_upload(Bucket=_bucket(), Key=s3_key(key), ContentType=content_type)
+    key = f"{UPLOAD_PREFIX}/{uuid.uuid4().hex}/source"
+    headers = object_headers(key, output=False)
+    started = _client().create_multipart_upload(Bucket=_bucket(), Key=s3_key(key), **headers)
     return PendingUpload.objects.create(
         key=key,
         upload_id=started["UploadId"],
         size=size,
         part_size=part_size,
         filename=safe_label(filename),
-        content_type=content_type,
+        content_type=headers["ContentType"],
         created_by=user,
     )
 
@@ -234,16 +228,18 @@ def _completed_parts(upload: PendingUpload, parts) -> list[dict]:
     return cleaned
 
 
-def upload_complete(upload: PendingUpload, *, video: Video, parts=None, sha256: str = "") -> Video:
+def upload_complete(upload: PendingUpload, *, video: Video, parts=None) -> Video:
     """Assemble the parts, check the object, then create `video` (unsaved, its details filled
     by the caller) with the uploaded key as its source and queue its processing.
+
+    The video gets no SHA-256: the bytes went to S3, not through the server, and a hash the
+    browser claims could name another video's content (content dedupe would then hand this
+    video that one's outputs). Dedupe uses only hashes the server computed over bytes it
+    stored (`dedupe`).
 
     Claimed once (a concurrent second request gets 409). When S3 refuses to assemble the parts
     the upload stays and can be resumed; when the object is refused (size, probe) it is deleted
     and so is the record, and the probe's sentence is the error."""
-    sha256 = (sha256 or "").lower()
-    if sha256 and not SHA256_PATTERN.fullmatch(sha256):
-        raise UploadError("The SHA-256 must be 64 hexadecimal digits.", resumable=True)
     if upload.completing:
         raise UploadError("This upload is being completed already.", 409)
     parts = _completed_parts(upload, parts)
@@ -265,7 +261,7 @@ def upload_complete(upload: PendingUpload, *, video: Video, parts=None, sha256: 
         url = client.generate_presigned_url(
             "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=PROBE_URL_SECONDS
         )
-        probe_source(url, size=stored, max_width=settings.MAX_WIDTH, max_height=settings.MAX_HEIGHT)
+        probe_source(source_input(url), size=stored)
     except SourceRejected as exc:
         _delete_object(upload.key)
         upload.delete()
@@ -283,7 +279,6 @@ def upload_complete(upload: PendingUpload, *, video: Video, parts=None, sha256: 
     with transaction.atomic():
         video.source.name = upload.key
         video.source_size = stored
-        video.source_sha256 = sha256  # as the browser hashed it while reading the parts
         video.original_filename = upload.filename
         video.title = video.title or PurePosixPath(upload.filename).stem or "Untitled video"
         if video.preset is None:

@@ -1,19 +1,16 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.static import serve
+
+from transcoding import media_views
+from transcoding.conf import serve_media
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("transcoding.urls")),
 ]
 
-
-def serve_media(request, path):
-    """Local storage in development: Django serves the outputs itself (read at request time,
-    so a changed MEDIA_ROOT is followed). With S3 they come from the bucket or a CDN."""
-    return serve(request, path, document_root=settings.MEDIA_ROOT)
-
-
-if getattr(settings, "TRANSCODING_SERVE_MEDIA", False):
-    urlpatterns += [re_path(rf"^{settings.MEDIA_URL.lstrip('/')}(?P<path>.*)$", serve_media)]
+# Local storage: Django serves the outputs itself, access-checked (transcoding/media_views.py);
+# with S3 they come from the bucket (presigned) or a CDN.
+if serve_media() and settings.MEDIA_URL.startswith("/"):
+    urlpatterns += [re_path(rf"^{settings.MEDIA_URL.lstrip('/')}(?P<path>.*)$", media_views.serve)]

@@ -6,15 +6,16 @@
  *   sign      presigned URLs, each good for one part of that key, asked for a few at a time
  *   PUT       the parts go straight to S3, CONCURRENCY at a time, each retried with backoff;
  *             the progress bar adds up every part's progress
- *   complete  with the parts' ETags, the file's SHA-256 and the form's fields: the server checks
- *             the object (size, probe) and creates the video; the page goes where Save goes
+ *   complete  with the parts' ETags and the form's fields: the server checks the object (size,
+ *             probe) and creates the video; the page goes where Save goes
  *
- * The file is read once, in order, a part at a time: each slice is hashed (hash-wasm's
- * incremental SHA-256) and then sent from the same buffer, so at most CONCURRENCY parts are in
- * memory. {key, upload_id, name, size, lastModified} is kept in localStorage: choosing the same
- * file again after a reload or a dropped connection resumes the upload (the server lists the
- * parts S3 holds; those are hashed but not sent again). No inline script; the JSON requests
- * send the form's CSRF token. Without JavaScript the form posts the file to Django as usual.
+ * The file is read in order, a part at a time, and each part is sent from its buffer, so at
+ * most CONCURRENCY parts are in memory. No hash is computed here: the server would not trust
+ * one a browser sends (it could name another video's content). {key, upload_id, name, size,
+ * lastModified} is kept in localStorage: choosing the same file again after a reload or a
+ * dropped connection resumes the upload (the server lists the parts S3 holds; those are not
+ * sent again). No inline script; the JSON requests send the form's CSRF token. Without
+ * JavaScript the form posts the file to Django as usual.
  */
 (function () {
   "use strict";
@@ -154,8 +155,8 @@
       return element.type === "checkbox" ? element.checked : element.value;
     }
 
-    /* Send every part not yet at S3 and hash the whole file; resolves with what `complete`
-     * needs. `run` is this upload's state, which Cancel stops. */
+    /* Send every part not yet at S3; resolves with what `complete` needs. `run` is this
+     * upload's state, which Cancel stops. */
     async function transfer(file, run) {
       var upload = null;
       var done = {}; // part number -> ETag
@@ -177,7 +178,7 @@
       }
       if (!upload) {
         say("Starting the upload of " + megabytes(file.size) + " MB…");
-        upload = await api(endpoints.create, { filename: file.name, size: file.size, content_type: file.type || "" });
+        upload = await api(endpoints.create, { filename: file.name, size: file.size });
         remember(file, upload);
       }
       run.upload = upload;
@@ -277,19 +278,7 @@
         }
       }
 
-      // hash-wasm's WebAssembly needs 'wasm-unsafe-eval' under a CSP; without it the upload goes
-      // on and no hash is sent (the worker never downloads a remote original to hash it).
-      var hasher = null;
-      try {
-        if (window.hashwasm && window.hashwasm.createSHA256) {
-          hasher = await window.hashwasm.createSHA256();
-          hasher.init();
-        }
-      } catch (e) {
-        hasher = null;
-      }
-
-      // Read in order: hash each slice, then send it from the same buffer. Slots bound memory.
+      // Read in order and send each slice from its buffer. Slots bound memory.
       var free = CONCURRENCY;
       var waiting = [];
       function take() {
@@ -309,7 +298,7 @@
         }
       }
       for (var n = 1; n <= count; n++) {
-        if (done[n] && !hasher) continue;
+        if (done[n]) continue;
         await take();
         if (firstError || run.stopped) { give(); break; }
         var start = (n - 1) * upload.part_size;
@@ -321,8 +310,6 @@
           fail(failure("The file cannot be read any more (was it moved or changed?).", { resumable: true }));
           break;
         }
-        if (hasher) hasher.update(new Uint8Array(buffer));
-        if (done[n]) { give(); continue; }
         tasks.push(sendPart(n, buffer).catch(fail).then(give));
       }
       await Promise.all(tasks);
@@ -330,7 +317,7 @@
       if (run.stopped) throw failure("cancelled");
       var parts = [];
       for (var p = 1; p <= count; p++) parts.push({ PartNumber: p, ETag: done[p] });
-      return { upload: upload, parts: parts, sha256: hasher ? hasher.digest("hex") : "" };
+      return { upload: upload, parts: parts };
     }
 
     function start(file, submitter) {
@@ -357,9 +344,10 @@
         if (cancel) cancel.hidden = true; // the parts are all at S3: completing cannot be cancelled
         say("Upload complete; checking the file…");
         return api(endpoints.complete, {
-          key: sent.upload.key, upload_id: sent.upload.upload_id, parts: sent.parts, sha256: sent.sha256,
+          key: sent.upload.key, upload_id: sent.upload.upload_id, parts: sent.parts,
           title: field("title"), description: field("description"), preset: field("preset"),
-          poster_time: field("poster_time"), published: field("published"), speech_language: field("speech_language")
+          poster_time: field("poster_time"), published: field("published"), private: field("private"),
+          speech_language: field("speech_language")
         });
       }).then(function (data) {
         forget(file);

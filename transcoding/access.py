@@ -1,0 +1,57 @@
+"""Who may see a video, and whether its files may be fetched by plain, permanent URLs.
+
+- **Visible** (the player page, the status API, the playback views): a published video, to
+  anyone; every video, to a user Django's permissions allow to view videos (`view_video`, or
+  `change_video`, which implies it in the admin). Being staff is not enough.
+- **Public** (plain URLs to its files, no signature): visible to anyone and not private.
+
+A video that plays another video's outputs (same source bytes, `Video.outputs_from`) gets no
+more than that video allows: it is visible to anyone only when both are published, and public
+only when both are public, since the files are the other video's.
+"""
+
+from django.db.models import Q, QuerySet
+
+from .models import Video
+
+VIEW_PERMISSIONS = ("transcoding.view_video", "transcoding.change_video")
+
+
+def sees_every_video(user) -> bool:
+    """Users Django's model permissions let view any video, published or not."""
+    return bool(user and user.is_active and any(user.has_perm(p) for p in VIEW_PERMISSIONS))
+
+
+def published_q(prefix: str = "") -> Q:
+    """Published, and so is the video whose outputs it plays, if any."""
+    return Q(**{f"{prefix}published": True}) & (
+        Q(**{f"{prefix}outputs_from__isnull": True}) | Q(**{f"{prefix}outputs_from__published": True})
+    )
+
+
+def public_q(prefix: str = "") -> Q:
+    return (
+        published_q(prefix)
+        & Q(**{f"{prefix}private": False})
+        & (Q(**{f"{prefix}outputs_from__isnull": True}) | Q(**{f"{prefix}outputs_from__private": False}))
+    )
+
+
+def videos_visible_to(user) -> QuerySet:
+    videos = Video.objects.all()
+    return videos if sees_every_video(user) else videos.filter(published_q())
+
+
+def is_public(video: Video) -> bool:
+    """Its files may be handed out by plain URLs (`delivery`), and served to anyone
+    (`media_views`)."""
+    if not video.published or video.private:
+        return False
+    if video.outputs_from_id is None:
+        return True
+    return Video.objects.filter(public_q(), pk=video.pk).exists()
+
+
+def public_video_ids(ids) -> set[int]:
+    """Which of these video ids are public (one query)."""
+    return set(Video.objects.filter(public_q(), pk__in=list(ids)).values_list("pk", flat=True))
