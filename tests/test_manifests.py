@@ -1,5 +1,6 @@
 """Manifest writers: output parses with m3u8 and mpegdash, and says what it should."""
 
+import random
 from fractions import Fraction
 
 import m3u8
@@ -123,3 +124,21 @@ def test_storyboard_vtt_covers_duration_and_tiles_lie_in_sheets():
 )
 def test_vtt_timestamp(seconds, text):
     assert manifests.vtt_timestamp(seconds) == text
+
+
+def test_webvtt_segments_hold_every_overlapping_cue_in_order():
+    """Against the plain definition (every cue overlapping each segment's range), on cues of
+    every length, overlapping and out of order."""
+    rng = random.Random(7)
+    cues = []
+    for n in range(300):
+        start = rng.uniform(0, 100)
+        cues.append(manifests.Cue(round(start, 3), round(start + rng.choice([0.1, 1, 3, 9, 40]), 3), f"c{n}"))
+    durations = [4.0] * 24 + [2.5]
+    got = manifests.webvtt_segments(cues, durations)
+    bounds = [sum(durations[:i]) for i in range(len(durations) + 1)]
+    ordered = sorted(cues, key=lambda c: c.start)
+    for index, text in enumerate(got):
+        start, end = bounds[index], bounds[index + 1] if index < len(durations) - 1 else float("inf")
+        expected = [c.text for c in ordered if c.start < end and c.end > start]
+        assert [line for line in text.splitlines() if line.startswith("c")] == expected, index

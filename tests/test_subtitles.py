@@ -1,6 +1,8 @@
 """Uploaded subtitles: validated, normalized to UTF-8 WebVTT, segmented for HLS and named by
 both manifests."""
 
+import io
+
 import m3u8
 import pysubs2
 import pytest
@@ -9,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from mpegdash.parser import MPEGDASHParser
 
 from tests import checks
-from transcoding import services, subtitles
+from transcoding import manifests, services, subtitles
 from transcoding.dispatch.recording import run_recorded
 from transcoding.models import PartStatus, Subtitle, Video
 from transcoding.selectors import video_status
@@ -176,3 +178,48 @@ def test_admin_refuses_a_broken_subtitle_file_and_changes_nothing(admin_client, 
     response = admin_client.post(url, form)
     assert response.status_code == 302, response.content.decode()[:2000]
     assert Subtitle.objects.get().status == PartStatus.READY
+
+
+# --- legacy encodings of short texts, and text that could break a manifest line ------------------
+@pytest.mark.parametrize(
+    "text, encoding, language",
+    [
+        ("crème", "cp1252", "fr"),
+        ("crème", "cp1252", ""),  # no language given: Western European wins a tie
+        ("naïve façade", "cp1252", "en"),
+        ("Não, obrigação.", "cp1252", "pt"),
+        ("¿Qué pasó, señor?", "cp1252", "es"),
+        ("Grüße aus München", "cp1252", "de"),
+        ("Zażółć gęślą jaźń", "cp1250", "pl"),
+        ("Příliš žluťoučký kůň", "cp1250", "cs"),
+        ("Привет, как дела?", "cp1251", "ru"),
+        ("Καλημέρα, τι κάνεις;", "cp1253", "el"),
+        ("Teşekkürler, güzel bir gün", "cp1254", "tr"),
+    ],
+)
+def test_short_legacy_texts_decode_as_written(text, encoding, language):
+    data = f"1\n00:00:01,000 --> 00:00:02,000\n{text}\n".encode(encoding)
+    assert subtitles.decode(data, language) == data.decode(encoding)
+    assert subtitles.parse(data, language)[0].text == text
+
+
+@pytest.mark.parametrize("label", ["English\r#EXT-X-ENDLIST", "English\n#EXTINF:1,", 'A "quoted"\x00 label'])
+def test_a_label_never_breaks_a_line_of_the_master_playlist(label):
+    track = manifests.SubtitleTrack(
+        language="en", name=label, playlist_uri="s/en/index.m3u8", vtt_uri="s/en.vtt"
+    )
+    video = manifests.VideoVariant(
+        name="360p", playlist_uri="360p/index.m3u8", init_uri="360p/init.mp4", media_template="x",
+        segments=(), width=640, height=360, fps=30, codec="avc1.64001e", peak_bitrate=1, average_bitrate=1,
+    )  # fmt: skip
+    lines = manifests.master_playlist((video,), None, (track,)).splitlines()
+    assert all(line.startswith("#EXT") or line.endswith(".m3u8") for line in lines), lines
+    assert len(lines) == 6
+    with pytest.raises(subtitles.SubtitleInvalid):
+        subtitles.validate_label(label)
+
+
+def test_cue_text_with_blank_lines_stays_one_cue():
+    text = manifests.webvtt([manifests.Cue(1, 2, "Hi\n\n00:00:03.000 --> 00:00:04.000\nInjected\r\x07")])
+    cues = list(webvtt.from_buffer(io.StringIO(text)))
+    assert len(cues) == 1 and cues[0].text == "Hi\n00:00:03.000 -> 00:00:04.000\nInjected"

@@ -8,12 +8,13 @@ API while a video is processing; `admin-upload.js` streams uploads with a progre
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import actions as admin_actions
+from django.contrib.admin.widgets import AdminFileWidget
 from django.core.files.uploadedfile import UploadedFile
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.html import format_html
 
-from . import selectors, services, subtitles, uploads
+from . import selectors, services, subtitles, upload_handlers, uploads
 from .admin_display import LiveDisplays, _bitrate, _chip, _shown
 from .conf import settings
 from .models import (
@@ -29,7 +30,32 @@ from .models import (
 
 
 # --- forms and inlines -----------------------------------------------------------------------
-class VideoForm(forms.ModelForm):
+class RequestForm(forms.ModelForm):
+    """A form that knows its request (`for_request`), to show why the upload handlers stopped
+    one of its files (`upload_handlers.LimitedUploadHandler`): the file is then missing, and
+    the form says why instead of asking for it."""
+
+    request = None
+
+    @classmethod
+    def for_request(cls, request):
+        return type(cls.__name__, (cls,), {"request": request})
+
+    def refusal(self, name: str) -> str | None:
+        return upload_handlers.refusals(self.request).get(self.add_prefix(name)) if self.request else None
+
+    def _clean_fields(self):
+        for name in self.files_refused():
+            self.fields[name].required = False  # the refusal is the error, not "required"
+        super()._clean_fields()
+        for name in self.files_refused():
+            self.add_error(name, self.refusal(name))
+
+    def files_refused(self) -> list[str]:
+        return [n for n, f in self.fields.items() if isinstance(f, forms.FileField) and self.refusal(n)]
+
+
+class VideoForm(RequestForm):
     class Meta:
         model = Video
         fields = [
@@ -55,8 +81,17 @@ class VideoForm(forms.ModelForm):
             raise forms.ValidationError(f"The file is larger than the {limit} limit.")
         return source
 
+    def clean_speech_language(self):
+        code = self.cleaned_data.get("speech_language", "")
+        try:
+            return subtitles.validate_language(code) if code else ""
+        except subtitles.SubtitleInvalid as exc:
+            raise forms.ValidationError(str(exc))
+
     def clean(self):
         cleaned = super().clean()
+        if self.files_refused():
+            return cleaned
         if not cleaned.get("title") and not isinstance(cleaned.get("source"), UploadedFile):
             self.add_error("title", "A title is required.")
         return cleaned
@@ -100,13 +135,20 @@ class RenditionInline(ReadOnlyInline):
     written = _shown("bytes_written", "Written", filesizeformat)
 
 
-class SubtitleForm(forms.ModelForm):
+class StoredFileInput(AdminFileWidget):
+    """The admin's file input, naming the stored file without linking to it."""
+
+    template_name = "transcoding/widgets/stored_file_input.html"
+
+
+class SubtitleForm(RequestForm):
     """An uploaded track is parsed here, so a broken file is refused on the form with one
-    sentence and nothing is saved."""
+    sentence and nothing is saved. A file over the limit is stopped while it uploads."""
 
     class Meta:
         model = Subtitle
         fields = ["language", "label", "kind", "is_default", "file"]
+        widgets = {"file": StoredFileInput}
 
     def clean_language(self):
         try:
@@ -114,16 +156,23 @@ class SubtitleForm(forms.ModelForm):
         except subtitles.SubtitleInvalid as exc:
             raise forms.ValidationError(str(exc))
 
+    def clean_label(self):
+        try:
+            return subtitles.validate_label(self.cleaned_data.get("label", ""))
+        except subtitles.SubtitleInvalid as exc:
+            raise forms.ValidationError(str(exc))
+
     def clean_file(self):
         upload = self.cleaned_data.get("file")
         if isinstance(upload, UploadedFile):
             try:
-                subtitles.parse(upload.read())
+                subtitles.check_size(upload.size)  # before reading it
+                subtitles.parse(upload.read(), self.cleaned_data.get("language", ""))
             except subtitles.SubtitleInvalid as exc:
                 raise forms.ValidationError(str(exc))
             finally:
                 upload.seek(0)
-        elif not upload and not self.instance.pk:
+        elif not upload and not self.instance.pk and not self.refusal("file"):
             raise forms.ValidationError("Choose an SRT or WebVTT file.")
         return upload
 
@@ -132,6 +181,10 @@ class SubtitleInline(admin.TabularInline):
     model = Subtitle
     form = SubtitleForm
     extra = 0
+
+    def get_formset(self, request, obj=None, **kwargs):
+        return super().get_formset(request, obj, form=SubtitleForm.for_request(request), **kwargs)
+
     fields = ["language", "label", "kind", "is_default", "file", "origin", "status_chip"]
     readonly_fields = ["origin", "status_chip"]
 
@@ -245,6 +298,7 @@ class VideoAdmin(LiveDisplays, admin.ModelAdmin):
                     "preset",
                     "poster_time",
                     "published",
+                    "private",
                     "speech_language",
                 ]
             },
@@ -290,6 +344,9 @@ class VideoAdmin(LiveDisplays, admin.ModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         return self.add_fieldsets if obj is None else self.fieldsets
+
+    def get_form(self, request, obj=None, **kwargs):
+        return super().get_form(request, obj, form=VideoForm.for_request(request), **kwargs)
 
     def get_inlines(self, request, obj):
         if obj is None:

@@ -6,6 +6,7 @@ from local disk, S3, a CDN, or rewritten to signed URLs.
 """
 
 import math
+import unicodedata
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from fractions import Fraction
@@ -100,7 +101,10 @@ def media_playlist(init_uri: str | None, segments: tuple[Segment, ...], *, ended
 
 
 def _quoted(value: str) -> str:
-    return value.replace('"', "'").replace("\n", " ")
+    """A quoted-string attribute value (RFC 8216 4.2): no double quote, and no control
+    character, since a CR or LF would end the tag line and start a line of the attacker's."""
+    text = "".join(" " if unicodedata.category(c)[0] in "CZ" and c != " " else c for c in value)
+    return " ".join(text.replace('"', "'").split())
 
 
 def master_playlist(
@@ -118,7 +122,7 @@ def master_playlist(
         )
         lines.append(
             f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="{SUBTITLE_GROUP}",NAME="{_quoted(track.name)}",'
-            f'LANGUAGE="{track.language}",DEFAULT={"YES" if track.default else "NO"},'
+            f'LANGUAGE="{_quoted(track.language)}",DEFAULT={"YES" if track.default else "NO"},'
             f"AUTOSELECT={'YES' if track.default else 'NO'},FORCED=NO{characteristics},"
             f'URI="{track.playlist_uri}"'
         )
@@ -281,7 +285,7 @@ def dash_mpd(
         )
         role = "caption" if track.kind == "captions" else "subtitle"
         ET.SubElement(text_set, "Role", {"schemeIdUri": "urn:mpeg:dash:role:2011", "value": role})
-        ET.SubElement(text_set, "Label").text = track.name
+        ET.SubElement(text_set, "Label").text = _quoted(track.name)  # XML 1.0 has no control characters
         rep = ET.SubElement(
             text_set, "Representation", {"id": f"text-{track.language}-{track.kind}", "bandwidth": "256"}
         )
@@ -323,10 +327,21 @@ def storyboard_vtt_tiles(plan: StoryboardPlan, duration: float, tiles: list[tupl
     return "\n".join(lines)
 
 
+def cue_text(text: str) -> str:
+    """Cue text that stays one cue (WebVTT 4.1): line breaks kept, but no blank line (it would
+    end the cue, and what follows could be read as cues of someone else's), no "-->", and no
+    control characters."""
+    text = "".join(c for c in text.replace("\r", "\n") if c == "\n" or unicodedata.category(c)[0] != "C")
+    lines = [line.strip() for line in text.replace("-->", "->").split("\n")]
+    return "\n".join(line for line in lines if line)
+
+
 def webvtt(cues: tuple[Cue, ...] | list[Cue]) -> str:
     lines = ["WEBVTT", ""]
     for cue in cues:
-        lines += [f"{vtt_timestamp(cue.start)} --> {vtt_timestamp(cue.end)}", cue.text, ""]
+        text = cue_text(cue.text)
+        if text:
+            lines += [f"{vtt_timestamp(cue.start)} --> {vtt_timestamp(cue.end)}", text, ""]
     return "\n".join(lines)
 
 
@@ -337,11 +352,19 @@ TIMESTAMP_MAP = f"X-TIMESTAMP-MAP=MPEGTS:{TIMELINE_OFFSET * 90_000},LOCAL:00:00:
 
 def webvtt_segments(cues: list[Cue], durations: list[float]) -> list[str]:
     """Split a track on the video's segment boundaries (RFC 8216 section 3.5): each segment
-    holds the cues that overlap its time range, so a cue crossing a boundary is in both."""
-    segments, start = [], 0.0
+    holds the cues that overlap its time range, so a cue crossing a boundary is in both.
+    One pass over cues sorted by start, keeping those still running: the cost is the cues plus
+    what the segments hold, not cues times segments (a long video with an uploaded file of a
+    hundred thousand cues would otherwise take minutes of the request that saved it)."""
+    ordered = sorted(cues, key=lambda c: c.start)
+    segments, start, following, running = [], 0.0, 0, []
     for index, duration in enumerate(durations):
         end = start + duration if index < len(durations) - 1 else float("inf")
-        text = webvtt([c for c in cues if c.start < end and c.end > start])
+        while following < len(ordered) and ordered[following].start < end:
+            running.append(ordered[following])
+            following += 1
+        running = [c for c in running if c.end > start]
+        text = webvtt([c for c in running if c.start < end])
         segments.append(text.replace("WEBVTT\n", f"WEBVTT\n{TIMESTAMP_MAP}\n", 1))
         start += duration
     return segments

@@ -8,13 +8,13 @@ import re
 
 import charset_normalizer
 import pysubs2
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from . import manifests, outputs
-from .models import PartStatus, Rendition, Subtitle
+from . import cleanup, manifests, outputs
+from .models import LANGUAGE_CODE, PartStatus, Rendition, Subtitle, validate_one_line
 
 ACCEPTED_FORMATS = {"srt": "SRT", "vtt": "WebVTT"}
-LANGUAGE_CODE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 MAX_BYTES = 5 * 1024 * 1024
 
 
@@ -22,27 +22,73 @@ class SubtitleInvalid(ValueError):
     """The file cannot be used as a subtitle track; the message says why, in one sentence."""
 
 
-def decode(data: bytes) -> str:
-    """Text of a subtitle file: UTF-8 (with or without BOM) first, else the encoding that
-    charset-normalizer finds most likely (Windows-1252, Latin-1, UTF-16...)."""
+# The Windows code page a subtitle file in a language is most likely in, when it is not UTF-8
+# (subtitle tools on Windows wrote these for decades). Western European is the default.
+LEGACY_ENCODINGS = {
+    **dict.fromkeys(("cs", "sk", "pl", "hu", "hr", "sl", "ro", "bs", "sq"), "cp1250"),
+    **dict.fromkeys(("ru", "uk", "bg", "sr", "be", "mk"), "cp1251"),
+    "el": "cp1253",
+    **dict.fromkeys(("tr", "az"), "cp1254"),
+    **dict.fromkeys(("he", "yi"), "cp1255"),
+    **dict.fromkeys(("ar", "fa", "ur"), "cp1256"),
+    **dict.fromkeys(("lt", "lv", "et"), "cp1257"),
+    "vi": "cp1258",
+    "th": "cp874",
+}
+WESTERN = "cp1252"
+
+
+def _reads_cleanly(data: bytes, encoding: str) -> bool:
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return not any(ord(c) < 32 and c not in "\t\n\r" or 0x7F <= ord(c) < 0xA0 for c in text)
+
+
+def decode(data: bytes, language: str = "") -> str:
+    """Text of a subtitle file: UTF-8 (with or without BOM) or UTF-16 first. Otherwise a legacy
+    encoding, as charset-normalizer ranks them; on a short text several read equally well
+    (French "crème" is "crčme" in Central European), so the tie goes to the code page of the
+    track's language, then to Western European; and where the detector has no evidence at all,
+    the language's code page is used if it reads every byte."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        best = charset_normalizer.from_bytes(data).best()
-        if best is None:
-            raise SubtitleInvalid("The subtitle file is not text in any known encoding.")
-        return str(best)
+        pass
+    results = charset_normalizer.from_bytes(data)
+    best = results.best()
+    if best is None:
+        raise SubtitleInvalid("The subtitle file is not text in any known encoding.")
+    own = LEGACY_ENCODINGS.get((language or "").split("-")[0].lower(), WESTERN)
+    ties = {
+        r.encoding: r
+        for r in results
+        if r.chaos <= best.chaos + 0.01 and r.coherence >= best.coherence - 0.01
+    }
+    for encoding in dict.fromkeys((own, WESTERN)):
+        if encoding in ties:
+            return str(ties[encoding])
+    if best.coherence == 0 and _reads_cleanly(data, own):
+        return data.decode(own)
+    return str(best)
 
 
-def parse(data: bytes) -> list[manifests.Cue]:
-    """Cues of an SRT or WebVTT file, in time order. Raises SubtitleInvalid."""
+def check_size(size: int) -> None:
+    """Refuse a file over the limit before reading it."""
+    if size > MAX_BYTES:
+        raise SubtitleInvalid(f"The subtitle file is larger than {MAX_BYTES // (1024 * 1024)} MB.")
+
+
+def parse(data: bytes, language: str = "") -> list[manifests.Cue]:
+    """Cues of an SRT or WebVTT file, in time order. `language`: the track's, which helps
+    decode a legacy encoding. Raises SubtitleInvalid."""
+    check_size(len(data))
     if not data.strip():
         raise SubtitleInvalid("The subtitle file is empty.")
-    if len(data) > MAX_BYTES:
-        raise SubtitleInvalid(f"The subtitle file is larger than {MAX_BYTES // (1024 * 1024)} MB.")
-    text = decode(data).replace("\r\n", "\n").replace("\r", "\n")
+    text = decode(data, language).replace("\r\n", "\n").replace("\r", "\n")
     try:
         detected = pysubs2.formats.autodetect_format(text)
     except (pysubs2.exceptions.FormatAutodetectionError, ValueError):
@@ -78,9 +124,18 @@ def _plain_text(event) -> str:
     return re.sub(r"<(?!/?(?:i|b|u)>)[^>]*>", "", text).replace("-->", "->").strip()
 
 
+def validate_label(label: str) -> str:
+    """A track's label is written into the HLS master and the MPD: one line of text."""
+    try:
+        validate_one_line(label)
+    except ValidationError as exc:
+        raise SubtitleInvalid(exc.messages[0])
+    return (label or "").strip()
+
+
 def validate_language(code: str) -> str:
     code = (code or "").strip()
-    if not LANGUAGE_CODE.match(code):
+    if not LANGUAGE_CODE.match(code):  # \A...\Z: a trailing newline does not pass
         raise SubtitleInvalid(f"{code!r} is not a language code such as en, pt-BR or spa.")
     return code
 
@@ -131,8 +186,7 @@ def unpublish_track(subtitle: Subtitle) -> None:
     from .publish import write_manifests
 
     prefix = track_prefix(subtitle)
-    outputs.delete_keys([k for k in outputs.list_keys(prefix)])
-    outputs.delete_keys([f"{prefix}.vtt"])
+    cleanup.delete_keys([*outputs.list_keys(prefix), f"{prefix}.vtt"])
     write_manifests(subtitle.video, exclude_subtitle=subtitle.pk)
 
 
@@ -142,9 +196,9 @@ def track_cues(subtitle: Subtitle) -> list[manifests.Cue]:
 
     if subtitle.file:
         with subtitle.file.open("rb") as handle:
-            return parse(handle.read())
+            return parse(handle.read(MAX_BYTES + 1), subtitle.language)
     with default_storage.open(subtitle.vtt_path, "rb") as handle:
-        return parse(handle.read())
+        return parse(handle.read(MAX_BYTES + 1), subtitle.language)
 
 
 def republish_tracks(video) -> None:
