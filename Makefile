@@ -7,8 +7,11 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The site, its worker and their setup run in development mode unless DEBUG=0 is given (then
+# SECRET_KEY must be set too: the project refuses the development key in production).
+DEV := DEBUG=$${DEBUG:-1}
 
-.PHONY: run test venv deps dev-deps system-deps migrate admin-user worker lint bench clean
+.PHONY: run test test-fast venv deps dev-deps system-deps migrate admin-user worker lint bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,21 +30,21 @@ deps: $(VENV)/.deps
 dev-deps: $(VENV)/.dev-deps
 
 migrate: deps
-	$(PY) manage.py migrate --noinput
+	$(DEV) $(PY) manage.py migrate --noinput
 
 admin-user: migrate
-	$(PY) manage.py ensure_admin
+	$(DEV) $(PY) manage.py ensure_admin
 
 # The worker runs in the background and stops with the site (Ctrl-C).
 run: admin-user
 	@echo "Site: http://$(HOST):$(PORT)/admin/   (worker log: run/worker.log)"
 	@mkdir -p run
-	@$(PY) manage.py worker >> run/worker.log 2>&1 & \
+	@$(DEV) $(PY) manage.py worker >> run/worker.log 2>&1 & \
 	  worker=$$!; trap "kill $$worker 2>/dev/null" EXIT INT TERM; \
-	  DEBUG=$${DEBUG:-1} $(PY) manage.py runserver $(HOST):$(PORT)
+	  $(DEV) $(PY) manage.py runserver $(HOST):$(PORT)
 
 worker: migrate
-	$(PY) manage.py worker
+	$(DEV) $(PY) manage.py worker
 
 # Debian packages the browser and speech tests use; installed when missing and we can
 # (root or passwordless sudo), otherwise those tests skip and say why.
@@ -62,6 +65,10 @@ system-deps:
 
 test: dev-deps system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The inner loop: everything but the tests that run ffmpeg on clips or drive Chromium (~30 s).
+test-fast: dev-deps
+	$(PY) -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
 
 lint: dev-deps
 	$(VENV)/bin/ruff check .

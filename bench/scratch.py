@@ -50,6 +50,8 @@ class Scratch:
             TRANSCODING_WORK_DIR=str(self.work),
             TRANSCODING_RUN_DIR=str(self.root / "run"),
             LOG_LEVEL="WARNING",
+            # A throwaway key: the scratch site is never served (DEBUG stays off, as measured).
+            SECRET_KEY=env.get("SECRET_KEY") or "bench-only-" + "k" * 50,
             PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")])),
         )
         # The product's chunk defaults unless a benchmark sets them for its own runs (B2, B4).
@@ -98,16 +100,20 @@ def plan_for(source: Path):
     """Probe and plan a source exactly as the pipeline does (default preset from the database,
     segment length from the settings). Returns (SourceInfo, Plan)."""
     from transcoding.conf import settings
+    from transcoding.containers import source_input
     from transcoding.ladder import plan_encode
     from transcoding.models import preset_spec
     from transcoding.probe import probe_source
     from transcoding.services import default_preset
 
-    info = probe_source(
-        str(source),
-        size=source.stat().st_size,
-        max_width=settings.MAX_WIDTH,
-        max_height=settings.MAX_HEIGHT,
-    )
+    info = probe_source(source_input(str(source.resolve())), size=source.stat().st_size)
     plan = plan_encode(info, preset_spec(default_preset()), segment_seconds=settings.SEGMENT_SECONDS)
     return info, plan
+
+
+def ffmpeg_input(source: Path):
+    """The source as the product's ffmpeg commands read it (its probed demuxer, file protocol)."""
+    from transcoding.containers import source_input
+
+    info, _ = plan_for(source)
+    return source_input(str(source.resolve()), info.container)

@@ -5,9 +5,13 @@ value has an embedded default that needs no server: SQLite, local disk under ./m
 `local` dispatch backend. See README.md, "Configuration".
 """
 
+import os
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from transcoding.conf import environment_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -15,10 +19,35 @@ env = environ.Env()
 if (BASE_DIR / ".env").exists():
     environ.Env.read_env(BASE_DIR / ".env")
 
-SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-key-change-me-in-production")
 DEBUG = env.bool("DEBUG", default=False)
+# Development (DEBUG=1, as `make run` and the tests set it) may use a fixed key; anything else
+# must be given a real one, or it would sign sessions and URLs with a key everyone can read.
+DEV_SECRET_KEY = "dev-only-insecure-key-change-me-in-production"
+SECRET_KEY = env("SECRET_KEY", default="")
+if not SECRET_KEY and DEBUG:
+    SECRET_KEY = DEV_SECRET_KEY
+if not SECRET_KEY or (not DEBUG and SECRET_KEY == DEV_SECRET_KEY):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set: production (DEBUG off) needs a long random SECRET_KEY in the "
+        "environment; for development set DEBUG=1 (see SECURITY.md)."
+    )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# HTTPS (all off by default, for a development server on http; docs/production.env turns them
+# on, and `manage.py check --deploy` passes with it). Behind a load balancer or API Gateway that
+# ends TLS, SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO,https" tells Django the request was
+# https: set it only when that proxy always sets (or strips) the header.
+_proxy_header = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_header) if len(_proxy_header) == 2 else None
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -105,7 +134,7 @@ STORAGES = {
 STORAGE = env("STORAGE", default="local")
 if STORAGE == "s3":
     STORAGES["default"] = {
-        "BACKEND": "storages.backends.s3.S3Storage",
+        "BACKEND": "transcoding.storage_backends.MediaS3Storage",
         "OPTIONS": {
             "bucket_name": env("AWS_STORAGE_BUCKET_NAME"),
             "region_name": env("AWS_S3_REGION_NAME", default=None),
@@ -135,42 +164,19 @@ if STORAGE == "s3":
         },
     }
 
-# Uploads above 2.5 MB stream to a temporary file, never into memory; both handlers hash the
-# bytes as they arrive (the video's content address).
+# Uploads stop as soon as a file passes its limit (nothing more is written); above 2.5 MB they
+# stream to a temporary file, never into memory; both hash the bytes as they arrive (the
+# video's content address).
 FILE_UPLOAD_HANDLERS = [
+    "transcoding.upload_handlers.LimitedUploadHandler",
     "transcoding.upload_handlers.HashingMemoryFileUploadHandler",
     "transcoding.upload_handlers.HashingTemporaryFileUploadHandler",
 ]
 FILE_UPLOAD_TEMP_DIR = env("FILE_UPLOAD_TEMP_DIR", default=None)
 
-# --- transcoding (defaults live in transcoding/conf.py) ------------------------------------
-TRANSCODING_DISPATCH = env("TRANSCODING_DISPATCH", default="local")
-TRANSCODING_FFMPEG_BINARY = env("TRANSCODING_FFMPEG_BINARY", default=None)
-TRANSCODING_SEGMENT_SECONDS = env.float("TRANSCODING_SEGMENT_SECONDS", default=4.0)
-# Unset: 30 s chunks on Lambda, 120 s elsewhere; videos up to 1.5 chunks are not split.
-TRANSCODING_CHUNK_SECONDS = env.float("TRANSCODING_CHUNK_SECONDS", default=None)
-TRANSCODING_CHUNK_THRESHOLD_SECONDS = env.float("TRANSCODING_CHUNK_THRESHOLD_SECONDS", default=None)
-TRANSCODING_LEASE_SECONDS = env.int("TRANSCODING_LEASE_SECONDS", default=120)
-TRANSCODING_MAX_ATTEMPTS = env.int("TRANSCODING_MAX_ATTEMPTS", default=3)
-TRANSCODING_MAX_UPLOAD_BYTES = env.int("TRANSCODING_MAX_UPLOAD_BYTES", default=50 * 1024**3)
-TRANSCODING_LOCAL_CONCURRENCY = env.int("TRANSCODING_LOCAL_CONCURRENCY", default=1)
-TRANSCODING_WORK_DIR = env("TRANSCODING_WORK_DIR", default=None)
-TRANSCODING_RUN_DIR = env.path("TRANSCODING_RUN_DIR", default=BASE_DIR / "run")
-# Generated subtitles: faster-whisper on the worker (a model name from the hub, or a local
-# model directory), or Amazon Transcribe through boto3 (region and credentials as boto3 reads them).
-TRANSCODING_SPEECH_ENGINE = env("TRANSCODING_SPEECH_ENGINE", default="faster-whisper")
-TRANSCODING_WHISPER_MODEL = env("TRANSCODING_WHISPER_MODEL", default="small")
-TRANSCODING_WHISPER_COMPUTE_TYPE = env("TRANSCODING_WHISPER_COMPUTE_TYPE", default="int8")
-TRANSCODING_TRANSCRIBE_BUCKET = env("TRANSCODING_TRANSCRIBE_BUCKET", default="")
-TRANSCODING_TRANSCRIBE_POLL_SECONDS = env.float("TRANSCODING_TRANSCRIBE_POLL_SECONDS", default=5.0)
-# Playback (docs/private-playback.md): private videos get short-lived signed URLs.
-TRANSCODING_PRIVATE_DEFAULT = env.bool("TRANSCODING_PRIVATE_DEFAULT", default=None)  # None: private on S3
-TRANSCODING_PUBLIC_BASE_URL = env("TRANSCODING_PUBLIC_BASE_URL", default="")
-TRANSCODING_SIGNED_URL_SECONDS = env.int("TRANSCODING_SIGNED_URL_SECONDS", default=600)
-# Direct browser uploads to S3 (docs/s3-uploads.md).
-TRANSCODING_UPLOAD_PART_BYTES = env.int("TRANSCODING_UPLOAD_PART_BYTES", default=8 * 1024**2)
-TRANSCODING_UPLOAD_URL_SECONDS = env.int("TRANSCODING_UPLOAD_URL_SECONDS", default=3600)
-TRANSCODING_SERVE_MEDIA = env.bool("TRANSCODING_SERVE_MEDIA", default=STORAGE != "s3")
+# --- transcoding: every TRANSCODING_* setting (names, types, defaults and meanings in
+# transcoding/conf.py) can be set by an environment variable of the same name.
+globals().update(environment_settings(os.environ))
 
 LOGGING = {
     "version": 1,
