@@ -2,6 +2,7 @@
 that run too long or grow too large. Each limit (conf.py, SECURITY.md) fails the video fast,
 with one line that names it, at the first attempt, before any chunk job exists."""
 
+import struct
 from fractions import Fraction
 
 import pytest
@@ -24,6 +25,36 @@ def timestamp_bomb(path, last_frame_at: float):
         "-vf", f"setpts='if(eq(N,60),{last_frame_at}/TB,PTS)'", "-fps_mode", "passthrough",
         "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", str(path),
     )  # fmt: skip
+    return path
+
+
+def lying_header(path, every: float = 50.0, sparse: int = 1000) -> float:
+    """60 frames, then one every `every` seconds (each gap inside the gap limit), with the
+    Matroska header's Duration rewritten to say 10 s. Returns the real last frame's time."""
+    frames = 60 + sparse
+    ffmpeg(
+        "-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=30:duration={frames / 30:.4f}",
+        "-vf", f"setpts='if(lt(N,60),N/30,2+(N-59)*{every})/TB'", "-fps_mode", "passthrough",
+        "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", str(path),
+    )  # fmt: skip
+    data = bytearray(path.read_bytes())
+    at = data.find(b"\x44\x89\x88")  # EBML Duration, an 8-byte float in milliseconds
+    data[at + 3 : at + 11] = struct.pack(">d", 10_000.0)
+    path.write_bytes(bytes(data))
+    return 2 + sparse * every
+
+
+def growing_frames(path, tmp_path, big: int = 12000):
+    """Motion JPEG: 60 frames of 320x240 (what the probe reads), then three of big x big."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-frames:v", "60", "-c:v", "mjpeg",
+           "-q:v", "5", str(frames / "f%04d.jpg"))  # fmt: skip
+    ffmpeg("-f", "lavfi", "-i", f"color=c=gray:size={big}x{big}", "-frames:v", "1", "-c:v", "mjpeg",
+           "-pix_fmt", "yuvj420p", str(tmp_path / "big.jpg"))  # fmt: skip
+    for n in range(61, 64):
+        (frames / f"f{n:04d}.jpg").write_bytes((tmp_path / "big.jpg").read_bytes())
+    ffmpeg("-framerate", "30", "-i", str(frames / "f%04d.jpg"), "-c:v", "copy", str(path))
     return path
 
 
@@ -73,6 +104,26 @@ def test_a_gap_between_frames_is_refused(tmp_path, django_capture_on_commit_call
     assert run_recorded() == ["failed"]
 
     assert_refused(video, "The video's timestamps jump 2998 s ahead after 2.0 s (a gap between frames")
+
+
+def test_a_header_that_understates_the_duration_is_not_believed(tmp_path, django_capture_on_commit_callbacks):
+    """The header says 10 s; the frames run to 50002 s, no two of them further apart than the
+    gap limit allows: the duration is the last frame's, and the limit refuses it."""
+    bomb = tmp_path / "short-claim.mkv"
+    assert lying_header(bomb) > 12 * 3600
+    video = process(bomb, django_capture_on_commit_callbacks)
+
+    assert run_recorded() == ["failed"]
+
+    assert_refused(video, "The video is 13 h 53 min long, beyond the 12 h 00 min limit.")
+
+
+def test_frames_that_grow_after_the_probe_are_refused(tmp_path, django_capture_on_commit_callbacks):
+    video = process(growing_frames(tmp_path / "growing.mkv", tmp_path), django_capture_on_commit_callbacks)
+
+    assert run_recorded() == ["failed"]
+
+    assert_refused(video, "A frame of the video is larger than the size limit")  # refused, never allocated
 
 
 def test_stretched_pixels_are_held_to_the_size_limit_as_displayed(

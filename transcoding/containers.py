@@ -42,6 +42,10 @@ FORMAT_WHITELIST = ",".join(ALLOWED_DEMUXERS)
 DEMUXER_OPTIONS: dict[str, dict[str, str]] = {"mov": {"enable_drefs": "0", "use_absolute_path": "0"}}
 
 PROTOCOLS = {"file": "file", "http": "http,tcp", "https": "https,tls,tcp"}
+# Decoders refuse frames with more pixels than this (FFmpeg's max_pixels): a file whose frame
+# size grows after the first frames (which the probe checked) cannot make a decoder allocate
+# for a 16000x16000 frame. The size limit's area (TRANSCODING_MAX_WIDTH x _HEIGHT) in practice.
+DEFAULT_MAX_PIXELS = 7680 * 4320
 # Network reads that stall for this long fail (transiently) instead of hanging the worker.
 NETWORK_TIMEOUT_SECONDS = 30
 
@@ -53,6 +57,7 @@ class SourceInput:
     location: str  # "file:/abs/path" or an http(s) URL
     protocols: str  # FFmpeg protocol_whitelist
     demuxer: str = ""  # forced input format, from the probe
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     @property
     def network(self) -> bool:
@@ -64,18 +69,18 @@ class SourceInput:
         return replace(self, demuxer=demuxer_for(container))
 
 
-def source_input(location: str, container: str = "") -> SourceInput:
+def source_input(location: str, container: str = "", max_pixels: int = DEFAULT_MAX_PIXELS) -> SourceInput:
     """A local absolute path or an http(s) URL; anything else is refused. `container`, when
-    known, forces the demuxer."""
+    known, forces the demuxer; decoders refuse frames over `max_pixels`."""
     if location.startswith("/"):
-        source = SourceInput(f"file:{location}", PROTOCOLS["file"])
+        source = SourceInput(f"file:{location}", PROTOCOLS["file"], max_pixels=max_pixels)
     else:
         scheme = urlsplit(location).scheme.lower()
         if scheme not in ("http", "https"):
             raise SourceRejected(
                 f"The original's location is not a local file or an http(s) URL ({scheme}:)."
             )
-        source = SourceInput(location, PROTOCOLS[scheme])
+        source = SourceInput(location, PROTOCOLS[scheme], max_pixels=max_pixels)
     return source.forced(container) if container else source
 
 
@@ -103,6 +108,7 @@ def ffmpeg_input_options(source: SourceInput) -> list[str]:
     if not source.demuxer:
         raise ValueError("An ffmpeg command needs the demuxer the probe found (SourceInput.forced).")
     args = ["-protocol_whitelist", source.protocols, "-format_whitelist", FORMAT_WHITELIST]
+    args += ["-max_pixels", str(source.max_pixels)]
     if source.network:
         args += ["-rw_timeout", str(NETWORK_TIMEOUT_SECONDS * 1_000_000)]
     args += ["-f", source.demuxer]

@@ -174,17 +174,29 @@ def poster_output_args(workdir: str) -> list[str]:
     ]  # fmt: skip
 
 
-def input_args(source: SourceInput, chunk: ChunkSpan | None = None) -> list[str]:
+# Every command stops reading a little after the planned end (`input_args`): a header whose
+# duration lied cannot make an encode run on, whatever the file holds after.
+END_MARGIN_SECONDS = 0.5
+
+
+def input_args(
+    source: SourceInput, chunk: ChunkSpan | None = None, *, until: float | None = None
+) -> list[str]:
     """The source, or only a chunk's time range of it: input seeking, so ffmpeg reads from the
     keyframe before the cut (a range request on S3) and decodes only what the chunk needs.
-    Opened only by the demuxer the probe found, over the one protocol its location needs
-    (`containers`): every command reads its source through here."""
+    The read ends at the chunk's cut, or for the last chunk and the whole source at the planned
+    end (`until`, the video's duration) plus a margin. Opened only by the demuxer the probe
+    found, over the one protocol its location needs (`containers`): every command reads its
+    source through here."""
     args = []
-    if chunk is not None and not chunk.whole:
-        if chunk.cut_start:
-            args += ["-ss", f"{chunk.cut_start:.6f}"]
-        if chunk.cut_end is not None:
-            args += ["-to", f"{chunk.cut_end:.6f}"]
+    if chunk is not None and not chunk.whole and chunk.cut_start:
+        args += ["-ss", f"{chunk.cut_start:.6f}"]
+    if chunk is not None and not chunk.whole and chunk.cut_end is not None:
+        args += ["-to", f"{chunk.cut_end:.6f}"]
+    elif chunk is not None and not chunk.whole:
+        args += ["-to", f"{chunk.end + END_MARGIN_SECONDS:.6f}"]
+    elif until is not None:
+        args += ["-to", f"{until + END_MARGIN_SECONDS:.6f}"]
     return [*args, *ffmpeg_input_options(source), "-i", source.location]
 
 
@@ -207,7 +219,7 @@ def build_encode_args(
         "-loglevel", "error",
         "-nostats", "-progress", "pipe:1", "-stats_period", "1",
         "-copyts", "-start_at_zero",
-        *input_args(source, chunk),
+        *input_args(source, chunk, until=plan.duration),
     ]  # fmt: skip
     audio = AUDIO in parts and plan.audio is not None
     if graph:
@@ -234,7 +246,7 @@ def build_audio_args(ffmpeg: str, source: SourceInput, plan: Plan, workdir: str)
         ffmpeg, "-hide_banner", "-nostdin", "-y",
         "-loglevel", "error", "-nostats",
         "-copyts", "-start_at_zero",
-        "-vn", "-sn", "-dn", *input_args(source),
+        "-vn", "-sn", "-dn", *input_args(source, until=plan.duration),
         *audio_output_args(plan, workdir),
     ]  # fmt: skip
 
@@ -300,6 +312,11 @@ def progress_fraction(progress: Progress, plan: Plan, parts: tuple[str, ...] = A
     return min(1.0, progress.out_time / max(plan.duration, 0.001))
 
 
+def frame_too_large(stderr: str) -> bool:
+    """A decoder refused a frame over `-max_pixels` (the frame size grew after the probe)."""
+    return "exceeds specified max pixel count" in stderr
+
+
 def parse_error(stderr: str, limit: int = 300) -> str:
     """The most telling line of ffmpeg's stderr, as one sentence for the error field."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
@@ -323,13 +340,16 @@ def avc_codec_string(avcc: bytes) -> str:
 SPEECH_SAMPLE_RATE = 16_000
 
 
-def build_audio_extract_args(ffmpeg: str, source: SourceInput, out_path: str) -> list[str]:
-    """The source's first audio stream as a 16 kHz mono PCM WAV, for speech recognition."""
+def build_audio_extract_args(
+    ffmpeg: str, source: SourceInput, out_path: str, duration: float | None = None
+) -> list[str]:
+    """The source's first audio stream as a 16 kHz mono PCM WAV, for speech recognition (up
+    to the video's probed `duration`)."""
     return [
         ffmpeg, "-hide_banner", "-nostdin", "-y",
         "-loglevel", "error",
         "-nostats", "-progress", "pipe:1", "-stats_period", "1",
-        *input_args(source),
+        *input_args(source, until=duration),
         "-map", "0:a:0", "-vn", "-sn", "-dn",
         "-ac", "1", "-ar", str(SPEECH_SAMPLE_RATE),
         "-c:a", "pcm_s16le", "-f", "wav",

@@ -56,4 +56,5 @@ def source_location(name: str, container: str = "") -> SourceInput:
     """Where and how ffmpeg and PyAV read a source: a local path, or a presigned URL they can
     range-read, with the one protocol that needs (`containers`); `container`, the probe's
     finding, forces the demuxer."""
-    return source_input(local_path(name) or default_storage.url(name), container)
+    max_pixels = int(settings.MAX_WIDTH) * int(settings.MAX_HEIGHT)
+    return source_input(local_path(name) or default_storage.url(name), container, max_pixels)

@@ -20,12 +20,17 @@ from .ladder import SourceInfo
 
 HDR_TRANSFERS = {16: "smpte2084", 18: "arib-std-b67"}
 # The timestamp scan reads packets (no decoding) from the start up to this many, or this many
-# bytes, then the packets near the declared end: a gap planted anywhere in a small file, or
-# between the content and a last frame stamped far ahead (the cheap way to claim hours), is
-# found before any job is planned. A gap in the middle of a long file makes the chunk around
-# it decode too little, which fails the video when that chunk runs (`publish.check_complete`).
+# bytes, then from the keyframe before (declared end - TAIL_SECONDS) to the end of the file,
+# with the same budget: a gap planted anywhere in a small file, or between the content and a
+# last frame stamped far ahead (the cheap way to claim hours), is found before any job is
+# planned, and so are frames stamped after the duration the header declares (the duration is
+# then the last frame's). A gap in the middle of a long file makes the chunk around it decode
+# too little, which fails the video when that chunk runs (`publish.check_complete`); and every
+# ffmpeg command stops reading at the planned end (`ffmpeg.input_args`), whatever a header
+# that the scan could not check to the end said.
 SCAN_PACKETS = 3000
 SCAN_BYTES = 32 * 1024 * 1024
+TAIL_SECONDS = 10.0
 
 __all__ = ["SourceLimits", "SourceRejected", "probe_source", "validate_source", "validate_timestamps"]
 
@@ -57,6 +62,7 @@ class Timestamps:
 
     largest_gap: float
     gap_at: float  # when the frame before the largest gap is
+    last: float = 0.0  # the latest frame time seen
 
 
 def probe_source(
@@ -89,8 +95,18 @@ def probe_source(
         info = replace(info, rotation=_rotation(container, video))
         validate_source(info, limits)
         if scan:
-            validate_timestamps(_scan_timestamps(container, video, info.duration, limits.max_gap), limits)
+            seen = _scan_timestamps(container, video, info.duration)
+            if seen.last > info.duration + 0.5:
+                # The header's duration is only a claim: frames stamped later are what ffmpeg
+                # would encode, so the limits apply to them.
+                info = replace(info, duration=seen.last + _frame_seconds(info))
+                validate_source(info, limits)
+            validate_timestamps(seen, limits)
     return info
+
+
+def _frame_seconds(info: SourceInfo) -> float:
+    return 1 / float(info.fps) if info.fps and info.fps > 1 else 1 / 30
 
 
 def _size(width: int, height: int) -> str:
@@ -146,24 +162,24 @@ def _hours(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {int(seconds) % 60:02d} s"
 
 
-def _scan_timestamps(container, video, duration: float, max_gap: float) -> Timestamps:
-    """Packet times of the video stream from the start (within the scan budget) and, unless
-    that reached the end, near the declared end; the largest gap between consecutive frames
-    in time order. Packets are read, never decoded."""
+def _scan_timestamps(container, video, duration: float) -> Timestamps:
+    """Packet times of the video stream from the start and, unless that reached the end, from
+    just before the declared end to the end (each within the scan budget); the largest gap
+    between consecutive frames in time order, and the last frame's time. Packets are read,
+    never decoded."""
     base = video.time_base
     start = float(video.start_time * base) if video.start_time is not None else 0.0
     _seek(container, video, start)
-    head, complete = _packet_times(container, video, start, budget=True)
+    head, complete = _packet_times(container, video, start)
     tail = []
-    # Unless that was all of it: from the keyframe before (end - 2 gaps) to the end of the file.
-    if not complete and _seek(container, video, start + max(0.0, duration - 2 * max_gap)):
-        tail, _ = _packet_times(container, video, start, budget=False)
+    if not complete and _seek(container, video, start + max(0.0, duration - TAIL_SECONDS)):
+        tail, _ = _packet_times(container, video, start)
     gap, gap_at = 0.0, 0.0
     for times in (sorted(head), sorted(tail)):
         for before, after in zip(times, times[1:]):
             if after - before > gap:
                 gap, gap_at = after - before, before
-    return Timestamps(largest_gap=gap, gap_at=gap_at)
+    return Timestamps(largest_gap=gap, gap_at=gap_at, last=max([*head, *tail], default=0.0))
 
 
 def _seek(container, video, seconds: float) -> bool:
@@ -174,8 +190,9 @@ def _seek(container, video, seconds: float) -> bool:
     return True
 
 
-def _packet_times(container, video, start: float, *, budget: bool) -> tuple[list[float], bool]:
-    """(times of the video packets read, whether the end of the file was reached)."""
+def _packet_times(container, video, start: float) -> tuple[list[float], bool]:
+    """(times of the video packets read, within the budget; whether the end of the file was
+    reached)."""
     times, read = [], 0
     base = video.time_base
     try:
@@ -185,7 +202,7 @@ def _packet_times(container, video, start: float, *, budget: bool) -> tuple[list
             if packet.pts is not None:
                 times.append(float(packet.pts * base) - start)
             read += packet.size
-            if budget and (len(times) >= SCAN_PACKETS or read >= SCAN_BYTES):
+            if len(times) >= SCAN_PACKETS or read >= SCAN_BYTES:
                 return times, False
     except av.error.FFmpegError:
         # A damaged stretch ends the scan; the encode judges how much decodes.

@@ -148,6 +148,8 @@ def run_ffmpeg(
         stderr.seek(0)
         err = stderr.read().decode("utf-8", "replace")
     cpu = usage.ru_utime + usage.ru_stime
+    if ffmpeg.frame_too_large(err):
+        raise LimitExceeded("A frame of the video is larger than the size limit (its size changes midway).")
     if proc.returncode != 0:
         killed = proc.returncode < 0
         reason = f"ffmpeg was killed by signal {-proc.returncode}." if killed else ffmpeg.parse_error(err)

@@ -193,7 +193,7 @@ def generate(job, heartbeat) -> float:
     with tempfile.TemporaryDirectory(prefix=f"speech{video.pk}-", dir=settings.WORK_DIR) as workdir:
         wav = Path(workdir) / "speech.wav"
         source = outputs.source_location(video.source.name, video.container)
-        args = ffmpeg.build_audio_extract_args(ffmpeg_binary(), source, str(wav))
+        args = ffmpeg.build_audio_extract_args(ffmpeg_binary(), source, str(wav), video.duration)
         tick = min(1.0, settings.PROGRESS_INTERVAL)
         _, cpu, _ = run_ffmpeg(args, lambda report: progress.extracting(report, duration), tick=tick)
         request = Request(wav, requested, duration, video.pk, job.pk, job.attempt)
