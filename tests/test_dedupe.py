@@ -9,9 +9,9 @@ from django.urls import reverse
 
 from tests.direct_upload import upload_file
 from tests.s3 import moto_endpoint, s3  # noqa: F401
-from transcoding import services
+from transcoding import delivery, services
 from transcoding.dedupe import video_link_duplicate
-from transcoding.models import PartStatus, Rendition, Video, VideoStatus
+from transcoding.models import PartStatus, Preset, Rendition, Video, VideoStatus
 
 pytestmark = [pytest.mark.django_db]
 
@@ -78,3 +78,44 @@ def test_a_linked_video_is_no_more_visible_than_its_source(client, clips):
     status = client.get(reverse("transcoding:api-video", args=[second.pk])).json()
     # Its files are the first video's, which is private: handed out signed only.
     assert status["hls_url"] == reverse("transcoding:play-master", args=[second.pk])
+
+
+def test_a_link_never_points_at_a_link(clips):
+    """A (unpublished) owns the files; B links to A; A's preset then changes, so a third video
+    with the same bytes matches B only: it is encoded, not linked to B's copy of A's rows."""
+    first = ready_video("first", "ef" * 32, 1000, published=False)
+    second = Video.objects.create(
+        title="second", source="originals/second/source", source_sha256=first.source_sha256,
+        source_size=1000, preset=first.preset, published=True,
+    )  # fmt: skip
+    assert video_link_duplicate(second)
+    Video.objects.filter(pk=first.pk).update(preset=Preset.objects.create(name="other"))
+    third = Video.objects.create(
+        title="third", source="originals/third/source", source_sha256=first.source_sha256,
+        source_size=1000, preset=first.preset, published=True,
+    )  # fmt: skip
+    assert not video_link_duplicate(third)
+    assert Video.objects.get(pk=third.pk).outputs_from is None
+
+
+def test_reprocessing_a_linked_video_forgets_the_other_videos_files(
+    clips, django_capture_on_commit_callbacks
+):
+    first = ready_video("first", "aa" * 32, 1000, published=False)
+    second = Video.objects.create(
+        title="second", source="originals/second/source", source_sha256=first.source_sha256,
+        source_size=1000, preset=first.preset, published=True,
+    )  # fmt: skip
+    assert video_link_duplicate(second)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.video_request_processing(Video.objects.get(pk=second.pk), force=True)
+
+    second = Video.objects.get(pk=second.pk)
+    assert second.outputs_from is None and not second.playable and second.hls_path == ""
+    assert not second.renditions.filter(playlist_path__startswith=f"videos/{first.title}/").exists()
+    status = Client().get(reverse("transcoding:api-video", args=[second.pk])).json()
+    assert status["hls_url"] is None and status["dash_url"] is None
+    signer = delivery.video_signer(second)
+    with pytest.raises(delivery.KeyOutsideVideo):
+        signer(f"videos/{first.pk}/360p/index.m3u8")

@@ -6,6 +6,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from . import outputs
 from .models import PartStatus, Poster, Rendition, Storyboard, Subtitle, Video, VideoStatus
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,9 @@ def video_find_duplicate(video: Video) -> Video | None:
             poster_time=video.poster_time,
             status=VideoStatus.READY,
             playable=True,
+            # Only a video that owns its outputs: linking to a link would name a third video's
+            # files, whose own rules the access checks would not see.
+            outputs_from__isnull=True,
         )
         .exclude(pk=video.pk)
         .exclude(hls_path="")
@@ -37,6 +41,23 @@ def _copied(row, **overrides) -> dict:
     for name in ("id", "video_id"):
         fields.pop(name, None)
     return {**fields, **overrides}
+
+
+def video_unlink(video: Video) -> None:
+    """Forget another video's outputs before this one is encoded on its own: the rows copied
+    from it (they name its files) go, and the video is not playable until its own encode
+    publishes. Without this the copied rows would go on naming the other video's files after
+    `outputs_from` no longer says whose they are."""
+    video.renditions.all().delete()
+    Storyboard.objects.filter(video=video).delete()
+    Poster.objects.filter(video=video).delete()
+    own = outputs.video_prefix(video.pk) + "/"
+    for track in video.subtitles.exclude(vtt_path=""):
+        if not track.vtt_path.startswith(own):
+            track.delete()
+    Video.objects.filter(pk=video.pk).update(
+        hls_path="", dash_path="", output_prefix="", outputs_from=None, playable=False
+    )
 
 
 def video_link_duplicate(video: Video) -> bool:

@@ -11,8 +11,9 @@ signer behind the playback views (docs/private-playback.md).
   URLs (a private bucket and no public base URL) is served the same way, since relative URIs
   inside a manifest cannot inherit the manifest's signature.
 
-A signer signs only keys under the video's own prefixes (`cleanup.video_output_prefixes`), so
-nothing a video's manifests name can reach another video's files.
+A signer signs only keys under the video's own prefix and, for a video playing another's
+outputs, that video's (`video_signer`), so nothing a video's rows or manifests name can reach
+any other video's files.
 """
 
 import functools
@@ -32,10 +33,11 @@ from django.utils.encoding import filepath_to_uri
 from django.utils.http import content_disposition_header
 
 from . import access
-from .cleanup import is_s3, video_output_prefixes
+from .cleanup import is_s3
 from .conf import settings
 from .content_types import DOWNLOAD_TYPE
 from .models import PartStatus, Poster, Storyboard, Video
+from .outputs import video_prefix
 
 MAX_EXPIRY = 7 * 24 * 3600  # the longest a SigV4 presigned URL may be valid
 
@@ -243,7 +245,13 @@ class UrlSigner:
 
 
 def video_signer(video: Video) -> UrlSigner:
-    return UrlSigner(video_output_prefixes(video))
+    """Signs keys under the video's own prefix and, when it plays another video's outputs
+    (`output_prefix`, set by the link and kept when that video is deleted, cleared when this
+    one is encoded on its own), under that prefix: nothing else its rows might name."""
+    prefixes = [video_prefix(video.pk)]
+    if video.output_prefix and video.output_prefix != prefixes[0]:
+        prefixes.append(video.output_prefix)
+    return UrlSigner(prefixes)
 
 
 def original_url(video: Video) -> str:

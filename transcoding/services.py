@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from . import outputs
 from .conf import settings
-from .dedupe import video_find_duplicate, video_link_duplicate  # noqa: F401 (part of the services API)
+from .dedupe import video_find_duplicate, video_link_duplicate, video_unlink  # noqa: F401 (the services API)
 from .dispatch import get_dispatcher
 from .models import (
     ENCODE_PARTS,
@@ -178,8 +178,10 @@ def video_request_processing(video: Video, *, parts=None, force: bool = False) -
                 log_tail=f"Same source as video {video.outputs_from_id}: its outputs are reused.",
             )  # fmt: skip
         if video.output_prefix not in ("", outputs.video_prefix(video.pk)):
-            # Linked to another video's outputs: any reprocessing encodes everything, its own.
+            # Linked to another video's outputs: any reprocessing encodes everything, its own,
+            # and nothing of the other video's stays named meanwhile.
             kinds = tuple(dict.fromkeys([*(k.value for k in ENCODE_PARTS), *kinds]))
+            video_unlink(video)
         if active is not None:
             encoding.update(
                 state=JobState.CANCELLED, finished_at=timezone.now(), error="Replaced by a new request."
@@ -396,7 +398,11 @@ def subtitle_save(subtitle: Subtitle) -> Subtitle:
     if previous is not None and previous.file and new_file:
         previous.file.delete(save=False)
     if publish:
-        subtitles.publish_track(subtitle, cues)
+        try:
+            subtitles.publish_track(subtitle, cues)
+        except subtitles.SubtitleInvalid as exc:  # the form parsed it; the video's grid refuses it
+            subtitle.status, subtitle.error = PartStatus.FAILED, str(exc)
+            subtitle.save(update_fields=["status", "error"])
     return subtitle
 
 
