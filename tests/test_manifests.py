@@ -135,7 +135,7 @@ def test_webvtt_segments_hold_every_overlapping_cue_in_order():
         start = rng.uniform(0, 100)
         cues.append(manifests.Cue(round(start, 3), round(start + rng.choice([0.1, 1, 3, 9, 40]), 3), f"c{n}"))
     durations = [4.0] * 24 + [2.5]
-    got = manifests.webvtt_segments(cues, durations)
+    got = list(manifests.webvtt_segments(cues, durations))
     bounds = [sum(durations[:i]) for i in range(len(durations) + 1)]
     ordered = sorted(cues, key=lambda c: c.start)
     for index, text in enumerate(got):

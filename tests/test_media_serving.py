@@ -132,6 +132,9 @@ def test_an_uploaded_page_is_a_download_never_a_page(admin_client, django_captur
     video = Video.objects.get(title="Page")
     assert not video.source.name.endswith(".html")
     assert get(admin_client, video.source.name).status_code == 404
+    page = admin_client.get(reverse("admin:transcoding_video_change", args=[video.pk])).content.decode()
+    assert "/media/originals/" not in page  # the admin links the download view only
+    assert reverse("transcoding:original", args=[video.pk]) in page
 
     download = admin_client.get(reverse("transcoding:original", args=[video.pk]))
     assert download.status_code == 200

@@ -43,3 +43,17 @@ def test_unpublished_videos_follow_model_permissions(unpublished, permissions, s
         assert client.get(url).status_code == expected, url
     listed = client.get(reverse("transcoding:api-list") + f"?ids={unpublished.pk}").json()["videos"]
     assert bool(listed) == seen
+
+
+def test_the_job_admin_lists_only_jobs_of_videos_the_user_may_see(
+    unpublished, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        services.video_request_processing(unpublished)
+    client = login("view_processingjob")
+    page = client.get(reverse("admin:transcoding_processingjob_changelist"))
+    assert page.status_code == 200 and b"Confidential" not in page.content
+    page = login("view_processingjob", "view_video").get(
+        reverse("admin:transcoding_processingjob_changelist")
+    )
+    assert b"Confidential" in page.content

@@ -35,13 +35,23 @@ def production_env() -> dict[str, str]:
 
 @pytest.mark.parametrize(
     "env",
-    [{}, {"DEBUG": "0"}, {"DEBUG": "0", "SECRET_KEY": "dev-only-insecure-key-change-me-in-production"}],
-    ids=["nothing-set", "debug-off", "the-public-dev-key"],
-)
+    [
+        {},
+        {"DEBUG": "0"},
+        {"DEBUG": "0", "SECRET_KEY": "dev-only-insecure-key-change-me-in-production"},
+        {"SECRET_KEY": "dev-only-insecure-key-change-me-in-production "},
+        {"SECRET_KEY": " "},
+        {"SECRET_KEY": "x" * 80},
+        {"SECRET_KEY": "short-but-random-Q7f"},
+        {"SECRET_KEY": "django-insecure-" + secrets.token_urlsafe(48)},
+    ],
+    ids=["nothing-set", "debug-off", "the-public-dev-key", "dev-key-and-a-space", "blank", "one-character",
+         "short", "django-insecure"],
+)  # fmt: skip
 def test_production_refuses_to_start_without_a_real_key(env):
     result = manage("check", **env)
     assert result.returncode == 1
-    assert result.stderr.strip().startswith("Configuration error: SECRET_KEY is not set")
+    assert result.stderr.strip().startswith("Configuration error: SECRET_KEY is not set to a real key")
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 

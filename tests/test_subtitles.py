@@ -7,6 +7,7 @@ import m3u8
 import pysubs2
 import pytest
 import webvtt
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from mpegdash.parser import MPEGDASHParser
 
@@ -223,3 +224,22 @@ def test_cue_text_with_blank_lines_stays_one_cue():
     text = manifests.webvtt([manifests.Cue(1, 2, "Hi\n\n00:00:03.000 --> 00:00:04.000\nInjected\r\x07")])
     cues = list(webvtt.from_buffer(io.StringIO(text)))
     assert len(cues) == 1 and cues[0].text == "Hi\n00:00:03.000 -> 00:00:04.000\nInjected"
+
+
+@pytest.mark.django_db
+def test_cues_made_to_overlap_everything_are_refused_before_anything_is_stored(clips):
+    """20,000 cues, each from 0 to 99 hours: every segment would hold all of them."""
+    video = services.video_create(source=clips["silent"], title="v")
+    Video.objects.filter(pk=video.pk).update(duration=400.0)
+    video.renditions.create(name="240p", status=PartStatus.READY, segments=[["s", 4.0]] * 100)
+    body = "".join(f"{n}\n00:00:00,000 --> 99:00:00,000\nline {n}\n\n" for n in range(1, 20_001))
+    track = add_track(Video.objects.get(pk=video.pk), body.encode())
+    track.refresh_from_db()
+    assert track.status == PartStatus.FAILED
+    assert track.error.startswith("The subtitle track's cues overlap too much to be cut into segments")
+    assert track.vtt_path == "" and not default_storage.exists(subtitles.track_prefix(track) + ".vtt")
+
+
+def test_cues_are_cut_to_the_video():
+    cues = [manifests.Cue(1, 5, "a"), manifests.Cue(8, 99_000, "b"), manifests.Cue(12, 13, "c")]
+    assert subtitles.clip_to(cues, 10.0) == [manifests.Cue(1, 5, "a"), manifests.Cue(8, 10.0, "b")]

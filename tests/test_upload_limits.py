@@ -92,3 +92,18 @@ def test_a_label_on_two_lines_is_refused(admin_client, clips):
     assert response.status_code == 200
     assert "The label must be one line of text" in response.content.decode()
     assert not Subtitle.objects.exists()
+
+
+def test_files_from_anyone_but_staff_are_never_stored(client, counted):
+    """Django parses a multipart body before any view decides (the CSRF check reads it): an
+    anonymous POST to the login page with files must not get them written to disk."""
+    files = {f"f{n}": SimpleUploadedFile(f"{n}.bin", b"\0" * MIB) for n in range(5)}
+    client.post(reverse("admin:login"), {"username": "x", "password": "y", **files})
+    assert counted == {}  # no file reached the handlers that store
+
+
+def test_one_request_carries_at_most_one_video_and_a_few_subtitle_files(admin_client, settings, counted):
+    settings.TRANSCODING_MAX_UPLOAD_BYTES = 1 * MIB  # so the request may carry 1 MiB + 50 MB
+    files = {f"subtitles-{n}-file": SimpleUploadedFile(f"{n}.srt", b"\0" * (5 * MIB - 1)) for n in range(12)}
+    admin_client.post(reverse("admin:transcoding_video_add"), {"title": "x", **files})
+    assert sum(counted.values()) <= 1 * MIB + 50 * MIB + CHUNK

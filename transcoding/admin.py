@@ -14,7 +14,7 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.html import format_html
 
-from . import selectors, services, subtitles, upload_handlers, uploads
+from . import access, selectors, services, subtitles, upload_handlers, uploads
 from .admin_display import LiveDisplays, _bitrate, _chip, _shown
 from .conf import settings
 from .models import (
@@ -55,6 +55,12 @@ class RequestForm(forms.ModelForm):
         return [n for n, f in self.fields.items() if isinstance(f, forms.FileField) and self.refusal(n)]
 
 
+class StoredFileInput(AdminFileWidget):
+    """The admin's file input, naming the stored file without linking to it."""
+
+    template_name = "transcoding/widgets/stored_file_input.html"
+
+
 class VideoForm(RequestForm):
     class Meta:
         model = Video
@@ -62,6 +68,7 @@ class VideoForm(RequestForm):
             "title", "description", "source", "preset", "poster_time", "published", "private",
             "speech_language",
         ]  # fmt: skip
+        widgets = {"source": StoredFileInput}  # downloaded from "Original", never opened here
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -133,12 +140,6 @@ class RenditionInline(ReadOnlyInline):
     average = _shown("average_bitrate", "Average", _bitrate)
     peak = _shown("peak_bitrate", "Peak", _bitrate)
     written = _shown("bytes_written", "Written", filesizeformat)
-
-
-class StoredFileInput(AdminFileWidget):
-    """The admin's file input, naming the stored file without linking to it."""
-
-    template_name = "transcoding/widgets/stored_file_input.html"
 
 
 class SubtitleForm(RequestForm):
@@ -460,6 +461,10 @@ class ProcessingJobAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def get_queryset(self, request):
+        """Jobs of the videos the user may see: a job names its video's title, error and log."""
+        return super().get_queryset(request).filter(video__in=access.videos_visible_to(request.user))
 
     @admin.display(description="Video", ordering="video__title")
     def video_link(self, obj):

@@ -8,6 +8,7 @@ from local disk, S3, a CDN, or rewritten to signed URLs.
 import math
 import unicodedata
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -350,14 +351,14 @@ def webvtt(cues: tuple[Cue, ...] | list[Cue]) -> str:
 TIMESTAMP_MAP = f"X-TIMESTAMP-MAP=MPEGTS:{TIMELINE_OFFSET * 90_000},LOCAL:00:00:00.000"
 
 
-def webvtt_segments(cues: list[Cue], durations: list[float]) -> list[str]:
+def webvtt_segments(cues: list[Cue], durations: list[float]) -> Iterator[str]:
     """Split a track on the video's segment boundaries (RFC 8216 section 3.5): each segment
     holds the cues that overlap its time range, so a cue crossing a boundary is in both.
-    One pass over cues sorted by start, keeping those still running: the cost is the cues plus
-    what the segments hold, not cues times segments (a long video with an uploaded file of a
-    hundred thousand cues would otherwise take minutes of the request that saved it)."""
+    Yields one segment at a time (the caller can stop early). One pass over cues sorted by
+    start, keeping those still running: the cost is the cues plus what the segments hold, not
+    cues times segments."""
     ordered = sorted(cues, key=lambda c: c.start)
-    segments, start, following, running = [], 0.0, 0, []
+    start, following, running = 0.0, 0, []
     for index, duration in enumerate(durations):
         end = start + duration if index < len(durations) - 1 else float("inf")
         while following < len(ordered) and ordered[following].start < end:
@@ -365,6 +366,5 @@ def webvtt_segments(cues: list[Cue], durations: list[float]) -> list[str]:
             following += 1
         running = [c for c in running if c.end > start]
         text = webvtt([c for c in running if c.start < end])
-        segments.append(text.replace("WEBVTT\n", f"WEBVTT\n{TIMESTAMP_MAP}\n", 1))
+        yield text.replace("WEBVTT\n", f"WEBVTT\n{TIMESTAMP_MAP}\n", 1)
         start += duration
-    return segments

@@ -22,7 +22,7 @@ from django.http import FileResponse, Http404
 from django.utils.cache import patch_cache_control
 
 from . import access, delivery
-from .conf import settings
+from .conf import serve_media, settings
 from .content_types import SERVED_FILE_HEADERS, output_type
 from .models import Video
 
@@ -59,7 +59,7 @@ def _allowed(request, key: str, owner: int) -> tuple[bool, bool]:
 
 
 def serve(request, path: str):
-    owner = _output_owner(path)
+    owner = _output_owner(path) if serve_media() else None
     if owner is None:
         raise Http404("No such file.")
     allowed, public = _allowed(request, path, owner)

@@ -158,16 +158,52 @@ def segment_durations(subtitle: Subtitle) -> list[float]:
     return [subtitle.video.duration or max((0.0,))]
 
 
+# A track's HLS segments repeat each cue in every segment it overlaps, so a normal track's
+# segments hold about its own size. Cues made to overlap everything (20,000 cues each lasting
+# the whole video) would be copied into every segment: an upload of 1 MB writing 70 MB.
+SEGMENTS_BYTES_FACTOR = 10
+SEGMENTS_BYTES_FLOOR = 2 * 1024 * 1024
+
+
+def clip_to(cues: list[manifests.Cue], duration: float | None) -> list[manifests.Cue]:
+    """Cues within the video: those starting after its end go, ends are cut at the end."""
+    if not duration:
+        return cues
+    return [
+        manifests.Cue(c.start, min(c.end, duration), c.text) for c in cues if c.start < duration and c.end > 0
+    ]
+
+
+def segment_texts(cues: list[manifests.Cue], durations: list[float], whole_bytes: int) -> list[str]:
+    """The track's WebVTT segments, refused (before anything is stored) when they would
+    amount to more than `SEGMENTS_BYTES_FACTOR` times the whole track."""
+    limit = max(SEGMENTS_BYTES_FLOOR, SEGMENTS_BYTES_FACTOR * whole_bytes)
+    texts, total = [], 0
+    for text in manifests.webvtt_segments(cues, durations):
+        total += len(text.encode("utf-8"))
+        if total > limit:
+            raise SubtitleInvalid(
+                f"The subtitle track's cues overlap too much to be cut into segments "
+                f"(over {limit // (1024 * 1024)} MB); check their times."
+            )
+        texts.append(text)
+    return texts
+
+
 def publish_track(subtitle: Subtitle, cues: list[manifests.Cue]) -> None:
     """Store the whole track and its HLS segments, mark the part ready, then rewrite the video's
-    manifests so they name it."""
+    manifests so they name it. Raises SubtitleInvalid, storing nothing, for a track whose
+    segments would be out of all proportion to it."""
     from .publish import write_manifests
 
     prefix = track_prefix(subtitle)
     durations = segment_durations(subtitle)
-    written = outputs.store_text(f"{prefix}.vtt", manifests.webvtt(cues))
+    cues = clip_to(cues, subtitle.video.duration)
+    whole = manifests.webvtt(cues)
+    texts = segment_texts(cues, durations, len(whole.encode("utf-8")))
+    written = outputs.store_text(f"{prefix}.vtt", whole)
     segments = []
-    for number, text in enumerate(manifests.webvtt_segments(cues, durations), start=1):
+    for number, text in enumerate(texts, start=1):
         name = f"seg_{number:05d}.vtt"
         written += outputs.store_text(f"{prefix}/{name}", text)
         segments.append(manifests.Segment(uri=name, duration=durations[number - 1]))

@@ -23,13 +23,19 @@ DEBUG = env.bool("DEBUG", default=False)
 # Development (DEBUG=1, as `make run` and the tests set it) may use a fixed key; anything else
 # must be given a real one, or it would sign sessions and URLs with a key everyone can read.
 DEV_SECRET_KEY = "dev-only-insecure-key-change-me-in-production"
-SECRET_KEY = env("SECRET_KEY", default="")
+SECRET_KEY = env("SECRET_KEY", default="").strip()
 if not SECRET_KEY and DEBUG:
     SECRET_KEY = DEV_SECRET_KEY
-if not SECRET_KEY or (not DEBUG and SECRET_KEY == DEV_SECRET_KEY):
+elif not DEBUG and (
+    len(SECRET_KEY) < 50
+    or len(set(SECRET_KEY)) < 5
+    or SECRET_KEY == DEV_SECRET_KEY
+    or SECRET_KEY.startswith("django-insecure-")
+):
+    # Django's own test for a weak key (check --deploy), enforced: it signs sessions and URLs.
     raise ImproperlyConfigured(
-        "SECRET_KEY is not set: production (DEBUG off) needs a long random SECRET_KEY in the "
-        "environment; for development set DEBUG=1 (see SECURITY.md)."
+        "SECRET_KEY is not set to a real key: production (DEBUG off) needs a random SECRET_KEY of "
+        "at least 50 characters in the environment; for development set DEBUG=1 (see SECURITY.md)."
     )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

@@ -3,14 +3,14 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from transcoding import media_views
-from transcoding.conf import serve_media
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("transcoding.urls")),
 ]
 
-# Local storage: Django serves the outputs itself, access-checked (transcoding/media_views.py);
-# with S3 they come from the bucket (presigned) or a CDN.
-if serve_media() and settings.MEDIA_URL.startswith("/"):
+# Local storage: Django serves the outputs itself, access-checked (transcoding/media_views.py,
+# which answers 404 when TRANSCODING_SERVE_MEDIA is off, as it is with S3: the files then come
+# from the bucket, presigned, or a CDN).
+if settings.MEDIA_URL.startswith("/"):
     urlpatterns += [re_path(rf"^{settings.MEDIA_URL.lstrip('/')}(?P<path>.*)$", media_views.serve)]
