@@ -16,7 +16,7 @@ and per chunk: task wall, CPU and what is not ffmpeg (B3 models on these).
 from dataclasses import dataclass
 from pathlib import Path
 
-from transcoding import ffmpeg
+from transcoding.media import ffmpeg
 
 from . import sources, vmaf
 from .context import Context

@@ -30,7 +30,7 @@ COLD_START, ASYNC_DISPATCH, INVOKE_CALL, RDS_ROUND_TRIP = 2.0, 0.1, 0.03, 0.001
 def _audio_command(ctx: Context, source, plan, workdir) -> list[commands.Command]:
     """The product's own audio command for a chunked video (build_audio_args: the ffmpeg that
     runs beside chunk 0's), or our audio output alone where the product has no such command."""
-    from transcoding import ffmpeg
+    from transcoding.media import ffmpeg
 
     if hasattr(ffmpeg, "build_audio_args"):
         argv = ffmpeg.build_audio_args(ctx.ffmpeg, ffmpeg_input(source), plan, str(workdir))

@@ -9,9 +9,9 @@ identical. Pure: argv lists only, nothing runs here.
 
 from dataclasses import dataclass
 
-from transcoding import ffmpeg
-from transcoding.containers import SourceInput
-from transcoding.ladder import Plan
+from transcoding.media import ffmpeg
+from transcoding.media.containers import SourceInput
+from transcoding.media.ladder import Plan
 
 
 @dataclass(frozen=True)

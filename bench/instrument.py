@@ -17,27 +17,36 @@ from contextlib import contextmanager
 
 # category -> functions, as (module, attribute) or (module, class, attribute)
 TIMED = {
-    "claim": [("transcoding.jobs", "job_claim")],
-    "probe + plan": [("transcoding.pipeline", "_source_info")],
-    "fan-out": [("transcoding.stitch", "fan_out")],
-    "heartbeat": [("transcoding.jobs", "job_heartbeat")],
-    "live publish": [("transcoding.stitch", "LivePublisher", "tick"), ("transcoding.stitch", "publish_live")],
-    "progress": [("transcoding.stitch", "record_progress"), ("transcoding.pipeline", "_update_parts")],
+    "claim": [("transcoding.status.jobs", "job_claim")],
+    "probe + plan": [("transcoding.encoding.encode", "_source_info")],
+    "fan-out": [("transcoding.encoding.stitch", "fan_out")],
+    "heartbeat": [("transcoding.status.jobs", "job_heartbeat")],
+    "live publish": [
+        ("transcoding.encoding.stitch", "LivePublisher", "tick"),
+        ("transcoding.encoding.stitch", "publish_live"),
+    ],
+    "progress": [
+        ("transcoding.encoding.stitch", "record_progress"),
+        ("transcoding.encoding.encode", "_update_parts"),
+    ],
     "store results": [
-        ("transcoding.publish", "publish_audio"),
-        ("transcoding.stitch", "chunk_result"),
-        ("transcoding.publish", "publish_poster"),
+        ("transcoding.encoding.publish", "publish_audio"),
+        ("transcoding.encoding.stitch", "chunk_result"),
+        ("transcoding.encoding.publish", "publish_poster"),
     ],
     "finish chunk + fan-in": [
-        ("transcoding.stitch", "finish_chunk"),
-        ("transcoding.stitch", "is_frontier"),
-        ("transcoding.stitch", "fan_in"),
+        ("transcoding.encoding.stitch", "finish_chunk"),
+        ("transcoding.encoding.stitch", "is_frontier"),
+        ("transcoding.encoding.stitch", "fan_in"),
     ],
-    "finish job": [("transcoding.jobs", "job_finish"), ("transcoding.services", "video_refresh_status")],
+    "finish job": [
+        ("transcoding.status.jobs", "job_finish"),
+        ("transcoding.services", "video_refresh_status"),
+    ],
 }
 # The encode as the job's thread waits for it: every ffmpeg of the job, from the first start to
 # the last exit (`runner.run_encodes` runs chunk 0's audio beside its video).
-FFMPEG = ("transcoding.runner", "run_encodes")
+FFMPEG = ("transcoding.encoding.ffmpeg_process", "run_encodes")
 
 
 class Timers:

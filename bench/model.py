@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-from transcoding.chunking import plan_chunks
+from transcoding.media.chunking import plan_chunks
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class Estimate:
 
 
 def chunk_lengths(duration: float, platform: Platform, segment_seconds: float = 4.0) -> list[float]:
-    """The product's own chunk plan (transcoding.chunking) for a 30 fps video."""
+    """The product's own chunk plan (transcoding.media.chunking) for a 30 fps video."""
     spans = plan_chunks(
         duration,
         Fraction(30),

@@ -100,10 +100,10 @@ def plan_for(source: Path):
     """Probe and plan a source exactly as the pipeline does (default preset from the database,
     segment length from the settings). Returns (SourceInfo, Plan)."""
     from transcoding.conf import settings
-    from transcoding.containers import source_input
-    from transcoding.ladder import plan_encode
+    from transcoding.media.containers import source_input
+    from transcoding.media.ladder import plan_encode
+    from transcoding.media.probe import probe_source
     from transcoding.models import preset_spec
-    from transcoding.probe import probe_source
     from transcoding.services import default_preset
 
     info = probe_source(source_input(str(source.resolve())), size=source.stat().st_size)
@@ -113,7 +113,7 @@ def plan_for(source: Path):
 
 def ffmpeg_input(source: Path):
     """The source as the product's ffmpeg commands read it (its probed demuxer, file protocol)."""
-    from transcoding.containers import source_input
+    from transcoding.media.containers import source_input
 
     info, _ = plan_for(source)
     return source_input(str(source.resolve()), info.container)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import m3u8
 
-from transcoding import ffmpeg
+from transcoding.media import ffmpeg
 
 
 def rung_files(directory: Path) -> tuple[int, str]:

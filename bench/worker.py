@@ -101,10 +101,10 @@ def main(source: str, announce: bool = False) -> dict:
     import django
 
     django.setup()
-    from transcoding import outputs
     from transcoding.dispatch.recording import run_recorded
     from transcoding.models import VideoStatus
     from transcoding.services import video_create, video_request_processing
+    from transcoding.storage import objects as outputs
 
     video = video_create(source=Path(source), title="bench")
     rss_before = vm_hwm()

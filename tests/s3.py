@@ -42,7 +42,7 @@ class Bucket:
 
 def storage_settings(bucket: str, endpoint: str, **options) -> dict:
     return {
-        "BACKEND": "transcoding.storage_backends.MediaS3Storage",
+        "BACKEND": "transcoding.storage.s3.MediaS3Storage",
         "OPTIONS": {
             "bucket_name": bucket,
             "region_name": REGION,

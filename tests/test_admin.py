@@ -9,7 +9,7 @@ from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from transcoding import outputs, services
+from transcoding import services
 from transcoding.dispatch import recording
 from transcoding.dispatch.recording import run_recorded
 from transcoding.models import (
@@ -24,6 +24,7 @@ from transcoding.models import (
     Video,
     VideoStatus,
 )
+from transcoding.storage import objects as outputs
 
 pytestmark = pytest.mark.django_db
 

@@ -162,9 +162,9 @@ def test_every_measurement_is_positive(quick_run):
 def test_usual_way_uses_the_same_settings_as_our_command(tmp_path):
     """Every option our single command gives a rung, the usual way gives it too."""
     from bench import commands
-    from transcoding import ffmpeg
-    from transcoding.containers import source_input
-    from transcoding.ladder import PresetSpec, RungSpec, SourceInfo, plan_encode
+    from transcoding.media import ffmpeg
+    from transcoding.media.containers import source_input
+    from transcoding.media.ladder import PresetSpec, RungSpec, SourceInfo, plan_encode
 
     info = SourceInfo(
         container="mp4", duration=30.0, width=1920, height=1080, video_codec="h264", fps=30,

@@ -106,9 +106,10 @@ def test_the_dispatcher_sends_the_job_id_first_chunks_to_their_own_queue(setting
 
 @pytest.mark.django_db
 def test_a_retry_is_sent_again_at_the_jobs_next_attempt(queued_job, monkeypatch, sent):
-    from transcoding import jobs, tasks
+    from transcoding import tasks
     from transcoding.dispatch.celery import process_job
     from transcoding.models import ProcessingJob
+    from transcoding.status import jobs
 
     def fail_transiently(job_id):
         jobs.job_fail(jobs.job_claim(job_id), "S3 said 503", permanent=False)
@@ -123,8 +124,8 @@ def test_a_retry_is_sent_again_at_the_jobs_next_attempt(queued_job, monkeypatch,
 @pytest.mark.django_db
 @pytest.mark.parametrize("redelivered, follow_up", [(True, True), (False, False)])
 def test_a_redelivery_refused_by_a_live_lease_tries_again_after_it(queued_job, sent, redelivered, follow_up):
-    from transcoding import jobs
     from transcoding.dispatch.celery import LEASE_MARGIN_SECONDS, process_job
+    from transcoding.status import jobs
 
     claimed = jobs.job_claim(queued_job.pk, "a worker that died")
     process_job.push_request(delivery_info={"redelivered": redelivered})

@@ -4,10 +4,10 @@ from fractions import Fraction
 
 import pytest
 
-from transcoding import ffmpeg
-from transcoding.chunking import ChunkSpan, chunk_containing, plan_chunks
-from transcoding.containers import source_input
-from transcoding.ladder import PresetSpec, RungSpec, SourceInfo, plan_encode
+from transcoding.media import ffmpeg
+from transcoding.media.chunking import ChunkSpan, chunk_containing, plan_chunks
+from transcoding.media.containers import source_input
+from transcoding.media.ladder import PresetSpec, RungSpec, SourceInfo, plan_encode
 
 NTSC = Fraction(30000, 1001)
 
@@ -151,7 +151,7 @@ def _result(first: int, count: int, init: str = "same") -> dict:
     ],
 )
 def test_chunks_join_only_with_one_init_segment_and_no_gap(results, error):
-    from transcoding.stitch import StitchError, _check_joins
+    from transcoding.encoding.stitch import StitchError, _check_joins
 
     if error is None:
         assert [s[0] for s in _check_joins("720p", results)][-1] == "seg_00004.m4s"

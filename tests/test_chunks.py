@@ -162,7 +162,7 @@ def test_a_chunk_whose_worker_stopped_is_retried_alone(
 
     from django.utils import timezone
 
-    from transcoding.jobs import job_claim
+    from transcoding.status.jobs import job_claim
 
     capture = django_capture_on_commit_callbacks
     video = request(ntsc_clip, capture)
@@ -185,7 +185,7 @@ def test_a_chunk_whose_worker_stopped_is_retried_alone(
 def test_a_chunk_that_fails_for_good_fails_the_video_and_stops_the_others(
     ntsc_clip, three_chunks, django_capture_on_commit_callbacks
 ):
-    from transcoding import pipeline
+    from transcoding.encoding import encode as pipeline
 
     capture = django_capture_on_commit_callbacks
     video = request(ntsc_clip, capture)

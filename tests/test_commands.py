@@ -16,9 +16,10 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from tests.media import make_clip
-from transcoding import progress, selectors, services
+from transcoding import selectors, services
 from transcoding.dispatch import recording
 from transcoding.dispatch.recording import run_recorded
+from transcoding.management import waiting as progress
 from transcoding.models import (
     JobState,
     PartStatus,

@@ -9,8 +9,9 @@ from django.urls import reverse
 
 from tests import checks
 from tests.media import ffmpeg, make_clip
-from transcoding import errors, pipeline, services
+from transcoding import errors, services
 from transcoding.dispatch.recording import outbox, run_recorded
+from transcoding.encoding import encode as pipeline
 from transcoding.models import ProcessingJob, Rendition, Video
 from transcoding.tasks import process_job
 

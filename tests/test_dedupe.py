@@ -9,9 +9,10 @@ from django.urls import reverse
 
 from tests.direct_upload import upload_file
 from tests.s3 import moto_endpoint, s3  # noqa: F401
-from transcoding import delivery, services
-from transcoding.dedupe import video_link_duplicate
+from transcoding import services
+from transcoding.ingest.dedupe import video_link_duplicate
 from transcoding.models import PartStatus, Preset, Rendition, Video, VideoStatus
+from transcoding.storage import signing as delivery
 
 pytestmark = [pytest.mark.django_db]
 

@@ -4,9 +4,9 @@ from fractions import Fraction
 
 import pytest
 
-from transcoding import ffmpeg
-from transcoding.containers import source_input
-from transcoding.ladder import SourceInfo, plan_encode
+from transcoding.media import ffmpeg
+from transcoding.media.containers import source_input
+from transcoding.media.ladder import SourceInfo, plan_encode
 from transcoding.models import preset_spec
 
 

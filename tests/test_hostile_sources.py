@@ -17,15 +17,16 @@ from tests.direct_upload import upload_file
 from tests.media import ffmpeg as run
 from tests.media import make_clip
 from tests.s3 import moto_endpoint, s3  # noqa: F401
-from transcoding import containers, ffmpeg, services
+from transcoding import services
 from transcoding.conf import ffmpeg_binary
-from transcoding.containers import source_input
 from transcoding.dispatch.recording import run_recorded
+from transcoding.encoding.ffmpeg_process import run_ffmpeg
 from transcoding.errors import EncodeError, SourceRejected
-from transcoding.ladder import SourceInfo, plan_encode
+from transcoding.media import containers, ffmpeg
+from transcoding.media.containers import source_input
+from transcoding.media.ladder import SourceInfo, plan_encode
+from transcoding.media.probe import probe_source
 from transcoding.models import PartStatus, Video, preset_spec
-from transcoding.probe import probe_source
-from transcoding.runner import run_ffmpeg
 
 NOT_ACCEPTED = "not accepted (a playlist, an image or another non-video format); upload a video file"
 NOT_A_VIDEO = "The file is not a video or is truncated: FFmpeg cannot read its container."

@@ -4,7 +4,15 @@ from fractions import Fraction
 
 import pytest
 
-from transcoding.ladder import PresetSpec, RungSpec, SourceInfo, cap_fps, even, plan_encode, plan_storyboard
+from transcoding.media.ladder import (
+    PresetSpec,
+    RungSpec,
+    SourceInfo,
+    cap_fps,
+    even,
+    plan_encode,
+    plan_storyboard,
+)
 from transcoding.models import preset_spec
 
 PRESET = preset_spec(None)  # 1080/720/480/360/240

@@ -7,8 +7,8 @@ import m3u8
 import pytest
 from mpegdash.parser import MPEGDASHParser
 
-from transcoding import manifests
-from transcoding.ladder import StoryboardPlan
+from transcoding.media import manifests
+from transcoding.media.ladder import StoryboardPlan
 
 SEGMENTS = (manifests.Segment("seg_00001.m4s", 4.0), manifests.Segment("seg_00002.m4s", 4.0),
             manifests.Segment("seg_00003.m4s", 1.5))  # fmt: skip

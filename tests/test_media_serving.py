@@ -22,8 +22,9 @@ from django.test import Client
 from django.urls import reverse
 
 from tests.s3 import moto_endpoint, s3  # noqa: F401
-from transcoding import delivery, services
+from transcoding import services
 from transcoding.models import Subtitle, Video
+from transcoding.storage import signing as delivery
 
 pytestmark = [pytest.mark.django_db]
 

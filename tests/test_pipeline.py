@@ -143,7 +143,8 @@ def test_duplicate_delivery_does_no_second_encode(clips, django_capture_on_commi
 def test_progress_and_heartbeats_while_ffmpeg_holds_its_report(tmp_path, settings):
     """ffmpeg prints no -progress until the poster and storyboard outputs start (near the end);
     progress and heartbeats must flow all the same."""
-    from transcoding import jobs, pipeline
+    from transcoding.encoding import encode as pipeline
+    from transcoding.status import jobs
 
     settings.TRANSCODING_PROGRESS_INTERVAL = 0.2
     source = make_clip(tmp_path / "ten.mp4", seconds=10, size="1280x720", audio=False)

@@ -33,10 +33,14 @@ from mpegdash.parser import MPEGDASHParser
 from tests.media import make_clip
 from tests.s3 import REGION, s3  # noqa: F401  (moto_endpoint is this module's own, below)
 from tests.test_browser import CHROMIUM, PLAYER, play_muted, shot, wait_js
-from transcoding import cleanup, delivery, manifests, playback, selectors, services
+from transcoding import selectors, services
 from transcoding.dispatch import recording
 from transcoding.dispatch.recording import run_recorded
+from transcoding.media import manifest_rewrite as playback
+from transcoding.media import manifests
 from transcoding.models import PartStatus, Preset, ProcessingJob, Rendition, Subtitle, Video
+from transcoding.storage import references as cleanup
+from transcoding.storage import signing as delivery
 
 db = pytest.mark.django_db
 
@@ -271,7 +275,7 @@ def test_mpd_constructs_not_supported_are_refused(mpd):
 
 
 def test_storyboard_vtt_sprites_are_signed_once_each_fragment_kept():
-    from transcoding.ladder import StoryboardPlan
+    from transcoding.media.ladder import StoryboardPlan
 
     plan = StoryboardPlan(interval=1.0, count=12, tile_width=160, tile_height=90, columns=2, rows=3)
     text = manifests.storyboard_vtt(plan, 12.0, ["sheet_0001.jpg", "sheet_0002.jpg"])
@@ -821,8 +825,8 @@ def test_a_growing_event_playlist_is_cached_for_a_second_only():
     the player at the end of what it saw."""
     from types import SimpleNamespace
 
-    from transcoding import manifests
-    from transcoding.playback_views import _respond
+    from transcoding.media import manifests
+    from transcoding.web.playback_views import _respond
 
     signer = SimpleNamespace(seconds=600)
     segments = (manifests.Segment("seg_00001.m4s", 4.0),)

@@ -22,13 +22,14 @@ from mpegdash.parser import MPEGDASHParser
 
 from tests.checks import stored
 from tests.media import ffmpeg, make_clip
-from transcoding import services, speech, speech_engines
-from transcoding.containers import source_input
+from transcoding import services
+from transcoding.captions import speech, speech_engines
+from transcoding.captions.speech_engines import Request, Segment, SpeechError, Transcript
 from transcoding.dispatch.recording import run_recorded
-from transcoding.ffmpeg import Progress, build_audio_extract_args
-from transcoding.jobs import JobCancelled
+from transcoding.media.containers import source_input
+from transcoding.media.ffmpeg import Progress, build_audio_extract_args
 from transcoding.models import PartStatus, ProcessingJob, Subtitle, Video, VideoStatus
-from transcoding.speech_engines import Request, Segment, SpeechError, Transcript
+from transcoding.status.jobs import JobCancelled
 
 SENTENCE = "The quick brown fox jumps over the lazy dog. Video platforms need good captions."
 SILENCE = 1.5  # seconds of silence before the speech

@@ -12,8 +12,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from mpegdash.parser import MPEGDASHParser
 
 from tests import checks
-from transcoding import manifests, services, subtitles
+from transcoding import services
+from transcoding.captions import subtitles
 from transcoding.dispatch.recording import run_recorded
+from transcoding.media import manifests
 from transcoding.models import PartStatus, Subtitle, Video
 from transcoding.selectors import video_status
 

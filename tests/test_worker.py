@@ -16,8 +16,9 @@ from django.utils import timezone
 
 from tests import checks
 from tests.media import make_clip
-from transcoding import jobs, services
+from transcoding import services
 from transcoding.models import JobState, ProcessingJob, Video
+from transcoding.status import jobs
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -47,11 +47,12 @@ from zappa.utilities import add_event_source, import_and_get_function
 from tests import checks
 from tests.s3 import moto_endpoint, storage_settings  # noqa: F401
 from tests.test_faults import flaky_storage  # noqa: F401
-from transcoding import pipeline, services
+from transcoding import services
 from transcoding.conf import chunk_seconds
 from transcoding.dispatch import get_dispatcher
 from transcoding.dispatch import zappa as backend
 from transcoding.dispatch.recording import outbox
+from transcoding.encoding import encode as pipeline
 from transcoding.models import JobState, ProcessingJob, Video
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,7 +12,7 @@ only when both are public, since the files are the other video's.
 
 from django.db.models import Q, QuerySet
 
-from .models import Video
+from transcoding.models import Video
 
 VIEW_PERMISSIONS = ("transcoding.view_video", "transcoding.change_video")
 

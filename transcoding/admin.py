@@ -14,10 +14,13 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.html import format_html
 
-from . import access, selectors, services, subtitles, upload_handlers, uploads
-from .admin_display import LiveDisplays, _bitrate, _chip, _shown
-from .conf import settings
-from .models import (
+from transcoding import access, selectors, services
+from transcoding.admin_display import LiveDisplays, _bitrate, _chip, _shown
+from transcoding.captions import subtitles
+from transcoding.conf import settings
+from transcoding.ingest import direct_uploads as uploads
+from transcoding.ingest import upload_handlers
+from transcoding.models import (
     ENCODE_PARTS,
     PartKind,
     Preset,

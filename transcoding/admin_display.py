@@ -10,8 +10,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.timezone import localtime
 
-from .delivery import VideoUrls
-from .models import PartStatus, Rendition, Video, VideoStatus
+from transcoding.models import PartStatus, Rendition, Video, VideoStatus
+from transcoding.storage.signing import VideoUrls
 
 HLS_SCRIPT = "transcoding/vendor/hls.js-1.6.19/hls.min.js"
 LABELS = {**dict(PartStatus.choices), **dict(VideoStatus.choices)}
@@ -70,7 +70,7 @@ def _parts(video: Video) -> list[tuple[str, str, int, str]]:
 
 
 def _poster_url(video: Video):
-    from .selectors import poster_url
+    from transcoding.selectors import poster_url
 
     return poster_url(video)
 

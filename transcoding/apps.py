@@ -6,4 +6,4 @@ class TranscodingConfig(AppConfig):
     verbose_name = "Video transcoding"
 
     def ready(self):
-        from . import checks  # noqa: F401  (registers the system checks)
+        from transcoding import checks  # noqa: F401  (registers the system checks)

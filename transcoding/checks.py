@@ -5,7 +5,7 @@ import subprocess
 from django.core.checks import Error, register
 from django.utils.module_loading import import_string
 
-from .conf import dispatch_path, ffmpeg_binary
+from transcoding.conf import dispatch_path, ffmpeg_binary
 
 
 @register()

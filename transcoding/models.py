@@ -16,7 +16,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.urls import reverse
 
-from .conf import s3_storage, settings
+from transcoding.conf import s3_storage, settings
 
 # BCP 47, as far as players and speech engines need: "en", "pt-BR", "spa", "zh-Hant".
 LANGUAGE_CODE = re.compile(r"\A[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*\Z")
@@ -424,7 +424,7 @@ class PendingUpload(models.Model):
 
 def preset_spec(preset: Preset | None):
     """The pure planning input for a preset (the built-in ladder when there is none)."""
-    from .ladder import PresetSpec, RungSpec
+    from transcoding.media.ladder import PresetSpec, RungSpec
 
     if preset is None:
         return PresetSpec(

@@ -3,8 +3,8 @@
 
 from django.db.models import Count, Q, QuerySet
 
-from . import access
-from .models import JobState, PartStatus, Poster, Rendition, Storyboard, Video
+from transcoding import access
+from transcoding.models import JobState, PartStatus, Poster, Rendition, Storyboard, Video
 
 videos_visible_to = access.videos_visible_to
 
@@ -33,7 +33,7 @@ def _storyboard(video: Video) -> Storyboard | None:
 
 
 def poster_url(video: Video) -> str | None:
-    from .delivery import VideoUrls
+    from transcoding.storage.signing import VideoUrls
 
     return VideoUrls(video).poster(_poster(video))
 
@@ -41,7 +41,7 @@ def poster_url(video: Video) -> str | None:
 def video_status(video: Video) -> dict:
     """URLs are root-relative or absolute: for a private video the manifests are the signed
     playback views and files are presigned (`delivery.VideoUrls`)."""
-    from .delivery import VideoUrls
+    from transcoding.storage.signing import VideoUrls
 
     urls = VideoUrls(video)
     renditions = list(video.renditions.all())
@@ -104,7 +104,7 @@ def job_counts() -> dict:
     from django.utils import timezone
 
     now = timezone.now()
-    from .models import ProcessingJob
+    from transcoding.models import ProcessingJob
 
     return ProcessingJob.objects.aggregate(
         queued=Count("pk", filter=Q(state=JobState.QUEUED)),
@@ -115,7 +115,7 @@ def job_counts() -> dict:
 
 def presets_by_name() -> dict:
     """Every preset by name, for commands that take `--preset NAME`."""
-    from .models import Preset
+    from transcoding.models import Preset
 
     return {preset.name: preset for preset in Preset.objects.all()}
 
@@ -129,7 +129,7 @@ def videos_by_ids(ids) -> tuple[list[Video], list[int]]:
 
 def videos_for_reprocess(*, ids=(), failed: bool = False, stuck: bool = False, everything: bool = False):
     """The videos `reprocess` selects: the given ids plus the failed and/or stuck ones, or all."""
-    from .services import videos_requeue_filter
+    from transcoding.services import videos_requeue_filter
 
     if everything:
         return list(Video.objects.order_by("pk"))

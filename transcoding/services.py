@@ -10,11 +10,14 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import outputs
-from .conf import settings
-from .dedupe import video_find_duplicate, video_link_duplicate, video_unlink  # noqa: F401 (the services API)
-from .dispatch import get_dispatcher
-from .models import (
+from transcoding.conf import settings
+from transcoding.dispatch import get_dispatcher
+from transcoding.ingest.dedupe import (  # noqa: F401 (the services API)
+    video_find_duplicate,
+    video_link_duplicate,
+    video_unlink,
+)
+from transcoding.models import (
     ENCODE_PARTS,
     PART_DONE,
     JobState,
@@ -29,6 +32,7 @@ from .models import (
     Video,
     VideoStatus,
 )
+from transcoding.storage import objects as outputs
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +227,7 @@ def video_delete(video: Video) -> None:
     """Delete the video with every stored output (S3: listed and deleted in batches of 1000)
     and its original. Outputs that another video plays (a duplicate linked to them by
     `video_link_duplicate`) stay until the last video using them is deleted."""
-    from . import cleanup
+    from transcoding.storage import references as cleanup
 
     video_cancel(video)
     # Not ready any more, so no new duplicate links to outputs about to go.
@@ -328,8 +332,8 @@ def jobs_recover_stuck() -> tuple[list[int], list[int], list[int]]:
     whose backoff has passed, a dispatch lost on the way) are dispatched again, unless the
     backend's queue holds them (`keeps_messages`); claiming makes a duplicate harmless.
     Returns the job ids (requeued, failed, redispatched)."""
-    from .jobs import jobs_due_unclaimed_ids, jobs_requeue_stuck_ids
-    from .pipeline import mark_failed
+    from transcoding.encoding.encode import mark_failed
+    from transcoding.status.jobs import jobs_due_unclaimed_ids, jobs_requeue_stuck_ids
 
     with transaction.atomic():
         requeued, failed = jobs_requeue_stuck_ids()
@@ -379,7 +383,7 @@ def subtitle_save(subtitle: Subtitle) -> Subtitle:
     `subtitles.parse`) is published now when the video has renditions to segment it on,
     otherwise by the encode; an edit of a published track's language, label or default
     republishes it so the manifests say the same."""
-    from . import subtitles
+    from transcoding.captions import subtitles
 
     previous = Subtitle.objects.filter(pk=subtitle.pk).first() if subtitle.pk else None
     new_file = subtitle.file and (previous is None or previous.file.name != subtitle.file.name)
@@ -407,7 +411,7 @@ def subtitle_save(subtitle: Subtitle) -> Subtitle:
 
 
 def subtitle_delete(subtitle: Subtitle) -> None:
-    from . import subtitles
+    from transcoding.captions import subtitles
 
     subtitles.unpublish_track(subtitle)
     if subtitle.file:

@@ -140,7 +140,7 @@ STORAGES = {
 STORAGE = env("STORAGE", default="local")
 if STORAGE == "s3":
     STORAGES["default"] = {
-        "BACKEND": "transcoding.storage_backends.MediaS3Storage",
+        "BACKEND": "transcoding.storage.s3.MediaS3Storage",
         "OPTIONS": {
             "bucket_name": env("AWS_STORAGE_BUCKET_NAME"),
             "region_name": env("AWS_S3_REGION_NAME", default=None),
@@ -174,9 +174,9 @@ if STORAGE == "s3":
 # stream to a temporary file, never into memory; both hash the bytes as they arrive (the
 # video's content address).
 FILE_UPLOAD_HANDLERS = [
-    "transcoding.upload_handlers.LimitedUploadHandler",
-    "transcoding.upload_handlers.HashingMemoryFileUploadHandler",
-    "transcoding.upload_handlers.HashingTemporaryFileUploadHandler",
+    "transcoding.ingest.upload_handlers.LimitedUploadHandler",
+    "transcoding.ingest.upload_handlers.HashingMemoryFileUploadHandler",
+    "transcoding.ingest.upload_handlers.HashingTemporaryFileUploadHandler",
 ]
 FILE_UPLOAD_TEMP_DIR = env("FILE_UPLOAD_TEMP_DIR", default=None)
 

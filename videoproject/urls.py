@@ -2,14 +2,14 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from transcoding import media_views
+from transcoding.web import media_views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("", include("transcoding.urls")),
+    path("", include("transcoding.web.urls")),
 ]
 
-# Local storage: Django serves the outputs itself, access-checked (transcoding/media_views.py,
+# Local storage: Django serves the outputs itself, access-checked (transcoding/web/media_views.py,
 # which answers 404 when TRANSCODING_SERVE_MEDIA is off, as it is with S3: the files then come
 # from the bucket, presigned, or a CDN).
 if settings.MEDIA_URL.startswith("/"):

@@ -4,7 +4,7 @@ Only this package imports celery or zappa."""
 
 from django.utils.module_loading import import_string
 
-from ..conf import dispatch_path
+from transcoding.conf import dispatch_path
 
 
 def get_dispatcher():

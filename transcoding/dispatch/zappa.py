@@ -25,7 +25,7 @@ from urllib.parse import unquote_plus
 from django.db import connections
 from zappa.asynchronous import task
 
-from .base import BaseDispatcher
+from transcoding.dispatch.base import BaseDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def _drop_stale_connections() -> None:
 @task
 def run_job(job_id: int) -> str:
     """Run one ProcessingJob; returns "done", "failed" or "skipped" (a duplicate delivery)."""
-    from ..tasks import process_job
+    from transcoding.tasks import process_job
 
     _drop_stale_connections()
     try:
@@ -70,7 +70,7 @@ class ZappaDispatcher(BaseDispatcher):
 
 def requeue_stuck(event=None, context=None) -> dict:
     """The watchdog, run every minute by the stage's `events` schedule."""
-    from ..services import jobs_recover_stuck
+    from transcoding.services import jobs_recover_stuck
 
     _drop_stale_connections()
     requeued, failed, redispatched = jobs_recover_stuck()
@@ -100,7 +100,7 @@ def _storage_name(bucket: str, key: str) -> str | None:
 def ingest_s3_object(event, context=None) -> list[int]:
     """S3 ObjectCreated notifications (prefix `incoming/`): each new object becomes a video
     (the object stays where it is and is the original) and is queued. Returns the new ids."""
-    from ..services import video_create_from_stored, video_request_processing
+    from transcoding.services import video_create_from_stored, video_request_processing
 
     _drop_stale_connections()
     created = []

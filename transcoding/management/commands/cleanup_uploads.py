@@ -6,7 +6,7 @@ from datetime import UTC, timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from transcoding import uploads
+from transcoding.ingest import direct_uploads as uploads
 
 
 class Command(BaseCommand):

@@ -4,7 +4,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from transcoding import progress, selectors, services
+from transcoding import selectors, services
+from transcoding.management import waiting as progress
 
 
 class Command(BaseCommand):

@@ -11,7 +11,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.template.defaultfilters import filesizeformat
 
-from transcoding import cleanup
+from transcoding.storage import references as cleanup
 
 
 class Command(BaseCommand):

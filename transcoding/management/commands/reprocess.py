@@ -3,7 +3,8 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from transcoding import progress, selectors, services
+from transcoding import selectors, services
+from transcoding.management import waiting as progress
 from transcoding.models import JobState, PartKind
 
 

@@ -2,7 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from transcoding import progress, selectors
+from transcoding import selectors
+from transcoding.management import waiting as progress
 from transcoding.models import Video
 
 COLUMNS = ("ID", "STATUS", "PROGRESS", "PLAYABLE", "DURATION", "RESOLUTION", "TITLE", "ERROR")

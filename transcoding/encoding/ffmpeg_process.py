@@ -1,0 +1,212 @@
+"""Run ffmpeg: the one place that starts it (never through a shell), follows its progress,
+holds it to its limits, and measures what it cost. Used by the encode (pipeline.py) and the
+speech step.
+
+A killed worker takes its ffmpeg with it (PR_SET_PDEATHSIG); CPU and peak memory come from
+wait4's rusage of the process itself, exact even with other work in flight.
+
+Limits (`TRANSCODING_FFMPEG_TIMEOUT_SECONDS`, `TRANSCODING_FFMPEG_MAX_MEMORY_MB`): a process
+that runs longer, or whose resident memory grows past the limit (read from /proc twice a
+second while it runs), is killed and the job fails at once with the reason, never retried: the
+same input would do the same again. (An address-space rlimit was tried and left out: x264's
+threads reserve several times what they use, and ffmpeg dies of it with a segfault or a
+misleading error instead of a clear one.)
+"""
+
+import ctypes
+import os
+import queue
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from transcoding.conf import settings
+from transcoding.errors import EncodeError, LimitExceeded
+from transcoding.media import ffmpeg
+
+__all__ = ["EncodeError", "FfmpegLimits", "FfmpegRun", "run_encodes", "run_ffmpeg"]
+
+MIB = 1024 * 1024
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+@dataclass(frozen=True)
+class FfmpegLimits:
+    seconds: float
+    memory_bytes: int
+
+    @classmethod
+    def from_settings(cls) -> "FfmpegLimits":
+        return cls(float(settings.FFMPEG_TIMEOUT_SECONDS), int(settings.FFMPEG_MAX_MEMORY_MB) * MIB)
+
+
+def _die_with_parent():  # pragma: no cover - runs in the child between fork and exec
+    """Linux: SIGKILL ffmpeg when the worker dies, so a killed worker leaves no orphan."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def resident_bytes(pid: int) -> int:
+    """The process's resident memory now (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm") as handle:
+            return int(handle.read().split()[1]) * PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _over_limit(proc, limits: FfmpegLimits, started: float) -> str | None:
+    """Why the running process must be stopped, or None."""
+    if time.monotonic() - started > limits.seconds:
+        return (
+            f"ffmpeg ran longer than the {limits.seconds:g} s limit (TRANSCODING_FFMPEG_TIMEOUT_SECONDS) "
+            "and was stopped."
+        )
+    if limits.memory_bytes and resident_bytes(proc.pid) > limits.memory_bytes:
+        return (
+            f"ffmpeg used more than the {limits.memory_bytes // MIB} MiB memory limit "
+            "(TRANSCODING_FFMPEG_MAX_MEMORY_MB) and was stopped."
+        )
+    return None
+
+
+def _pump(stream, lines: queue.Queue) -> None:
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
+
+
+class FfmpegRun(NamedTuple):
+    stderr: str
+    cpu_seconds: float
+    peak_rss_bytes: int
+
+
+def run_ffmpeg(
+    args: list[str],
+    on_progress: Callable[[ffmpeg.Progress | None], None],
+    tick: float = 1.0,
+    limits: FfmpegLimits | None = None,
+) -> FfmpegRun:
+    """Run ffmpeg, feeding its -progress blocks to `on_progress`, and calling it with None at
+    least every `tick` seconds even when ffmpeg prints nothing: ffmpeg holds its first report
+    back until every output has started, and the poster and storyboard outputs start late, so
+    heartbeats must not depend on it. Returns ffmpeg's stderr, CPU seconds and peak memory.
+    `on_progress` may raise to stop the encode; a process over `limits` is stopped with
+    LimitExceeded."""
+    limits = limits or FfmpegLimits.from_settings()
+    started = time.monotonic()
+    with (
+        tempfile.TemporaryFile() as stderr,
+        subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            preexec_fn=_die_with_parent if os.name == "posix" else None,
+        ) as proc,
+    ):
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
+        block: list[str] = []
+        checked = started
+        try:
+            while True:
+                now = time.monotonic()
+                if now - checked >= 0.5:
+                    checked = now
+                    reason = _over_limit(proc, limits, started)
+                    if reason:
+                        raise LimitExceeded(reason)
+                try:
+                    line = lines.get(timeout=tick)
+                except queue.Empty:
+                    on_progress(None)
+                    continue
+                if line is None:
+                    break
+                block.append(line)
+                if line.startswith("progress="):
+                    on_progress(ffmpeg.parse_progress("".join(block)))
+                    block = []
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        proc.stdout.close()
+        # wait4 reaps ffmpeg and gives its own rusage, exact even with other work in flight.
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        stderr.seek(0)
+        err = stderr.read().decode("utf-8", "replace")
+    cpu = usage.ru_utime + usage.ru_stime
+    if ffmpeg.frame_too_large(err):
+        raise LimitExceeded("A frame of the video is larger than the size limit (its size changes midway).")
+    if proc.returncode != 0:
+        killed = proc.returncode < 0
+        reason = f"ffmpeg was killed by signal {-proc.returncode}." if killed else ffmpeg.parse_error(err)
+        raise EncodeError(reason, transient=killed or "No space left" in err)
+    return FfmpegRun(err, cpu, usage.ru_maxrss * 1024)  # Linux reports kilobytes
+
+
+class _Stopped(Exception):
+    """Stops a process beside the main one when the main one failed."""
+
+
+class SideRun:
+    """An ffmpeg process in a thread beside the main one: the whole video's audio next to
+    chunk 0's video. Stopped when the main one fails; its error is raised at the end."""
+
+    def __init__(self, args: list[str] | None):
+        self.args, self.result, self.error = args, FfmpegRun("", 0.0, 0), None
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="ffmpeg-beside", daemon=True)
+
+    def _check(self, _progress) -> None:
+        if self.stopping.is_set():
+            raise _Stopped()
+
+    def _run(self) -> None:
+        try:
+            self.result = run_ffmpeg(self.args, self._check, tick=0.5)
+        except BaseException as exc:
+            self.error = exc
+
+    def __enter__(self):
+        if self.args:
+            self.thread.start()
+        return self
+
+    def wait(self, on_tick: Callable[[None], None]) -> None:
+        while self.args and self.thread.is_alive():
+            self.thread.join(timeout=min(1.0, settings.PROGRESS_INTERVAL))
+            on_tick(None)
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.stopping.set()
+        if self.args:
+            self.thread.join()
+        if exc_type is None and self.error is not None:
+            raise self.error
+
+
+def run_encodes(main_args, side_args, writer) -> FfmpegRun:
+    """The chunk's ffmpeg, and the audio's beside it when it has one: CPU added, peak the larger."""
+    with SideRun(side_args) as side:
+        if main_args:
+            main = run_ffmpeg(main_args, writer, tick=min(1.0, settings.PROGRESS_INTERVAL))
+        else:
+            main = FfmpegRun("", 0.0, 0)
+        side.wait(writer)
+    stderr = "\n".join(s for s in (main.stderr.strip(), side.result.stderr.strip()) if s)
+    cpu = main.cpu_seconds + side.result.cpu_seconds
+    return FfmpegRun(stderr, cpu, max(main.peak_rss_bytes, side.result.peak_rss_bytes))

@@ -1,0 +1,60 @@
+"""A video's stored files: keys under its prefix, writes and deletes through Django's storage
+API, so local disk and S3 behave the same."""
+
+from pathlib import Path
+
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+from transcoding.conf import settings
+from transcoding.media.containers import SourceInput, source_input
+
+
+def video_prefix(video_id: int) -> str:
+    return f"{settings.OUTPUT_PREFIX}/{video_id}"
+
+
+def store_file(local_path: Path, key: str) -> int:
+    """Store one finished file; returns its size. Overwrites (storages are configured so)."""
+    with open(local_path, "rb") as handle:
+        default_storage.save(key, File(handle))
+    return local_path.stat().st_size
+
+
+def store_text(key: str, text: str) -> int:
+    data = text.encode("utf-8")
+    default_storage.save(key, ContentFile(data))
+    return len(data)
+
+
+def url(key: str) -> str | None:
+    return default_storage.url(key) if key else None
+
+
+def list_keys(prefix: str) -> list[str]:
+    """Every key under a prefix, recursively."""
+    try:
+        directories, files = default_storage.listdir(prefix)
+    except FileNotFoundError:
+        return []
+    keys = [f"{prefix}/{name}" for name in files]
+    for directory in directories:
+        keys += list_keys(f"{prefix}/{directory}")
+    return keys
+
+
+def local_path(name: str) -> str | None:
+    """A filesystem path for a stored name, where the storage has one."""
+    try:
+        return default_storage.path(name)
+    except NotImplementedError:
+        return None
+
+
+def source_location(name: str, container: str = "") -> SourceInput:
+    """Where and how ffmpeg and PyAV read a source: a local path, or a presigned URL they can
+    range-read, with the one protocol that needs (`containers`); `container`, the probe's
+    finding, forces the demuxer."""
+    max_pixels = int(settings.MAX_WIDTH) * int(settings.MAX_HEIGHT)
+    return source_input(local_path(name) or default_storage.url(name), container, max_pixels)
