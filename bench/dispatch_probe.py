@@ -59,7 +59,7 @@ def client(samples: int, log: Path) -> dict:
     import django
 
     django.setup()
-    from transcoding.dispatch import get_dispatcher
+    from transcoding.jobs.dispatch import get_dispatcher
 
     dispatcher = get_dispatcher()
     started = float(os.environ["BENCH_WORKER_STARTED"])

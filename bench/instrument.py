@@ -4,7 +4,7 @@ unchanged; nothing in transcoding/ is edited. A call made inside another timed c
 the outer one only, so the categories add up; the ffmpeg timer runs alongside them (the live
 publishing and heartbeats happen while ffmpeg runs, in the same thread that reads its progress).
 
-Per delivered job (`transcoding.tasks.process_job`): wall, the worker's own CPU, the database
+Per delivered job (`transcoding.jobs.tasks.process_job`): wall, the worker's own CPU, the database
 queries it made (Django's execute_wrapper on this thread's connection) and the timers.
 """
 
@@ -116,7 +116,7 @@ class Timers:
             original = getattr(holder, name)
             patched.append((holder, name, original))
             setattr(holder, name, self._wrap(category, original, outer=category != "ffmpeg"))
-        tasks = importlib.import_module("transcoding.tasks")
+        tasks = importlib.import_module("transcoding.jobs.tasks")
         patched.append((tasks, "process_job", tasks.process_job))
         tasks.process_job = self._process_job(tasks.process_job)
         try:

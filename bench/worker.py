@@ -101,7 +101,7 @@ def main(source: str, announce: bool = False) -> dict:
     import django
 
     django.setup()
-    from transcoding.dispatch.recording import run_recorded
+    from transcoding.jobs.dispatch.recording import run_recorded
     from transcoding.models import VideoStatus
     from transcoding.services import video_create, video_request_processing
     from transcoding.storage import objects as outputs

@@ -20,7 +20,7 @@ def _isolated_media(settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.TRANSCODING_DISPATCH = "recording"
     settings.TRANSCODING_RUN_DIR = str(tmp_path / "run")
-    from transcoding.dispatch import recording
+    from transcoding.jobs.dispatch import recording
 
     recording.outbox.clear()
     yield

@@ -10,8 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from transcoding import services
-from transcoding.dispatch import recording
-from transcoding.dispatch.recording import run_recorded
+from transcoding.jobs.dispatch import recording
+from transcoding.jobs.dispatch.recording import run_recorded
 from transcoding.models import (
     JobState,
     PartStatus,

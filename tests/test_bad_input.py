@@ -5,7 +5,7 @@ from django.core.files.storage import default_storage
 
 from tests.media import ffmpeg, make_clip
 from transcoding import services
-from transcoding.dispatch.recording import run_recorded
+from transcoding.jobs.dispatch.recording import run_recorded
 from transcoding.models import PartStatus, Rendition, Video
 from transcoding.selectors import video_status
 

@@ -13,7 +13,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from transcoding import services
-from transcoding.dispatch.recording import run_recorded
+from transcoding.jobs.dispatch.recording import run_recorded
 from transcoding.models import Subtitle, Video
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -238,8 +238,8 @@ def test_long_video_plays_from_the_start_while_later_chunks_encode(
     """First playable in seconds: after chunk 0 of three the page plays from 0 (not the live
     edge of the EVENT playlists), and keeps playing across the join once the rest lands."""
     from tests.media import make_clip
-    from transcoding.dispatch.recording import outbox
-    from transcoding.tasks import process_job
+    from transcoding.jobs.dispatch.recording import outbox
+    from transcoding.jobs.tasks import process_job
 
     settings.TRANSCODING_CHUNK_SECONDS = 4
     settings.TRANSCODING_CHUNK_THRESHOLD_SECONDS = 6

@@ -76,7 +76,7 @@ def queued_job(clips):
 @pytest.fixture
 def sent(monkeypatch):
     """Messages the task would send, as (args, options), instead of sending them."""
-    from transcoding.dispatch.celery import process_job
+    from transcoding.jobs.dispatch.celery import process_job
 
     messages = []
     monkeypatch.setattr(process_job, "apply_async", lambda args, **options: messages.append((args, options)))
@@ -86,8 +86,8 @@ def sent(monkeypatch):
 
 @pytest.mark.django_db
 def test_the_dispatcher_sends_the_job_id_first_chunks_to_their_own_queue(settings, sent, queued_job):
-    from transcoding.dispatch import get_dispatcher
-    from transcoding.dispatch.celery import FIRST_QUEUE, CeleryDispatcher
+    from transcoding.jobs.dispatch import get_dispatcher
+    from transcoding.jobs.dispatch.celery import FIRST_QUEUE, CeleryDispatcher
 
     settings.TRANSCODING_DISPATCH = "celery"
     from transcoding.models import ProcessingJob
@@ -106,8 +106,8 @@ def test_the_dispatcher_sends_the_job_id_first_chunks_to_their_own_queue(setting
 
 @pytest.mark.django_db
 def test_a_retry_is_sent_again_at_the_jobs_next_attempt(queued_job, monkeypatch, sent):
-    from transcoding import tasks
-    from transcoding.dispatch.celery import process_job
+    from transcoding.jobs import tasks
+    from transcoding.jobs.dispatch.celery import process_job
     from transcoding.models import ProcessingJob
     from transcoding.status import jobs
 
@@ -124,7 +124,7 @@ def test_a_retry_is_sent_again_at_the_jobs_next_attempt(queued_job, monkeypatch,
 @pytest.mark.django_db
 @pytest.mark.parametrize("redelivered, follow_up", [(True, True), (False, False)])
 def test_a_redelivery_refused_by_a_live_lease_tries_again_after_it(queued_job, sent, redelivered, follow_up):
-    from transcoding.dispatch.celery import LEASE_MARGIN_SECONDS, process_job
+    from transcoding.jobs.dispatch.celery import LEASE_MARGIN_SECONDS, process_job
     from transcoding.status import jobs
 
     claimed = jobs.job_claim(queued_job.pk, "a worker that died")
@@ -139,7 +139,7 @@ def test_a_redelivery_refused_by_a_live_lease_tries_again_after_it(queued_job, s
 
 @pytest.mark.django_db
 def test_a_finished_job_delivered_again_is_skipped_without_follow_up(queued_job, sent):
-    from transcoding.dispatch.celery import process_job
+    from transcoding.jobs.dispatch.celery import process_job
     from transcoding.models import JobState, ProcessingJob
 
     ProcessingJob.objects.filter(pk=queued_job.pk).update(state=JobState.DONE)
@@ -155,8 +155,8 @@ def test_a_finished_job_delivered_again_is_skipped_without_follow_up(queued_job,
 def test_the_watchdog_task_re_dispatches_expired_leases(queued_job, django_capture_on_commit_callbacks):
     from django.utils import timezone
 
-    from transcoding.dispatch import recording
-    from transcoding.dispatch.celery import requeue_stuck
+    from transcoding.jobs.dispatch import recording
+    from transcoding.jobs.dispatch.celery import requeue_stuck
     from transcoding.models import JobState, ProcessingJob
 
     ProcessingJob.objects.filter(pk=queued_job.pk).update(
@@ -442,7 +442,7 @@ def test_the_same_job_delivered_twice_is_encoded_once(scenario, tmp_path):
         sent = shell(
             env,
             "import json; from transcoding import services; "
-            "from transcoding.dispatch.celery import process_job; "
+            "from transcoding.jobs.dispatch.celery import process_job; "
             f"video = services.video_create(source={str(clip)!r}); "
             "job = services.video_request_processing(video); "
             "results = [process_job.delay(job.pk), process_job.delay(job.pk)]; "
@@ -555,7 +555,7 @@ def test_the_watchdog_does_not_resend_jobs_waiting_in_the_broker(
     from django.utils import timezone
 
     from transcoding import services
-    from transcoding.dispatch import recording
+    from transcoding.jobs.dispatch import recording
     from transcoding.models import ProcessingJob
 
     ProcessingJob.objects.filter(pk=queued_job.pk).update(created_at=timezone.now() - timedelta(hours=2))

@@ -9,9 +9,9 @@ import pytest
 from tests import checks
 from tests.media import make_clip
 from transcoding import services
-from transcoding.dispatch.recording import outbox, run_recorded
+from transcoding.jobs.dispatch.recording import outbox, run_recorded
+from transcoding.jobs.tasks import process_job
 from transcoding.models import JobState, PartStatus, ProcessingJob, Rendition, Video
-from transcoding.tasks import process_job
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 

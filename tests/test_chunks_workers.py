@@ -34,9 +34,9 @@ from tests.test_celery import (
 from tests.test_chunks import FRAME, timestamps
 from tests.test_worker import worker_env
 from transcoding import services
-from transcoding.dispatch.recording import outbox
+from transcoding.jobs.dispatch.recording import outbox
+from transcoding.jobs.tasks import process_job
 from transcoding.models import JobState, ProcessingJob, Rendition, Video
-from transcoding.tasks import process_job
 
 LADDER = ["720p", "480p", "360p", "240p"]
 SMALL_LADDER = ["360p", "240p"]

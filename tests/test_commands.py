@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from tests.media import make_clip
 from transcoding import selectors, services
-from transcoding.dispatch import recording
-from transcoding.dispatch.recording import run_recorded
+from transcoding.jobs.dispatch import recording
+from transcoding.jobs.dispatch.recording import run_recorded
 from transcoding.management import waiting as progress
 from transcoding.models import (
     JobState,

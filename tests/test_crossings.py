@@ -10,10 +10,10 @@ from django.urls import reverse
 from tests import checks
 from tests.media import ffmpeg, make_clip
 from transcoding import errors, services
-from transcoding.dispatch.recording import outbox, run_recorded
 from transcoding.encoding import encode as pipeline
+from transcoding.jobs.dispatch.recording import outbox, run_recorded
+from transcoding.jobs.tasks import process_job
 from transcoding.models import ProcessingJob, Rendition, Video
-from transcoding.tasks import process_job
 
 pytestmark = [pytest.mark.django_db]
 

@@ -12,10 +12,10 @@ from django.db import OperationalError, connection
 from tests import checks
 from tests.test_worker import start_worker, wait_for, worker_env
 from transcoding import services
-from transcoding.dispatch.recording import run_recorded
 from transcoding.encoding import encode as pipeline
+from transcoding.jobs.dispatch.recording import run_recorded
+from transcoding.jobs.tasks import process_job
 from transcoding.models import JobState, ProcessingJob, Video
-from transcoding.tasks import process_job
 
 pytestmark = pytest.mark.slow
 

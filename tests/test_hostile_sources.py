@@ -19,9 +19,9 @@ from tests.media import make_clip
 from tests.s3 import moto_endpoint, s3  # noqa: F401
 from transcoding import services
 from transcoding.conf import ffmpeg_binary
-from transcoding.dispatch.recording import run_recorded
 from transcoding.encoding.ffmpeg_process import run_ffmpeg
 from transcoding.errors import EncodeError, SourceRejected
+from transcoding.jobs.dispatch.recording import run_recorded
 from transcoding.media import containers, ffmpeg
 from transcoding.media.containers import source_input
 from transcoding.media.ladder import SourceInfo, plan_encode

@@ -6,7 +6,7 @@ import pytest
 from tests import checks
 from tests.media import make_clip
 from transcoding import services
-from transcoding.dispatch.recording import outbox, run_recorded
+from transcoding.jobs.dispatch.recording import outbox, run_recorded
 from transcoding.models import PartStatus, Rendition, Video
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]

@@ -34,8 +34,8 @@ from tests.media import make_clip
 from tests.s3 import REGION, s3  # noqa: F401  (moto_endpoint is this module's own, below)
 from tests.test_browser import CHROMIUM, PLAYER, play_muted, shot, wait_js
 from transcoding import selectors, services
-from transcoding.dispatch import recording
-from transcoding.dispatch.recording import run_recorded
+from transcoding.jobs.dispatch import recording
+from transcoding.jobs.dispatch.recording import run_recorded
 from transcoding.media import manifest_rewrite as playback
 from transcoding.media import manifests
 from transcoding.models import PartStatus, Preset, ProcessingJob, Rendition, Subtitle, Video

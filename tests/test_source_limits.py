@@ -9,7 +9,7 @@ import pytest
 
 from tests.media import ffmpeg, make_clip
 from transcoding import services
-from transcoding.dispatch.recording import run_recorded
+from transcoding.jobs.dispatch.recording import run_recorded
 from transcoding.media.ladder import SourceInfo
 from transcoding.media.probe import SourceLimits, Timestamps, validate_source, validate_timestamps
 from transcoding.models import ProcessingJob, Video

@@ -25,7 +25,7 @@ from tests.media import ffmpeg, make_clip
 from transcoding import services
 from transcoding.captions import speech, speech_engines
 from transcoding.captions.speech_engines import Request, Segment, SpeechError, Transcript
-from transcoding.dispatch.recording import run_recorded
+from transcoding.jobs.dispatch.recording import run_recorded
 from transcoding.media.containers import source_input
 from transcoding.media.ffmpeg import Progress, build_audio_extract_args
 from transcoding.models import PartStatus, ProcessingJob, Subtitle, Video, VideoStatus

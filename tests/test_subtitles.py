@@ -14,7 +14,7 @@ from mpegdash.parser import MPEGDASHParser
 from tests import checks
 from transcoding import services
 from transcoding.captions import subtitles
-from transcoding.dispatch.recording import run_recorded
+from transcoding.jobs.dispatch.recording import run_recorded
 from transcoding.media import manifests
 from transcoding.models import PartStatus, Subtitle, Video
 from transcoding.selectors import video_status

@@ -22,7 +22,7 @@ from tests.direct_upload import call, keys, put_parts, start
 from tests.media import make_clip
 from tests.s3 import moto_endpoint, s3  # noqa: F401
 from tests.test_browser import CHROMIUM, shot, wait_js
-from transcoding.dispatch import recording
+from transcoding.jobs.dispatch import recording
 from transcoding.models import PendingUpload, ProcessingJob, Video, VideoStatus
 
 MIB = 1024 * 1024

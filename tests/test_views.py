@@ -3,7 +3,7 @@
 import pytest
 
 from transcoding import services
-from transcoding.dispatch.recording import run_recorded
+from transcoding.jobs.dispatch.recording import run_recorded
 
 pytestmark = pytest.mark.django_db
 

@@ -49,10 +49,10 @@ from tests.s3 import moto_endpoint, storage_settings  # noqa: F401
 from tests.test_faults import flaky_storage  # noqa: F401
 from transcoding import services
 from transcoding.conf import chunk_seconds
-from transcoding.dispatch import get_dispatcher
-from transcoding.dispatch import zappa as backend
-from transcoding.dispatch.recording import outbox
 from transcoding.encoding import encode as pipeline
+from transcoding.jobs.dispatch import get_dispatcher
+from transcoding.jobs.dispatch import zappa as backend
+from transcoding.jobs.dispatch.recording import outbox
 from transcoding.models import JobState, ProcessingJob, Video
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +63,7 @@ MiB = 1024**2
 LAMBDA_UNZIPPED_LIMIT = 250 * MiB
 # ...and for a zip uploaded directly (Zappa uploads through S3, but the handler stays far below).
 LAMBDA_ZIPPED_LIMIT = 50 * MiB
-RUN_JOB = "transcoding.dispatch.zappa.run_job"
+RUN_JOB = "transcoding.jobs.dispatch.zappa.run_job"
 
 
 def zappa_cli(stage: str) -> ZappaCLI:
@@ -288,7 +288,7 @@ def test_an_exception_in_the_task_propagates_out_of_the_handler(
     def database_gone(job_id):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr("transcoding.tasks.process_job", database_gone)
+    monkeypatch.setattr("transcoding.jobs.tasks.process_job", database_gone)
     with pytest.raises(OperationalError):
         lambda_runtime.deliver(lambda_api[0]["payload"])
 
@@ -302,7 +302,9 @@ def test_outside_lambda_zappa_runs_the_task_inline(settings, monkeypatch, clips)
     monkeypatch.setattr(zappa.asynchronous, "LAMBDA_CLIENT", None, raising=False)  # never used
     ran = []
     outcomes = iter(["done", "retry"])
-    monkeypatch.setattr("transcoding.tasks.process_job", lambda job_id: ran.append(job_id) or next(outcomes))
+    monkeypatch.setattr(
+        "transcoding.jobs.tasks.process_job", lambda job_id: ran.append(job_id) or next(outcomes)
+    )
     assert isinstance(get_dispatcher(), backend.ZappaDispatcher)
     get_dispatcher().enqueue(7)
     get_dispatcher().enqueue(8)  # "retry": logged, not raised into the commit hook
@@ -326,7 +328,7 @@ def test_watchdog_schedule_requeues_a_stuck_job_and_invokes_it_again(
         worker="timed-out",
         lease_expires_at=timezone.now() - timedelta(seconds=1),
     )
-    event = lambda_runtime.scheduled_event("transcoding.dispatch.zappa.requeue_stuck")
+    event = lambda_runtime.scheduled_event("transcoding.jobs.dispatch.zappa.requeue_stuck")
     with django_capture_on_commit_callbacks(execute=True):
         result = lambda_runtime.deliver(event)
     assert result["requeued"] == [stuck.pk] and result["failed"] == []
@@ -428,7 +430,7 @@ def test_stage_settings(stage):
     assert env["AWS_STORAGE_BUCKET_NAME"] == f"videoproject-media-{stage}"
     assert env["DATABASE_URL"].startswith("postgres://")
     schedules = {e["function"]: e["expression"] for e in config["events"] if "expression" in e}
-    assert schedules == {"transcoding.dispatch.zappa.requeue_stuck": "rate(1 minute)"}
+    assert schedules == {"transcoding.jobs.dispatch.zappa.requeue_stuck": "rate(1 minute)"}
     [s3_event] = [e for e in config["events"] if "event_source" in e]
     assert s3_event["event_source"]["arn"] == f"arn:aws:s3:::{env['AWS_STORAGE_BUCKET_NAME']}"
     for event in config["events"]:
@@ -437,7 +439,7 @@ def test_stage_settings(stage):
     rule = Zappa(load_credentials=False, aws_region=REGION).get_scheduled_event_name(
         config["events"][0], config["events"][0]["function"], cli.lambda_name
     )
-    assert rule.split("-")[-1] == "transcoding.dispatch.zappa.requeue_stuck"
+    assert rule.split("-")[-1] == "transcoding.jobs.dispatch.zappa.requeue_stuck"
 
 
 def test_s3_event_source_is_configured_with_the_prefix_filter():
@@ -567,7 +569,7 @@ def test_zappa_package_builds_a_slim_handler_within_lambda_limits(runtime_venv, 
         names = set(archive.namelist())
         generated = archive.read("zappa_settings.py").decode()
     assert {"handler.py", "django_zappa_app.py", "zappa/asynchronous.py"} <= names
-    assert "transcoding/tasks.py" not in names
+    assert "transcoding/jobs/tasks.py" not in names
     assert "SLIM_HANDLER=True" in generated and "DJANGO_SETTINGS='videoproject.settings'" in generated
     assert (
         "ARCHIVE_PATH='s3://videoproject-zappa-deployments-dev/dev_videoproject_current_project.tar.gz'"
@@ -584,7 +586,7 @@ def test_zappa_package_builds_a_slim_handler_within_lambda_limits(runtime_venv, 
                 top = member.name.split("/")[0]
                 sizes[top] = sizes.get(top, 0) + member.size
     unpacked = sum(sizes.values())
-    assert {"manage.py", "videoproject/settings.py", "transcoding/dispatch/zappa.py"} <= files
+    assert {"manage.py", "videoproject/settings.py", "transcoding/jobs/dispatch/zappa.py"} <= files
     assert any(re.fullmatch(r"imageio_ffmpeg/binaries/ffmpeg-linux-x86_64.*", f) for f in files)
     assert {"av/__init__.py", "django/__init__.py", "storages/backends/s3.py"} <= files
     assert not {n for n in files if n.split("/")[0] in ("media", "run", "tests", "test-artifacts", "bench")}

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from django.conf import settings as django_settings
 
 DISPATCH_ALIASES = {
-    "local": "transcoding.dispatch.local.LocalDispatcher",
-    "celery": "transcoding.dispatch.celery.CeleryDispatcher",
-    "zappa": "transcoding.dispatch.zappa.ZappaDispatcher",
-    "recording": "transcoding.dispatch.recording.RecordingDispatcher",
+    "local": "transcoding.jobs.dispatch.local.LocalDispatcher",
+    "celery": "transcoding.jobs.dispatch.celery.CeleryDispatcher",
+    "zappa": "transcoding.jobs.dispatch.zappa.ZappaDispatcher",
+    "recording": "transcoding.jobs.dispatch.recording.RecordingDispatcher",
 }
 
 GIB = 1024**3

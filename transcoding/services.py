@@ -11,12 +11,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from transcoding.conf import settings
-from transcoding.dispatch import get_dispatcher
 from transcoding.ingest.dedupe import (  # noqa: F401 (the services API)
     video_find_duplicate,
     video_link_duplicate,
     video_unlink,
 )
+from transcoding.jobs.dispatch import get_dispatcher
 from transcoding.models import (
     ENCODE_PARTS,
     PART_DONE,

@@ -1,7 +1,7 @@
 """The Celery app: `celery -A videoproject worker` (and `beat` for the watchdog).
 
 Configured from Django's settings, the `CELERY_*` names (see settings.py). The tasks live in
-transcoding/dispatch/celery.py, the only other module that imports celery.
+transcoding/jobs/dispatch/celery.py, the only other module that imports celery.
 """
 
 import os

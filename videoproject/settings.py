@@ -204,7 +204,7 @@ LOGGING = {
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
 # Results are not needed (job state lives in the database); set one to inspect task outcomes.
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=None)
-CELERY_IMPORTS = ["transcoding.dispatch.celery"]
+CELERY_IMPORTS = ["transcoding.jobs.dispatch.celery"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

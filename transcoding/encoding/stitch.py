@@ -82,7 +82,7 @@ def chunk_parts(parts: tuple[str, ...], plan: Plan, spans, index: int) -> tuple[
 def fan_out(root: ProcessingJob, spans, plan: Plan, parts: tuple[str, ...]) -> list[int]:
     """Create the jobs of chunks 1..n (once: a retried root finds them) and dispatch the new
     ones, in time order, after commit. Returns their ids."""
-    from transcoding.dispatch import get_dispatcher
+    from transcoding.jobs.dispatch import get_dispatcher
 
     created = []
     with transaction.atomic():

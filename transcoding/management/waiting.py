@@ -34,7 +34,7 @@ def status_json(video: Video) -> str:
 def run_inline_dispatch() -> None:
     """Run recorded jobs here when the backend only records them (tests)."""
     if dispatch_path() == DISPATCH_ALIASES["recording"]:
-        from transcoding.dispatch.recording import run_recorded
+        from transcoding.jobs.dispatch.recording import run_recorded
 
         run_recorded()
 
@@ -44,7 +44,7 @@ def _kick_local_worker(ids: list[int]) -> None:
     while; make sure one runs while these videos still have claimable work."""
     if dispatch_path() != DISPATCH_ALIASES["local"]:
         return
-    from transcoding.dispatch import get_dispatcher
+    from transcoding.jobs.dispatch import get_dispatcher
     from transcoding.models import ProcessingJob
     from transcoding.status.jobs import claimable_q
 

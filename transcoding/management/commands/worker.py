@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand
 
 from transcoding.conf import settings
-from transcoding.dispatch.local import run_worker
+from transcoding.jobs.dispatch.local import run_worker
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 """Records job ids instead of delivering them; tests run them when and how they like."""
 
-from transcoding.dispatch.base import BaseDispatcher
+from transcoding.jobs.dispatch.base import BaseDispatcher
 
 outbox: list[int] = []
 
@@ -12,7 +12,7 @@ class RecordingDispatcher(BaseDispatcher):
 
 def run_recorded() -> list[str]:
     """Deliver everything recorded so far, in order, as a worker would."""
-    from transcoding.tasks import process_job
+    from transcoding.jobs.tasks import process_job
 
     results = []
     while outbox:

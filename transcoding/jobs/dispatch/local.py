@@ -20,7 +20,7 @@ from django.conf import settings as django_settings
 from django.db import close_old_connections, connection
 
 from transcoding.conf import settings
-from transcoding.dispatch.base import BaseDispatcher
+from transcoding.jobs.dispatch.base import BaseDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,8 @@ class LocalDispatcher(BaseDispatcher):
 
 
 def _work_loop(stop: threading.Event, idle_exit: float | None, poll: float) -> None:
+    from transcoding.jobs.tasks import process_job
     from transcoding.status.jobs import jobs_claimable_ids
-    from transcoding.tasks import process_job
 
     idle_since = time.monotonic()
     while not stop.is_set():

@@ -1,6 +1,6 @@
 class BaseDispatcher:
     """The whole contract: deliver a job id to something that will call
-    `transcoding.tasks.process_job(job_id)`, at least once. Called after the transaction
+    `transcoding.jobs.tasks.process_job(job_id)`, at least once. Called after the transaction
     that created the job has committed."""
 
     # True when a queue holds every undelivered message until a worker acknowledges it (a

@@ -4,7 +4,7 @@ function (the same function that serves the site). See docs/deploy-zappa.md.
 - `ZappaDispatcher.enqueue(job_id)` calls `run_job(job_id)`, a `zappa.asynchronous.task`. On
   Lambda (AWS_LAMBDA_FUNCTION_NAME is set) that sends an asynchronous Invoke of this function
   with `{"command": "zappa.asynchronous.route_lambda_task", "task_path":
-  "transcoding.dispatch.zappa.run_job", "args": [job_id], ...}`; Zappa's handler routes it back
+  "transcoding.jobs.dispatch.zappa.run_job", "args": [job_id], ...}`; Zappa's handler routes it back
   to `run_job`. Anywhere else Zappa runs the task inline, in the calling process: useful in
   tests, not a way to run a site (use the `local` backend on one machine).
 - A job that failed transiently ("retry") raises `RetryLater` out of the invocation, so Lambda's
@@ -25,7 +25,7 @@ from urllib.parse import unquote_plus
 from django.db import connections
 from zappa.asynchronous import task
 
-from transcoding.dispatch.base import BaseDispatcher
+from transcoding.jobs.dispatch.base import BaseDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def _drop_stale_connections() -> None:
 @task
 def run_job(job_id: int) -> str:
     """Run one ProcessingJob; returns "done", "failed" or "skipped" (a duplicate delivery)."""
-    from transcoding.tasks import process_job
+    from transcoding.jobs.tasks import process_job
 
     _drop_stale_connections()
     try:

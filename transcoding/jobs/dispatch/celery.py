@@ -15,7 +15,7 @@ from celery import shared_task
 from django.db import DatabaseError
 from django.utils import timezone
 
-from transcoding.dispatch.base import BaseDispatcher
+from transcoding.jobs.dispatch.base import BaseDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ LEASE_MARGIN_SECONDS = 1.0
 )
 def process_job(self, job_id: int) -> str:
     """Run one ProcessingJob; returns "done", "retry", "failed" or "skipped"."""
-    from transcoding import tasks
+    from transcoding.jobs import tasks
 
     outcome = tasks.process_job(job_id)
     if outcome == "retry":
