@@ -1,7 +1,7 @@
 """B1, the ladder: our whole pipeline against the usual way and against the bare ladder command.
 
 Ways, run interleaved round by round (the order rotates each round) so they share conditions:
-- ours: services.video_create, then video_request_processing and the recorded job delivered as
+- ours: video_create, then video_request_processing and the recorded job delivered as
   a worker does (probe, plan, one ffmpeg for every part, segments stored while it runs, publish),
   timed from the request to `ready`; CPU is the job's ffmpeg CPU plus the worker's own.
 - usual, sequential: one ffmpeg per rung, one for the audio, a storyboard pass and a poster

@@ -1,6 +1,6 @@
 """B5, what a worker needs against video length: our pipeline on the same generated source at
 several lengths, each run in a fresh worker process. Reads the job's ffmpeg peak RSS
-(wait4 ru_maxrss) and peak temporary disk (the SegmentUploader's high-water mark of the work
+(its VmHWM, sampled from /proc) and peak temporary disk (the SegmentUploader's high-water mark of the work
 directory), and the worker process's own peak RSS (RUSAGE_SELF ru_maxrss, before the request and
 at the end). Target: flat in length. Runs B1 made on a clip of the same length are reused.
 """
@@ -120,7 +120,7 @@ def _chart(rows: list[dict], path) -> None:
         return [Summary.of(x[key] for x in r["runs"]).median / MIB for r in rows]
 
     mem, disk = axes[0]
-    mem.plot(lengths, medians("ffmpeg_peak_rss"), "o-", label="ffmpeg peak RSS (job, wait4)")
+    mem.plot(lengths, medians("ffmpeg_peak_rss"), "o-", label="ffmpeg peak RSS (job, VmHWM)")
     mem.plot(lengths, medians("ffmpeg_vmhwm"), "x:", label="ffmpeg peak RSS (sampled VmHWM)")
     mem.plot(lengths, medians("python_peak_rss"), "s-", label="worker (Python) peak RSS")
     mem.plot(lengths, medians("python_growth"), "^-", label="worker RSS growth during the job")

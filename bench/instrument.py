@@ -18,16 +18,19 @@ from contextlib import contextmanager
 # category -> functions, as (module, attribute) or (module, class, attribute)
 TIMED = {
     "claim": [("transcoding.status.jobs", "job_claim")],
-    "probe + plan": [("transcoding.encoding.encode", "_source_info")],
-    "fan-out": [("transcoding.encoding.stitch", "fan_out")],
+    "probe + plan": [
+        ("transcoding.encoding.encode", "probe_and_record"),
+        ("transcoding.encoding.encode", "probe_as_recorded"),
+    ],
+    "fan-out": [("transcoding.encoding.fanout", "fan_out")],
     "heartbeat": [("transcoding.status.jobs", "job_heartbeat")],
     "live publish": [
-        ("transcoding.encoding.stitch", "LivePublisher", "tick"),
-        ("transcoding.encoding.stitch", "publish_live"),
+        ("transcoding.encoding.live", "LivePublisher", "tick"),
+        ("transcoding.encoding.live", "publish_live"),
     ],
     "progress": [
-        ("transcoding.encoding.stitch", "record_progress"),
-        ("transcoding.encoding.encode", "_update_parts"),
+        ("transcoding.encoding.fanout", "record_progress"),
+        ("transcoding.status.parts", "parts_progress"),
     ],
     "store results": [
         ("transcoding.encoding.publish", "publish_audio"),
@@ -36,17 +39,18 @@ TIMED = {
     ],
     "finish chunk + fan-in": [
         ("transcoding.encoding.stitch", "finish_chunk"),
-        ("transcoding.encoding.stitch", "is_frontier"),
+        ("transcoding.encoding.live", "is_frontier"),
         ("transcoding.encoding.stitch", "fan_in"),
     ],
     "finish job": [
         ("transcoding.status.jobs", "job_finish"),
-        ("transcoding.services", "video_refresh_status"),
+        ("transcoding.status.videos", "video_refresh_status"),
     ],
 }
 # The encode as the job's thread waits for it: every ffmpeg of the job, from the first start to
-# the last exit (`runner.run_encodes` runs chunk 0's audio beside its video).
-FFMPEG = ("transcoding.encoding.ffmpeg_process", "run_encodes")
+# the last exit (`media.ffmpeg_process.run_encodes` runs chunk 0's audio beside its video), as
+# the chunk session calls it.
+FFMPEG = ("transcoding.encoding.session", "run_encodes")
 
 
 class Timers:

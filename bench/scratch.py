@@ -100,11 +100,11 @@ def plan_for(source: Path):
     """Probe and plan a source exactly as the pipeline does (default preset from the database,
     segment length from the settings). Returns (SourceInfo, Plan)."""
     from transcoding.conf import settings
+    from transcoding.ingest.create import default_preset
     from transcoding.media.containers import source_input
     from transcoding.media.ladder import plan_encode
     from transcoding.media.probe import probe_source
     from transcoding.models import preset_spec
-    from transcoding.services import default_preset
 
     info = probe_source(source_input(str(source.resolve())), size=source.stat().st_size)
     plan = plan_encode(info, preset_spec(default_preset()), segment_seconds=settings.SEGMENT_SECONDS)

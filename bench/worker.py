@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.instrument import Timers  # noqa: E402
+from transcoding.media.ffmpeg_process import peak_resident_bytes  # noqa: E402
 
 
 def _cpu(usage) -> float:
@@ -32,14 +33,7 @@ def vm_hwm(pid: int | str = "self") -> int:
     """Peak RSS of a process's current image, in bytes (0 if it is gone). Unlike ru_maxrss,
     it starts afresh at exec: ru_maxrss of a child carries the RSS of the process that forked
     it, so a small ffmpeg started by a big worker would report the worker's size."""
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return peak_resident_bytes(pid)
 
 
 class ChildPeak(threading.Thread):
@@ -101,9 +95,10 @@ def main(source: str, announce: bool = False) -> dict:
     import django
 
     django.setup()
+    from transcoding.ingest.create import video_create
     from transcoding.jobs.dispatch.recording import run_recorded
     from transcoding.models import VideoStatus
-    from transcoding.services import video_create, video_request_processing
+    from transcoding.services import video_request_processing
     from transcoding.storage import objects as outputs
 
     video = video_create(source=Path(source), title="bench")
@@ -146,9 +141,9 @@ def main(source: str, announce: bool = False) -> dict:
         # CPU of every child reaped meanwhile (ffmpeg): a cross-check of the jobs' number.
         "children_cpu": children_cpu,
         "python_cpu": _cpu(self_after) - _cpu(self_before),
-        # As the job records it (wait4 ru_maxrss: the worker's own RSS is its floor) ...
+        # As the job records it (ffmpeg's VmHWM, sampled twice a second by the runner) ...
         "ffmpeg_peak_rss": max(j["peak_rss"] for j in jobs),
-        # ... and sampled from /proc (ffmpeg's own image only; may miss a last-moment peak).
+        # ... and sampled here five times a second (a cross-check; both may miss a last-moment peak).
         "ffmpeg_vmhwm": ffmpeg_hwm,
         "peak_temp": max(j["peak_temp"] or 0 for j in jobs),
         "python_rss_before": rss_before,

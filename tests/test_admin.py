@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from transcoding import services
+from transcoding.ingest.create import default_preset, video_create
 from transcoding.jobs.dispatch import recording
 from transcoding.jobs.dispatch.recording import run_recorded
 from transcoding.models import (
@@ -218,7 +219,7 @@ def test_a_file_name_is_the_title_when_none_is_given(admin_client, clips, django
     assert response.status_code == 302
     video = Video.objects.get()
     assert video.title == "silent"
-    assert video.preset == services.default_preset()
+    assert video.preset == default_preset()
     assert len(recording.outbox) == 1
 
 
@@ -226,7 +227,7 @@ def test_a_new_source_replaces_the_original_and_requeues(
     admin_client, clips, settings, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        video = services.video_create(source=clips["silent"], title="Replace me")
+        video = video_create(source=clips["silent"], title="Replace me")
         first_job = services.video_request_processing(video)
     Video.objects.filter(pk=video.pk).update(source_sha256="f" * 64, width=640, height=360)
     old_original = Path(settings.MEDIA_ROOT, video.source.name)
@@ -338,7 +339,7 @@ def test_cancel_processing_cancels_jobs_and_fails_the_video(admin_client, django
 @pytest.fixture
 def stored_video(clips, settings):
     """A video with its original and some outputs on disk."""
-    video = services.video_create(source=clips["silent"], title="Stored")
+    video = video_create(source=clips["silent"], title="Stored")
     outputs.store_text(f"{outputs.video_prefix(video.pk)}/master.m3u8", "#EXTM3U\n")
     outputs.store_text(f"{outputs.video_prefix(video.pk)}/240p/media.m3u8", "#EXTM3U\n")
     original = Path(settings.MEDIA_ROOT, video.source.name)

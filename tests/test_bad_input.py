@@ -5,6 +5,8 @@ from django.core.files.storage import default_storage
 
 from tests.media import ffmpeg, make_clip
 from transcoding import services
+from transcoding.errors import InvalidRequest
+from transcoding.ingest.create import video_create
 from transcoding.jobs.dispatch.recording import run_recorded
 from transcoding.models import PartStatus, Rendition, Video
 from transcoding.selectors import video_status
@@ -77,9 +79,9 @@ def test_bad_input_fails_with_reason_and_keeps_original(
     make, reason, tmp_path, clips, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        bad = services.video_create(source=make(tmp_path))
+        bad = video_create(source=make(tmp_path))
         services.video_request_processing(bad)
-        good = services.video_create(source=clips["silent"])
+        good = video_create(source=clips["silent"])
         services.video_request_processing(good)
 
     # The bad one is first in the queue; the good one is processed after it all the same.
@@ -101,5 +103,5 @@ def test_bad_input_fails_with_reason_and_keeps_original(
 
 
 def test_missing_source_file_is_a_clear_error(tmp_path):
-    with pytest.raises(services.InvalidRequest, match="No such file"):
-        services.video_create(source=tmp_path / "nope.mp4")
+    with pytest.raises(InvalidRequest, match="No such file"):
+        video_create(source=tmp_path / "nope.mp4")

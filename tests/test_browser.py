@@ -13,6 +13,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from transcoding import services
+from transcoding.ingest.create import video_create
 from transcoding.jobs.dispatch.recording import run_recorded
 from transcoding.models import Subtitle, Video
 
@@ -104,7 +105,7 @@ SRT_FR = "1\n00:00:00,000 --> 00:00:05,000\nBonjour de la mire\n".encode("cp1252
 
 @pytest.fixture
 def ready_video(transactional_db, clips):
-    video = services.video_create(source=clips["720p"], title="Test pattern", published=True)
+    video = video_create(source=clips["720p"], title="Test pattern", published=True)
     services.video_request_processing(video)
     assert run_recorded() == ["done"]
     for language, label, data in (("en", "English", SRT_EN), ("fr", "Français", SRT_FR)):
@@ -185,7 +186,7 @@ def test_dash_manifest_plays(live_server, page, ready_video):
 
 
 def test_processing_video_shows_progress_then_plays(live_server, page, transactional_db, clips):
-    video = services.video_create(source=clips["720p"], title="Still processing", published=True)
+    video = video_create(source=clips["720p"], title="Still processing", published=True)
     services.video_request_processing(video)  # recorded, not run yet
     page.goto(f"{live_server.url}/videos/{video.pk}/")
     note = page.locator("[data-processing]")
@@ -245,7 +246,7 @@ def test_long_video_plays_from_the_start_while_later_chunks_encode(
     settings.TRANSCODING_CHUNK_THRESHOLD_SECONDS = 6
     source = make_clip(Path(settings.MEDIA_ROOT).parent / "long.mp4", seconds=12, size="640x360")
     with django_capture_on_commit_callbacks(execute=True):
-        video = services.video_create(source=source, title="Long video", published=True)
+        video = video_create(source=source, title="Long video", published=True)
         services.video_request_processing(video)
         assert process_job(outbox.pop(0)) == "done"  # chunk 0 only; chunks 1 and 2 wait
     assert Video.objects.get(pk=video.pk).playable

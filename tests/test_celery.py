@@ -29,6 +29,8 @@ import m3u8
 import pytest
 
 from tests.media import make_clip
+from transcoding.ingest.create import video_create
+from transcoding.jobs.watchdog import jobs_recover_stuck
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_HOST, REDIS_PORT, REDIS_DB = "127.0.0.1", 6379, 15
@@ -69,7 +71,7 @@ real_services = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
 def queued_job(clips):
     from transcoding import services
 
-    video = services.video_create(source=clips["silent"])
+    video = video_create(source=clips["silent"])
     return services.video_request_processing(video)  # recorded, not sent
 
 
@@ -442,8 +444,9 @@ def test_the_same_job_delivered_twice_is_encoded_once(scenario, tmp_path):
         sent = shell(
             env,
             "import json; from transcoding import services; "
+            "from transcoding.ingest.create import video_create; "
             "from transcoding.jobs.dispatch.celery import process_job; "
-            f"video = services.video_create(source={str(clip)!r}); "
+            f"video = video_create(source={str(clip)!r}); "
             "job = services.video_request_processing(video); "
             "results = [process_job.delay(job.pk), process_job.delay(job.pk)]; "
             "outcomes = [r.get(timeout=90) for r in results]; [r.forget() for r in results]; "
@@ -554,17 +557,16 @@ def test_the_watchdog_does_not_resend_jobs_waiting_in_the_broker(
     without such a queue, like Lambda's async invocations, gets them sent again.)"""
     from django.utils import timezone
 
-    from transcoding import services
     from transcoding.jobs.dispatch import recording
     from transcoding.models import ProcessingJob
 
     ProcessingJob.objects.filter(pk=queued_job.pk).update(created_at=timezone.now() - timedelta(hours=2))
     settings.TRANSCODING_DISPATCH = "celery"
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.jobs_recover_stuck() == ([], [], [])
+        assert jobs_recover_stuck() == ([], [], [])
     assert sent == []
     settings.TRANSCODING_DISPATCH = "recording"
     recording.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.jobs_recover_stuck() == ([], [], [queued_job.pk])
+        assert jobs_recover_stuck() == ([], [], [queued_job.pk])
     assert recording.outbox == [queued_job.pk]

@@ -4,6 +4,7 @@ from fractions import Fraction
 
 import pytest
 
+from transcoding.encoding.results import ChunkResult
 from transcoding.media import ffmpeg
 from transcoding.media.chunking import ChunkSpan, chunk_containing, plan_chunks
 from transcoding.media.containers import source_input
@@ -136,9 +137,9 @@ def test_one_chunk_is_the_plain_command():
     assert "sheet_%04d.jpg" in " ".join(args)
 
 
-def _result(first: int, count: int, init: str = "same") -> dict:
+def _result(first: int, count: int, init: str = "same") -> ChunkResult:
     names = [f"seg_{n:05d}.m4s" for n in range(first, first + count)]
-    return {"inits": {"720p": init}, "segments": {"720p": [[name, 4.0, 1000] for name in names]}}
+    return ChunkResult(inits={"720p": init}, segments={"720p": [[name, 4.0, 1000] for name in names]})
 
 
 @pytest.mark.parametrize(
@@ -147,11 +148,12 @@ def _result(first: int, count: int, init: str = "same") -> dict:
         ([_result(1, 2), _result(3, 2)], None),
         ([_result(1, 2), _result(3, 2, init="other")], "different init segments"),
         ([_result(1, 2), _result(4, 2)], "gap in the segment numbers"),
-        ([_result(1, 2), {"inits": {}, "segments": {}}], "different init segments"),
+        ([_result(1, 2), ChunkResult()], "different init segments"),
     ],
 )
 def test_chunks_join_only_with_one_init_segment_and_no_gap(results, error):
-    from transcoding.encoding.stitch import StitchError, _check_joins
+    from transcoding.encoding.stitch import _check_joins
+    from transcoding.errors import StitchError
 
     if error is None:
         assert [s[0] for s in _check_joins("720p", results)][-1] == "seg_00004.m4s"

@@ -9,9 +9,14 @@ import pytest
 from tests import checks
 from tests.media import make_clip
 from transcoding import services
+from transcoding.ingest.create import video_create
 from transcoding.jobs.dispatch.recording import outbox, run_recorded
 from transcoding.jobs.tasks import process_job
+from transcoding.jobs.watchdog import jobs_recover_stuck
 from transcoding.models import JobState, PartStatus, ProcessingJob, Rendition, Video
+from transcoding.status import jobs
+from transcoding.status import parts as part_status
+from transcoding.status.videos import video_refresh_status
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -35,7 +40,7 @@ def three_chunks(settings):
 def request(path, capture, force: bool = False) -> Video:
     """Upload and queue; `force` encodes even when the same bytes were encoded already."""
     with capture(execute=True):
-        video = services.video_create(source=path)
+        video = video_create(source=path)
         services.video_request_processing(video, force=force)
     return video
 
@@ -135,7 +140,7 @@ def test_playable_after_the_first_chunk_with_playlists_growing_in_order(
     event = m3u8.load(str(top))
     assert event.playlist_type == "event" and not event.is_endlist
     assert [s.uri for s in event.segments] == ["seg_00001.m4s", "seg_00002.m4s"]
-    status = services.video_refresh_status(video)
+    status = video_refresh_status(video)
     assert status.playable
 
     # Chunk 2 finishing first does not extend the playlists past the gap at chunk 1.
@@ -173,7 +178,7 @@ def test_a_chunk_whose_worker_stopped_is_retried_alone(
     assert run_next(capture) == "done"  # chunk 2
     ProcessingJob.objects.filter(pk=first.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     with capture(execute=True):
-        requeued, failed, _ = services.jobs_recover_stuck()
+        requeued, failed, _ = jobs_recover_stuck()
     assert requeued == [first.pk] and failed == []
     assert run_recorded() == ["done"]
     attempts = dict(ProcessingJob.objects.filter(video=video).values_list("chunk", "attempt"))
@@ -185,14 +190,12 @@ def test_a_chunk_whose_worker_stopped_is_retried_alone(
 def test_a_chunk_that_fails_for_good_fails_the_video_and_stops_the_others(
     ntsc_clip, three_chunks, django_capture_on_commit_callbacks
 ):
-    from transcoding.encoding import encode as pipeline
-
     capture = django_capture_on_commit_callbacks
     video = request(ntsc_clip, capture)
     assert run_next(capture) == "done"
     doomed = ProcessingJob.objects.get(video=video, chunk=1)
     doomed.refresh_from_db()
-    pipeline.mark_failed(doomed, "The file is truncated or damaged.")
+    jobs.job_failed_for_good(doomed, "The file is truncated or damaged.")
     other = ProcessingJob.objects.get(video=video, chunk=2)
     assert other.state == JobState.CANCELLED
     video = Video.objects.get(pk=video.pk)
@@ -211,28 +214,28 @@ def test_two_chunks_finishing_together_leave_the_video_ready(clips, monkeypatch)
     from django.db import connection
     from django.utils import timezone
 
-    video = services.video_create(source=clips["silent"])
+    video = video_create(source=clips["silent"])
     first = ProcessingJob.objects.create(video=video, state=JobState.DONE, chunk=0)
     last = ProcessingJob.objects.create(video=video, parent=first, chunk=1, state=JobState.RUNNING)
     Rendition.objects.create(video=video, name="360p", status=PartStatus.READY, finished_at=timezone.now())
     Video.objects.filter(pk=video.pk).update(status="processing", hls_path="videos/1/master.m3u8")
 
     read, release = threading.Event(), threading.Event()
-    original = services._all_parts
+    original = part_status.all_parts
 
-    def slow_first_read(v):
+    def slow_first_read(video_id):
         if threading.current_thread().name == "first":
             read.set()  # it has seen `last` running; the last chunk finishes meanwhile
             release.wait(10)
-        return original(v)
+        return original(video_id)
 
-    monkeypatch.setattr(services, "_all_parts", slow_first_read)
+    monkeypatch.setattr(part_status, "all_parts", slow_first_read)
 
     def refresh(finish=None):
         try:
             if finish is not None:  # what the last chunk's worker does: finish its job, refresh
                 ProcessingJob.objects.filter(pk=finish).update(state=JobState.DONE)
-            services.video_refresh_status(video)
+            video_refresh_status(video)
         finally:
             connection.close()
 

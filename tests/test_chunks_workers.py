@@ -34,8 +34,10 @@ from tests.test_celery import (
 from tests.test_chunks import FRAME, timestamps
 from tests.test_worker import worker_env
 from transcoding import services
+from transcoding.ingest.create import video_create
 from transcoding.jobs.dispatch.recording import outbox
 from transcoding.jobs.tasks import process_job
+from transcoding.jobs.watchdog import jobs_recover_stuck
 from transcoding.models import JobState, ProcessingJob, Rendition, Video
 
 LADDER = ["720p", "480p", "360p", "240p"]
@@ -109,8 +111,9 @@ def encode_unchunked(env: dict, clip) -> int:
     env = {**env, "TRANSCODING_DISPATCH": "recording", "TRANSCODING_CHUNK_THRESHOLD_SECONDS": "1000"}
     done = shell(
         env,
-        "import json; from transcoding import services, tasks; "
-        f"video = services.video_create(source={str(clip)!r}); "
+        "import json; from transcoding import services; from transcoding.jobs import tasks; "
+        "from transcoding.ingest.create import video_create; "
+        f"video = video_create(source={str(clip)!r}); "
         "job = services.video_request_processing(video, force=True); "
         "print(json.dumps({'video': video.pk, 'outcome': tasks.process_job(job.pk)}))",
         timeout=240,
@@ -201,7 +204,7 @@ def test_a_chunk_whose_worker_is_killed_is_retried_alone(hd_clip, settings, tmp_
     requeues that chunk, and the video finishes without redoing the chunks that were done."""
     settings.TRANSCODING_CHUNK_SECONDS = 8
     settings.TRANSCODING_CHUNK_THRESHOLD_SECONDS = 12
-    video = services.video_create(source=hd_clip)
+    video = video_create(source=hd_clip)
     root = services.video_request_processing(video)  # recording backend: nothing runs yet
     assert process_job(outbox.pop(0)) == "done"  # the root, here: plans, fans out, encodes chunk 0
     chunks = list(ProcessingJob.objects.filter(parent=root).order_by("chunk"))
@@ -223,7 +226,7 @@ def test_a_chunk_whose_worker_is_killed_is_retried_alone(hd_clip, settings, tmp_
     assert Video.objects.get(pk=video.pk).status == "processing"
 
     wait_for(lambda: ProcessingJob.objects.get(pk=killed.pk).lease_expires_at < timezone.now(), 10, "lease")
-    requeued, failed, _ = services.jobs_recover_stuck()
+    requeued, failed, _ = jobs_recover_stuck()
     assert (requeued, failed) == ([killed.pk], [])  # that chunk only; the other one never started
     outbox.clear()
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from tests.media import make_clip
 from transcoding import selectors, services
+from transcoding.ingest.create import video_create
 from transcoding.jobs.dispatch import recording
 from transcoding.jobs.dispatch.recording import run_recorded
 from transcoding.management import waiting as progress
@@ -194,7 +195,7 @@ def test_ingest_preset_by_name(tiny):
 
 @transactional
 def test_reprocess_only_storyboard_leaves_renditions_untouched(tiny):
-    video = services.video_create(source=tiny)
+    video = video_create(source=tiny)
     services.video_request_processing(video)
     assert run_recorded() == ["done"]
     renditions_before = list(Rendition.objects.filter(video=video).order_by("pk").values())
@@ -227,7 +228,7 @@ def test_reprocess_subtitles_queues_a_subtitles_job_per_video(
     tmp_path, settings, django_capture_on_commit_callbacks
 ):
     silent = make_clip(tmp_path / "silent.mp4", seconds=2, size="320x180", audio=False)
-    first, second = services.video_create(source=silent), services.video_create(source=silent)
+    first, second = video_create(source=silent), video_create(source=silent)
     settings.TRANSCODING_SPEECH_ENGINE = "no.such.Engine"  # never reached: there is no audio
     with django_capture_on_commit_callbacks(execute=True):
         result = run("reprocess", first.pk, second.pk, "--only", "subtitles")

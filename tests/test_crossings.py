@@ -10,7 +10,8 @@ from django.urls import reverse
 from tests import checks
 from tests.media import ffmpeg, make_clip
 from transcoding import errors, services
-from transcoding.encoding import encode as pipeline
+from transcoding.encoding import encode
+from transcoding.ingest.create import video_create
 from transcoding.jobs.dispatch.recording import outbox, run_recorded
 from transcoding.jobs.tasks import process_job
 from transcoding.models import ProcessingJob, Rendition, Video
@@ -20,7 +21,7 @@ pytestmark = [pytest.mark.django_db]
 
 def request(path, capture) -> Video:
     with capture(execute=True):
-        video = services.video_create(source=path)
+        video = video_create(source=path)
         services.video_request_processing(video)
     return video
 
@@ -93,7 +94,7 @@ def test_a_program_error_fails_at_once_and_is_not_retried(
     def broken_plan(*args, **kwargs):
         return {}["rungs"]
 
-    monkeypatch.setattr(pipeline, "plan_encode", broken_plan)
+    monkeypatch.setattr(encode, "plan_encode", broken_plan)
     video = request(clips["silent"], django_capture_on_commit_callbacks)
 
     assert run_recorded() == ["failed"]

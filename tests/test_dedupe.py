@@ -10,9 +10,10 @@ from django.urls import reverse
 from tests.direct_upload import upload_file
 from tests.s3 import moto_endpoint, s3  # noqa: F401
 from transcoding import services
+from transcoding.ingest.create import default_preset
 from transcoding.ingest.dedupe import video_link_duplicate
 from transcoding.models import PartStatus, Preset, Rendition, Video, VideoStatus
-from transcoding.storage import signing as delivery
+from transcoding.storage import signing
 
 pytestmark = [pytest.mark.django_db]
 
@@ -21,7 +22,7 @@ def ready_video(title: str, sha256: str, size: int, **fields) -> Video:
     """A ready video with outputs under its prefix (the rows dedupe copies)."""
     video = Video.objects.create(
         title=title, source=f"originals/{title}/source", source_sha256=sha256, source_size=size,
-        status=VideoStatus.READY, playable=True, preset=services.default_preset(),
+        status=VideoStatus.READY, playable=True, preset=default_preset(),
         hls_path=f"videos/{title}/master.m3u8", output_prefix=f"videos/{title}", **fields,
     )  # fmt: skip
     Rendition.objects.create(
@@ -117,6 +118,6 @@ def test_reprocessing_a_linked_video_forgets_the_other_videos_files(
     assert not second.renditions.filter(playlist_path__startswith=f"videos/{first.title}/").exists()
     status = Client().get(reverse("transcoding:api-video", args=[second.pk])).json()
     assert status["hls_url"] is None and status["dash_url"] is None
-    signer = delivery.video_signer(second)
-    with pytest.raises(delivery.KeyOutsideVideo):
+    signer = signing.video_signer(second)
+    with pytest.raises(signing.KeyOutsideVideo):
         signer(f"videos/{first.pk}/360p/index.m3u8")

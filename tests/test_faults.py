@@ -12,7 +12,8 @@ from django.db import OperationalError, connection
 from tests import checks
 from tests.test_worker import start_worker, wait_for, worker_env
 from transcoding import services
-from transcoding.encoding import encode as pipeline
+from transcoding.encoding import encode
+from transcoding.ingest.create import video_create
 from transcoding.jobs.dispatch.recording import run_recorded
 from transcoding.jobs.tasks import process_job
 from transcoding.models import JobState, ProcessingJob, Video
@@ -50,7 +51,7 @@ def test_storage_error_once_is_retried_and_finished_parts_are_not_redone(
     flaky_storage, clips, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        video = services.video_create(source=clips["720p"])
+        video = video_create(source=clips["720p"])
         job = services.video_request_processing(video)
     assert run_recorded() == ["retry"]
     job.refresh_from_db()
@@ -76,7 +77,7 @@ def test_lost_database_connection_is_transient(
     clips, monkeypatch, settings, django_capture_on_commit_callbacks
 ):
     settings.TRANSCODING_RETRY_BASE_SECONDS = 0
-    original = pipeline.probe_and_record
+    original = encode.probe_and_record
     calls = []
 
     def drop_once(video):
@@ -85,9 +86,9 @@ def test_lost_database_connection_is_transient(
             raise OperationalError("server closed the connection unexpectedly")
         return original(video)
 
-    monkeypatch.setattr(pipeline, "probe_and_record", drop_once)
+    monkeypatch.setattr(encode, "probe_and_record", drop_once)
     with django_capture_on_commit_callbacks(execute=True):
-        video = services.video_create(source=clips["silent"])
+        video = video_create(source=clips["silent"])
         job = services.video_request_processing(video)
     assert run_recorded() == ["retry"]
     assert process_job(job.pk) == "done"
@@ -98,7 +99,7 @@ def test_lost_database_connection_is_transient(
 def test_database_locked_for_a_moment_under_a_real_worker(tmp_path, clips):
     """Another process holds SQLite's write lock for 3 s while the worker is writing progress:
     the worker waits (WAL, busy timeout) instead of failing with "database is locked"."""
-    video = services.video_create(source=clips["720p"])
+    video = video_create(source=clips["720p"])
     job = services.video_request_processing(video)
     env = worker_env(tmp_path, lease=30)
     with open(tmp_path / "worker.log", "wb") as log:

@@ -6,7 +6,7 @@ import hashlib
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from transcoding import services
+from transcoding.ingest.create import video_create
 from transcoding.models import Video
 
 pytestmark = pytest.mark.django_db
@@ -17,7 +17,7 @@ def sha256(path):
 
 
 def test_ingest_hashes_while_storing(clips):
-    video = services.video_create(source=clips["720p"])
+    video = video_create(source=clips["720p"])
     assert video.source_sha256 == sha256(clips["720p"])
     assert video.jobs.count() == 0  # known before any worker ran
 

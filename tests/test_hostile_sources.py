@@ -19,11 +19,12 @@ from tests.media import make_clip
 from tests.s3 import moto_endpoint, s3  # noqa: F401
 from transcoding import services
 from transcoding.conf import ffmpeg_binary
-from transcoding.encoding.ffmpeg_process import run_ffmpeg
 from transcoding.errors import EncodeError, SourceRejected
+from transcoding.ingest.create import video_create, video_create_from_stored
 from transcoding.jobs.dispatch.recording import run_recorded
 from transcoding.media import containers, ffmpeg
 from transcoding.media.containers import source_input
+from transcoding.media.ffmpeg_process import run_ffmpeg
 from transcoding.media.ladder import SourceInfo, plan_encode
 from transcoding.media.probe import probe_source
 from transcoding.models import PartStatus, Video, preset_spec
@@ -101,7 +102,7 @@ def test_a_playlist_in_the_bucket_fails_in_the_worker_and_fetches_nothing(
         ContentType="application/vnd.apple.mpegurl",
     )
     with django_capture_on_commit_callbacks(execute=True):
-        video = services.video_create_from_stored("incoming/holiday.mp4")
+        video = video_create_from_stored("incoming/holiday.mp4")
         services.video_request_processing(video)
 
     assert run_recorded() == ["failed"]
@@ -121,7 +122,7 @@ def test_a_playlist_naming_a_file_elsewhere_on_the_disk_is_refused(
     holiday = tmp_path / "holiday.m3u8"
     holiday.write_bytes(playlist([f"file://{secret}"]))
     with django_capture_on_commit_callbacks(execute=True):
-        video = services.video_create(source=holiday)
+        video = video_create(source=holiday)
         services.video_request_processing(video)
 
     assert run_recorded() == ["failed"]

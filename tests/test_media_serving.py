@@ -22,9 +22,9 @@ from django.test import Client
 from django.urls import reverse
 
 from tests.s3 import moto_endpoint, s3  # noqa: F401
-from transcoding import services
+from transcoding.ingest.create import video_create, video_create_from_stored
 from transcoding.models import Subtitle, Video
-from transcoding.storage import signing as delivery
+from transcoding.storage import signing
 
 pytestmark = [pytest.mark.django_db]
 
@@ -33,7 +33,7 @@ PAGE = b"<!doctype html><title>x</title><script>fetch('/admin/auth/user/add/')</
 
 def video_with_outputs(clips, **fields) -> Video:
     """A video whose outputs are stored (the files' bytes do not matter here)."""
-    video = services.video_create(source=clips["silent"], title="v")
+    video = video_create(source=clips["silent"], title="v")
     Video.objects.filter(pk=video.pk).update(**fields)
     for name in ("master.m3u8", "360p/seg_00001.m4s", "poster.jpg"):
         default_storage.save(f"videos/{video.pk}/{name}", ContentFile(b"#EXTM3U\n"))
@@ -53,7 +53,7 @@ def get(client: Client, key: str, query: str = ""):
 
 
 def signed_query(key: str, seconds: int = 60) -> str:
-    return "?" + delivery.local_signed_url(default_storage, key, seconds).split("?", 1)[1]
+    return "?" + signing.local_signed_url(default_storage, key, seconds).split("?", 1)[1]
 
 
 def test_unpublished_outputs_reach_only_who_may_see_them(clips):
@@ -71,7 +71,7 @@ def test_unpublished_outputs_reach_only_who_may_see_them(clips):
     expired = int(time.time()) - 1
     assert (
         get(
-            Client(), key, f"?expires={expired}&signature={delivery.local_signature(key, expired)}"
+            Client(), key, f"?expires={expired}&signature={signing.local_signature(key, expired)}"
         ).status_code
         == 404
     )
@@ -147,7 +147,7 @@ def test_an_uploaded_page_is_a_download_never_a_page(admin_client, django_captur
 
 
 def test_a_subtitle_file_named_html_is_stored_under_the_servers_name(clips, admin_client):
-    video = services.video_create(source=clips["silent"], title="v")
+    video = video_create(source=clips["silent"], title="v")
     track = Subtitle(video=video, language="en", label="English")
     track.file.save(
         "evil.html", ContentFile(b"1\n00:00:01,000 --> 00:00:02,000\n<script>alert(1)</script>Hi\n")
@@ -177,8 +177,8 @@ def test_s3_objects_carry_the_servers_content_type_never_the_clients(s3):
 def test_s3_original_download_overrides_what_the_object_says(s3, clips):
     """An original dropped into the bucket by another route (incoming/) with its own type."""
     s3.client.put_object(Bucket=s3.name, Key="incoming/page.html", Body=PAGE, ContentType="text/html")
-    video = services.video_create_from_stored("incoming/page.html")
-    response = requests.get(delivery.original_url(video), timeout=10)
+    video = video_create_from_stored("incoming/page.html")
+    response = requests.get(signing.original_url(video), timeout=10)
     assert response.status_code == 200 and response.content == PAGE
     assert response.headers["Content-Type"] == "application/octet-stream"
     assert response.headers["Content-Disposition"] == 'attachment; filename="page.html"'

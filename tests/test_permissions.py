@@ -7,6 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from transcoding import services
+from transcoding.ingest.create import video_create
 from transcoding.models import Video
 
 pytestmark = [pytest.mark.django_db]
@@ -22,7 +23,7 @@ def login(*permissions: str) -> Client:
 
 @pytest.fixture
 def unpublished(clips):
-    video = services.video_create(source=clips["silent"], title="Confidential")
+    video = video_create(source=clips["silent"], title="Confidential")
     Video.objects.filter(pk=video.pk).update(published=False)
     return video
 

@@ -6,6 +6,7 @@ import pytest
 from tests import checks
 from tests.media import make_clip
 from transcoding import services
+from transcoding.ingest.create import video_create
 from transcoding.jobs.dispatch.recording import outbox, run_recorded
 from transcoding.models import PartStatus, Rendition, Video
 
@@ -13,7 +14,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 
 def process(path, **kw) -> Video:
-    video = services.video_create(source=path, **kw)
+    video = video_create(source=path, **kw)
     services.video_request_processing(video)
     return video
 
@@ -143,19 +144,19 @@ def test_duplicate_delivery_does_no_second_encode(clips, django_capture_on_commi
 def test_progress_and_heartbeats_while_ffmpeg_holds_its_report(tmp_path, settings):
     """ffmpeg prints no -progress until the poster and storyboard outputs start (near the end);
     progress and heartbeats must flow all the same."""
-    from transcoding.encoding import encode as pipeline
+    from transcoding.encoding.encode import encode
     from transcoding.status import jobs
 
     settings.TRANSCODING_PROGRESS_INTERVAL = 0.2
     source = make_clip(tmp_path / "ten.mp4", seconds=10, size="1280x720", audio=False)
-    video = services.video_create(source=source)
+    video = video_create(source=source)
     job = jobs.job_claim(services.video_request_processing(video).pk, "test")
     seen = []
 
     def heartbeat():
         seen.append(Video.objects.get(pk=video.pk).progress)
 
-    pipeline.encode(job, heartbeat)
+    encode(job, heartbeat)
     assert len(seen) >= 3
     assert any(0 < p < 90 for p in seen), seen
     assert seen == sorted(seen)  # never goes backwards

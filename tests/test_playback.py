@@ -34,13 +34,14 @@ from tests.media import make_clip
 from tests.s3 import REGION, s3  # noqa: F401  (moto_endpoint is this module's own, below)
 from tests.test_browser import CHROMIUM, PLAYER, play_muted, shot, wait_js
 from transcoding import selectors, services
+from transcoding.ingest.create import video_create
+from transcoding.ingest.dedupe import video_find_duplicate, video_link_duplicate
 from transcoding.jobs.dispatch import recording
 from transcoding.jobs.dispatch.recording import run_recorded
 from transcoding.media import manifest_rewrite as playback
 from transcoding.media import manifests
 from transcoding.models import PartStatus, Preset, ProcessingJob, Rendition, Subtitle, Video
-from transcoding.storage import references as cleanup
-from transcoding.storage import signing as delivery
+from transcoding.storage import objects, signing
 
 db = pytest.mark.django_db
 
@@ -309,13 +310,13 @@ def test_storyboard_vtt_sprites_are_signed_once_each_fragment_kept():
 )
 def test_signer_signs_only_keys_under_the_video_prefixes(key, allowed, settings):
     settings.TRANSCODING_SIGNED_URL_SECONDS = 100
-    signer = delivery.UrlSigner(["videos/1", "videos/3"])
+    signer = signing.UrlSigner(["videos/1", "videos/3"])
     if allowed:
         signer(key)
     else:
-        with pytest.raises(delivery.KeyOutsideVideo):
+        with pytest.raises(signing.KeyOutsideVideo):
             signer(key)
-    assert (signer.expiry(0), signer.expiry(7.2), signer.expiry(10**9)) == (100, 108, delivery.MAX_EXPIRY)
+    assert (signer.expiry(0), signer.expiry(7.2), signer.expiry(10**9)) == (100, 108, signing.MAX_EXPIRY)
 
 
 # --- S3: moto behind a presigned-URL check ----------------------------------------------------
@@ -441,7 +442,7 @@ def created(path: Path, **fields) -> Video:
     """A new video with its content address. (video_create leaves the SHA-256 empty when the
     storage reads the file without `chunks()`, as django-storages' S3 backend does; the probe
     step fills it in then. Here it is set at once, as uploads do.)"""
-    video = services.video_create(source=path, **fields)
+    video = video_create(source=path, **fields)
     if not video.source_sha256:
         video.source_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
         video.save(update_fields=["source_sha256"])
@@ -470,7 +471,7 @@ def test_s3_presigner_makes_the_urls_botocore_makes(bucket, monkeypatch):
 
     frozen = datetime.datetime(2026, 11, 21, 12, 0, 0)
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: frozen)
-    presigner = delivery.S3Presigner.for_storage(default_storage)
+    presigner = signing.S3Presigner.for_storage(default_storage)
     assert presigner is not None and presigner.date == "20261121T120000Z"
     for key, expires in (("videos/1/720p/seg_00001.m4s", 600), ("videos/12/storyboard/sheet_0001.jpg", 9000)):
         mine, botos = (
@@ -594,7 +595,7 @@ def test_manifests_are_refused_to_others_and_never_name_other_keys(
 def test_original_downloads_by_a_presigned_redirect_for_staff_only(
     client, admin_client, django_user_model, bucket, tiny, django_capture_on_commit_callbacks
 ):
-    video = services.video_create(source=tiny, original_filename="Été à Paris.mp4", published=True)
+    video = video_create(source=tiny, original_filename="Été à Paris.mp4", published=True)
     assert client.get(f"/videos/{video.pk}/original/").status_code == 404
     django_user_model.objects.create_user("viewer", password="a-long-password")
     client.login(username="viewer", password="a-long-password")
@@ -643,7 +644,7 @@ def test_delete_keys_goes_in_batches_of_1000(bucket):
         **kwargs
     )
     try:
-        assert cleanup.delete_keys(keys) == 2345
+        assert objects.delete_keys(keys) == 2345
     finally:
         client.delete_objects = original
     assert calls == [1000, 1000, 345] and bucket.keys("videos/5/") == []
@@ -687,7 +688,7 @@ def test_duplicate_upload_plays_the_first_outputs_and_survives_its_deletion(
     second = created(tiny, title="Second", published=True)
     assert second.source_sha256 == first.source_sha256 == hashlib.sha256(tiny.read_bytes()).hexdigest()
 
-    assert services.video_link_duplicate(second) is True
+    assert video_link_duplicate(second) is True
     assert run_recorded() == [] and not ProcessingJob.objects.filter(video=second).exists()  # no encode
     second.refresh_from_db()
     assert (second.status, second.playable, second.outputs_from_id) == ("ready", True, first.pk)
@@ -724,14 +725,14 @@ def test_duplicates_link_only_when_encoded_alike(bucket, tiny):
         status="ready", playable=True, hls_path=f"videos/{first.pk}/master.m3u8"
     )
     other_preset = Preset.objects.create(name="Other ladder")
-    assert services.video_find_duplicate(created(tiny)).pk == first.pk
-    assert services.video_link_duplicate(created(tiny, preset=other_preset)) is False
-    assert services.video_link_duplicate(created(tiny, poster_time=1.0)) is False
+    assert video_find_duplicate(created(tiny)).pk == first.pk
+    assert video_link_duplicate(created(tiny, preset=other_preset)) is False
+    assert video_link_duplicate(created(tiny, poster_time=1.0)) is False
     with_track = created(tiny)
     Subtitle.objects.create(video=with_track, language="en", status=PartStatus.QUEUED)
-    assert services.video_link_duplicate(with_track) is False
+    assert video_link_duplicate(with_track) is False
     Video.objects.filter(pk=first.pk).update(status="failed")
-    assert services.video_find_duplicate(created(tiny)) is None
+    assert video_find_duplicate(created(tiny)) is None
     assert not Rendition.objects.exists() and recording.outbox == []
 
 
@@ -811,7 +812,7 @@ def test_private_video_plays_in_chromium_from_s3(
     live_server, transactional_db, bucket, clips, query, manifest
 ):
     pytest.importorskip("playwright.sync_api")
-    video = services.video_create(source=clips["720p"], title="Private in S3", published=True)
+    video = video_create(source=clips["720p"], title="Private in S3", published=True)
     services.video_request_processing(video)
     assert run_recorded() == ["done"]
     assert Video.objects.get(pk=video.pk).private

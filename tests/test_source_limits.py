@@ -9,7 +9,10 @@ import pytest
 
 from tests.media import ffmpeg, make_clip
 from transcoding import services
+from transcoding.conf import ffmpeg_binary
+from transcoding.ingest.create import video_create
 from transcoding.jobs.dispatch.recording import run_recorded
+from transcoding.media.ffmpeg_process import peak_resident_bytes, run_ffmpeg
 from transcoding.media.ladder import SourceInfo
 from transcoding.media.probe import SourceLimits, Timestamps, validate_source, validate_timestamps
 from transcoding.models import ProcessingJob, Video
@@ -69,7 +72,7 @@ def aspect_ratio_bomb(path):
 
 def process(path, capture) -> Video:
     with capture(execute=True):
-        video = services.video_create(source=path)
+        video = video_create(source=path)
         services.video_request_processing(video)
     return video
 
@@ -219,3 +222,22 @@ def test_validate_timestamps(limits, gap, refused):
             validate_timestamps(seen, limits)
     else:
         validate_timestamps(seen, limits)
+
+
+def test_ffmpeg_peak_memory_is_its_own_not_the_worker_that_started_it():
+    """wait4's ru_maxrss of a forked child includes the parent's RSS from before exec; the
+    runner reports ffmpeg's own high-water mark, so a small encode is far below this process."""
+    args = [
+        ffmpeg_binary(), "-hide_banner", "-nostdin",
+        "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=25:duration=3",
+        "-c:v", "libx264", "-preset", "ultrafast", "-f", "null", "-",
+        "-progress", "pipe:1", "-stats_period", "0.1",
+    ]  # fmt: skip
+    ballast = bytearray(300 * 1024 * 1024)  # this process: at least 300 MiB resident
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1
+
+    run = run_ffmpeg(args, lambda _progress: None)
+
+    assert 0 < run.peak_rss_bytes < 200 * 1024 * 1024
+    assert peak_resident_bytes() > 300 * 1024 * 1024

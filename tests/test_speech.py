@@ -25,6 +25,7 @@ from tests.media import ffmpeg, make_clip
 from transcoding import services
 from transcoding.captions import speech, speech_engines
 from transcoding.captions.speech_engines import Request, Segment, SpeechError, Transcript
+from transcoding.ingest.create import video_create
 from transcoding.jobs.dispatch.recording import run_recorded
 from transcoding.media.containers import source_input
 from transcoding.media.ffmpeg import Progress, build_audio_extract_args
@@ -249,7 +250,7 @@ def generated_track(video) -> Subtitle:
 @pytest.mark.slow
 @pytest.mark.django_db
 def test_speech_becomes_a_published_track(speech_clip, whisper, django_capture_on_commit_callbacks):
-    video = services.video_create(source=speech_clip.path, title="Speech")
+    video = video_create(source=speech_clip.path, title="Speech")
     with django_capture_on_commit_callbacks(execute=True):
         services.video_request_processing(video)
         services.video_request_processing(video, parts=["subtitles"])
@@ -286,7 +287,7 @@ def test_speech_becomes_a_published_track(speech_clip, whisper, django_capture_o
 @pytest.mark.slow
 @pytest.mark.django_db
 def test_video_without_audio_skips_its_track(clips, whisper, django_capture_on_commit_callbacks):
-    video = services.video_create(source=clips["silent"])
+    video = video_create(source=clips["silent"])
     # Subtitles first: the job probes the video itself when the encode has not yet.
     request(video, capture=django_capture_on_commit_callbacks)
     assert run_recorded() == ["done", "done"]
@@ -301,7 +302,7 @@ def test_video_without_audio_skips_its_track(clips, whisper, django_capture_on_c
 @pytest.mark.slow
 @pytest.mark.django_db
 def test_tone_without_speech_skips_its_track(tmp_path, whisper, django_capture_on_commit_callbacks):
-    video = services.video_create(source=make_clip(tmp_path / "tone.mp4", seconds=4, size="320x180"))
+    video = video_create(source=make_clip(tmp_path / "tone.mp4", seconds=4, size="320x180"))
     request(video, encode=False, capture=django_capture_on_commit_callbacks)
     assert run_recorded() == ["done"]
 
@@ -322,7 +323,7 @@ def test_speech_language_of_the_video_is_passed_through(
         "transcribe",
         lambda self, audio, **kw: asked.append(kw["language"]) or transcribe(self, audio, **kw),
     )
-    video = services.video_create(source=speech_clip.path)
+    video = video_create(source=speech_clip.path)
     video.speech_language = "en"
     video.save()
     request(video, encode=False, capture=django_capture_on_commit_callbacks)
@@ -340,7 +341,7 @@ def test_speech_language_of_the_video_is_passed_through(
 def test_language_the_model_lacks_fails_the_track_at_once(
     speech_clip, whisper, django_capture_on_commit_callbacks
 ):
-    video = services.video_create(source=speech_clip.path)
+    video = video_create(source=speech_clip.path)
     with django_capture_on_commit_callbacks(execute=True):
         services.subtitle_request_generation(video, language="fr")  # the model is English only
     assert run_recorded() == ["failed"]
@@ -358,7 +359,7 @@ def test_cancelled_job_stops_the_engine(speech_clip, whisper, settings, tmp_path
     settings.TRANSCODING_WORK_DIR = str(tmp_path / "work")
     (tmp_path / "work").mkdir()
     monkeypatch.setattr(speech_engines, "TICK", 0.01)  # heart-beat while the model still works
-    video = services.video_create(source=speech_clip.path)
+    video = video_create(source=speech_clip.path)
     job = ProcessingJob.objects.create(video=video, step=ProcessingJob.Step.SUBTITLES, attempt=1)
 
     def heartbeat():
@@ -405,7 +406,7 @@ def aws(settings, monkeypatch):
 @pytest.mark.django_db
 @pytest.mark.parametrize("language", ["", "en"])
 def test_aws_transcribe(aws, clips, language, django_capture_on_commit_callbacks):
-    video = services.video_create(source=clips["720p"])
+    video = video_create(source=clips["720p"])
     with django_capture_on_commit_callbacks(execute=True):
         job = services.subtitle_request_generation(video, language=language)
     # moto runs no recognition and writes no output: put the subtitles where the service
@@ -456,7 +457,7 @@ def test_aws_transcribe_failure_is_permanent(aws, tmp_path):
 def test_subtitles_only_on_a_never_encoded_video_leaves_it_uploaded(
     clips, django_capture_on_commit_callbacks
 ):
-    video = services.video_create(source=clips["silent"])
+    video = video_create(source=clips["silent"])
     with django_capture_on_commit_callbacks(execute=True):
         services.video_request_processing(video, parts=["subtitles"])
     assert run_recorded() == ["done"]

@@ -14,6 +14,7 @@ from mpegdash.parser import MPEGDASHParser
 from tests import checks
 from transcoding import services
 from transcoding.captions import subtitles
+from transcoding.ingest.create import video_create
 from transcoding.jobs.dispatch.recording import run_recorded
 from transcoding.media import manifests
 from transcoding.models import PartStatus, Subtitle, Video
@@ -76,7 +77,7 @@ def test_bad_language_codes(code):
 @pytest.fixture
 def ready_video(clips, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        video = services.video_create(source=clips["720p"], published=True)
+        video = video_create(source=clips["720p"], published=True)
         services.video_request_processing(video)
     assert run_recorded() == ["done"]
     return Video.objects.get(pk=video.pk)
@@ -136,7 +137,7 @@ def test_track_uploaded_before_processing_is_published_by_the_encode(
     clips, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        video = services.video_create(source=clips["silent"])
+        video = video_create(source=clips["silent"])
         add_track(video)
         assert video.subtitles.get().status == PartStatus.QUEUED
         services.video_request_processing(video)
@@ -231,7 +232,7 @@ def test_cue_text_with_blank_lines_stays_one_cue():
 @pytest.mark.django_db
 def test_cues_made_to_overlap_everything_are_refused_before_anything_is_stored(clips):
     """20,000 cues, each from 0 to 99 hours: every segment would hold all of them."""
-    video = services.video_create(source=clips["silent"], title="v")
+    video = video_create(source=clips["silent"], title="v")
     Video.objects.filter(pk=video.pk).update(duration=400.0)
     video.renditions.create(name="240p", status=PartStatus.READY, segments=[["s", 4.0]] * 100)
     body = "".join(f"{n}\n00:00:00,000 --> 99:00:00,000\nline {n}\n\n" for n in range(1, 20_001))

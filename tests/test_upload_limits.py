@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 from django.urls import reverse
 
-from transcoding import services
+from transcoding.ingest.create import video_create
 from transcoding.models import Subtitle, Video
 
 pytestmark = [pytest.mark.django_db]
@@ -60,7 +60,7 @@ def test_an_over_limit_video_upload_is_stopped_at_the_limit(admin_client, settin
 
 
 def test_an_over_limit_subtitle_file_is_stopped_before_it_is_read(admin_client, clips, counted):
-    video = services.video_create(source=clips["silent"], title="v")
+    video = video_create(source=clips["silent"], title="v")
     body = b"1\n00:00:01,000 --> 00:00:02,000\nHello\n\n" * 200_000  # 7.6 MB of valid SRT
     form = {
         "title": "v", "description": "", "preset": video.preset_id, "poster_time": "", "speech_language": "",
@@ -78,7 +78,7 @@ def test_an_over_limit_subtitle_file_is_stopped_before_it_is_read(admin_client, 
 
 
 def test_a_label_on_two_lines_is_refused(admin_client, clips):
-    video = services.video_create(source=clips["silent"], title="v")
+    video = video_create(source=clips["silent"], title="v")
     form = {
         "title": "v", "description": "", "preset": video.preset_id, "poster_time": "", "speech_language": "",
         "subtitles-TOTAL_FORMS": "1", "subtitles-INITIAL_FORMS": "0",

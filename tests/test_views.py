@@ -3,6 +3,7 @@
 import pytest
 
 from transcoding import services
+from transcoding.ingest.create import video_create
 from transcoding.jobs.dispatch.recording import run_recorded
 
 pytestmark = pytest.mark.django_db
@@ -16,7 +17,7 @@ TOP_KEYS = {
 @pytest.fixture
 def ready_video(clips, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        video = services.video_create(source=clips["720p"], title="Ready one", published=True)
+        video = video_create(source=clips["720p"], title="Ready one", published=True)
         services.video_request_processing(video)
     assert run_recorded() == ["done"]
     return video
@@ -53,7 +54,7 @@ def test_api_schema_of_a_ready_video(client, ready_video):
 
 
 def test_unpublished_video_is_hidden_from_the_public(client, admin_client, clips):
-    video = services.video_create(source=clips["silent"], published=False)
+    video = video_create(source=clips["silent"], published=False)
     assert client.get(f"/api/videos/{video.pk}/").status_code == 404
     assert client.get(f"/videos/{video.pk}/").status_code == 404
     staff = admin_client.get(f"/api/videos/{video.pk}/").json()
@@ -62,8 +63,8 @@ def test_unpublished_video_is_hidden_from_the_public(client, admin_client, clips
 
 
 def test_api_list_for_live_updates(admin_client, clips):
-    first = services.video_create(source=clips["silent"])
-    second = services.video_create(source=clips["silent"])
+    first = video_create(source=clips["silent"])
+    second = video_create(source=clips["silent"])
     data = admin_client.get(f"/api/videos/?ids={first.pk},{second.pk}").json()
     assert sorted(v["id"] for v in data["videos"]) == [first.pk, second.pk]
     assert admin_client.get("/api/videos/?ids=x").status_code == 404
@@ -84,7 +85,7 @@ def test_player_list_and_embed_pages(client, ready_video):
 
 
 def test_processing_video_shows_progress(admin_client, clips):
-    video = services.video_create(source=clips["silent"], published=True)
+    video = video_create(source=clips["silent"], published=True)
     services.video_request_processing(video)
     page = admin_client.get(f"/videos/{video.pk}/").content.decode()
     assert "Processing 0%" in page

@@ -17,6 +17,7 @@ from django.utils import timezone
 from tests import checks
 from tests.media import make_clip
 from transcoding import services
+from transcoding.ingest.create import video_create
 from transcoding.models import JobState, ProcessingJob, Video
 from transcoding.status import jobs
 
@@ -29,7 +30,7 @@ def make_job(video, **fields):
 
 @pytest.fixture
 def video(clips):
-    return services.video_create(source=clips["silent"])
+    return video_create(source=clips["silent"])
 
 
 @pytest.mark.django_db
@@ -136,7 +137,7 @@ def ffmpeg_children_of(workdir_hint: str) -> list[int]:
 @pytest.mark.django_db(transaction=True)
 def test_worker_killed_mid_encode_is_taken_over_after_lease(tmp_path):
     source = make_clip(tmp_path / "long.mp4", seconds=12, size="1280x720")
-    video = services.video_create(source=source)
+    video = video_create(source=source)
     job = services.video_request_processing(video)  # recording backend: nothing runs yet
     env = worker_env(tmp_path, lease=3)
 

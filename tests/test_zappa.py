@@ -49,7 +49,8 @@ from tests.s3 import moto_endpoint, storage_settings  # noqa: F401
 from tests.test_faults import flaky_storage  # noqa: F401
 from transcoding import services
 from transcoding.conf import chunk_seconds
-from transcoding.encoding import encode as pipeline
+from transcoding.ingest.create import video_create
+from transcoding.jobs import runner
 from transcoding.jobs.dispatch import get_dispatcher
 from transcoding.jobs.dispatch import zappa as backend
 from transcoding.jobs.dispatch.recording import outbox
@@ -189,7 +190,7 @@ def lambda_api(lambda_runtime, monkeypatch, settings):
 
 
 def request_processing(path) -> tuple[Video, ProcessingJob]:
-    video = services.video_create(source=path)
+    video = video_create(source=path)
     return video, services.video_request_processing(video)
 
 
@@ -271,7 +272,7 @@ def test_last_attempt_failing_ends_the_job_without_raising(
     settings.TRANSCODING_MAX_ATTEMPTS = 1
     with django_capture_on_commit_callbacks(execute=True):
         video, job = request_processing(clips["silent"])
-    monkeypatch.setattr(pipeline, "run_step", storage_down)
+    monkeypatch.setattr(runner, "run_step", storage_down)
     assert lambda_runtime.deliver(lambda_api[0]["payload"]) == "failed"
     job.refresh_from_db()
     assert job.state == JobState.FAILED and "503" in job.error
@@ -319,7 +320,7 @@ def test_watchdog_schedule_requeues_a_stuck_job_and_invokes_it_again(
 ):
     """The function's time limit killed a worker mid-job: its lease expires, and the watchdog
     (the stage's every-minute schedule, routed by rule name) dispatches it again."""
-    video = services.video_create(source=clips["silent"])
+    video = video_create(source=clips["silent"])
     stuck = ProcessingJob.objects.create(
         video=video,
         parts=["renditions"],

@@ -18,8 +18,10 @@ from transcoding import access, selectors, services
 from transcoding.admin_display import LiveDisplays, _bitrate, _chip, _shown
 from transcoding.captions import subtitles
 from transcoding.conf import settings
+from transcoding.errors import InvalidRequest
 from transcoding.ingest import direct_uploads as uploads
 from transcoding.ingest import upload_handlers
+from transcoding.ingest.create import default_preset, video_store_upload
 from transcoding.models import (
     ENCODE_PARTS,
     PartKind,
@@ -239,7 +241,7 @@ def _reprocess(modeladmin, request, queryset, parts, what):
         try:
             services.video_request_processing(video, parts=parts, force=True)
             done += 1
-        except services.InvalidRequest as exc:
+        except InvalidRequest as exc:
             errors.append(f"{video}: {exc}")
     if done:
         modeladmin.message_user(request, f"Queued {what} for {_count(done)}.", messages.SUCCESS)
@@ -360,7 +362,7 @@ class VideoAdmin(LiveDisplays, admin.ModelAdmin):
         return [RenditionInline, SubtitleInline, JobInline]
 
     def get_changeform_initial_data(self, request):
-        return {"preset": services.default_preset(), **super().get_changeform_initial_data(request)}
+        return {"preset": default_preset(), **super().get_changeform_initial_data(request)}
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {"job_counts": selectors.job_counts(), **(extra_context or {})}
@@ -377,7 +379,8 @@ class VideoAdmin(LiveDisplays, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if "source" in form.changed_data:
-            services.video_store_upload(obj)
+            video_store_upload(obj)
+            services.video_request_processing(obj, force=True)  # replaces work on an old original
         else:
             super().save_model(request, obj, form, change)
 

@@ -11,7 +11,8 @@ from django.utils.safestring import mark_safe
 from django.utils.timezone import localtime
 
 from transcoding.models import PartStatus, Rendition, Video, VideoStatus
-from transcoding.storage.signing import VideoUrls
+from transcoding.selectors import poster_url
+from transcoding.video_urls import VideoUrls
 
 HLS_SCRIPT = "transcoding/vendor/hls.js-1.6.19/hls.min.js"
 LABELS = {**dict(PartStatus.choices), **dict(VideoStatus.choices)}
@@ -70,8 +71,6 @@ def _parts(video: Video) -> list[tuple[str, str, int, str]]:
 
 
 def _poster_url(video: Video):
-    from transcoding.selectors import poster_url
-
     return poster_url(video)
 
 

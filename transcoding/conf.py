@@ -131,13 +131,3 @@ def chunk_threshold_seconds() -> float:
     if settings.CHUNK_THRESHOLD_SECONDS is not None:
         return float(settings.CHUNK_THRESHOLD_SECONDS)
     return 1.5 * chunk_seconds()
-
-
-def s3_storage() -> bool:
-    """Media in S3 (STORAGE=s3): the one place this is decided from settings."""
-    return getattr(django_settings, "STORAGE", "local") == "s3"
-
-
-def serve_media() -> bool:
-    """Django serves /media/ (access-checked, `media_views`): by default with local storage."""
-    return (not s3_storage()) if settings.SERVE_MEDIA is None else bool(settings.SERVE_MEDIA)

@@ -18,6 +18,11 @@ class PermanentError(Exception):
     """Fails the job at once, with this message as the one-sentence reason."""
 
 
+class InvalidRequest(ValueError):
+    """A request that cannot be carried out (no such file, an unknown part), with the reason
+    for the user; raised to the admin, a command or a view, never inside a job."""
+
+
 class SourceRejected(PermanentError):
     """The source can never be processed (not media, damaged, refused container...)."""
 
@@ -26,9 +31,16 @@ class LimitExceeded(SourceRejected):
     """The source is beyond a configured limit (size, duration, gaps, jobs, time, memory)."""
 
 
-class StitchError(SourceRejected):
+class StitchError(PermanentError):
     """The chunks cannot be joined (their init segments differ, or segments are missing).
     Retrying would make the same chunks again, so it fails the video at once."""
+
+
+class SpeechError(PermanentError):
+    """A speech engine refused the audio (a language it does not know, a job its service
+    failed) or is not configured; the network's and the storage's own errors stay transient."""
+
+    transient = False
 
 
 class EncodeError(Exception):

@@ -14,9 +14,13 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
+from django.db.models import Q
 from django.urls import reverse
+from django.utils import timezone
 
-from transcoding.conf import s3_storage, settings
+from transcoding.conf import settings
+from transcoding.media.ladder import PresetSpec, RungSpec
+from transcoding.storage.backends import media_store
 
 # BCP 47, as far as players and speech engines need: "en", "pt-BR", "spa", "zh-Hant".
 LANGUAGE_CODE = re.compile(r"\A[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*\Z")
@@ -153,7 +157,7 @@ def private_default() -> bool:
     they are private when the outputs are in S3 (docs/private-playback.md)."""
     if settings.PRIVATE_DEFAULT is not None:
         return bool(settings.PRIVATE_DEFAULT)
-    return s3_storage()
+    return media_store().remote
 
 
 class Video(models.Model):
@@ -337,6 +341,36 @@ class JobState(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+ACTIVE_JOB_STATES = (JobState.QUEUED, JobState.RUNNING)
+
+
+class ProcessingJobQuerySet(models.QuerySet):
+    """The job states every part of the code asks about, each defined once."""
+
+    def active(self):
+        """Queued or running: work not yet over."""
+        return self.filter(state__in=ACTIVE_JOB_STATES)
+
+    def stuck(self, now=None):
+        """Running, but the worker stopped heart-beating: its lease expired."""
+        return self.filter(stuck_q(now))
+
+    def claimable(self, now=None):
+        """Waiting and due, or stuck: what a worker may claim now."""
+        now = now or timezone.now()
+        due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+        return self.filter((Q(state=JobState.QUEUED) & due) | stuck_q(now))
+
+    def batch(self, root_id: int):
+        """An encode's root job and its chunk jobs, in time order."""
+        return self.filter(Q(pk=root_id) | Q(parent_id=root_id)).order_by("chunk", "pk")
+
+
+def stuck_q(now=None, prefix: str = "") -> Q:
+    """Running with an expired lease; `prefix` for a relation ("jobs__" from a video)."""
+    return Q(**{f"{prefix}state": JobState.RUNNING, f"{prefix}lease_expires_at__lt": now or timezone.now()})
+
+
 class ProcessingJob(models.Model):
     """One unit of dispatched work. Claimed by a conditional UPDATE, so a duplicate delivery
     of the same job finds it claimed or done and does nothing."""
@@ -382,6 +416,8 @@ class ProcessingJob(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    objects = ProcessingJobQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["state", "next_attempt_at"])]
@@ -392,6 +428,15 @@ class ProcessingJob(models.Model):
     def __str__(self):
         chunk = f" chunk {self.chunk}" if self.chunk is not None else ""
         return f"{self.get_step_display()}{chunk} of video {self.video_id} ({self.state})"
+
+    @property
+    def is_stuck(self) -> bool:
+        """Running, but its lease expired (its worker stopped)."""
+        return (
+            self.state == JobState.RUNNING
+            and self.lease_expires_at is not None
+            and (self.lease_expires_at < timezone.now())
+        )
 
 
 class PendingUpload(models.Model):
@@ -424,8 +469,6 @@ class PendingUpload(models.Model):
 
 def preset_spec(preset: Preset | None):
     """The pure planning input for a preset (the built-in ladder when there is none)."""
-    from transcoding.media.ladder import PresetSpec, RungSpec
-
     if preset is None:
         return PresetSpec(
             rungs=(

@@ -2,9 +2,22 @@
 (DESIGN.md, "Interface contract")."""
 
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
 from transcoding import access
-from transcoding.models import JobState, PartStatus, Poster, Rendition, Storyboard, Video
+from transcoding.models import (
+    JobState,
+    PartStatus,
+    Poster,
+    Preset,
+    ProcessingJob,
+    Rendition,
+    Storyboard,
+    Video,
+    VideoStatus,
+    stuck_q,
+)
+from transcoding.video_urls import VideoUrls
 
 videos_visible_to = access.videos_visible_to
 
@@ -33,16 +46,12 @@ def _storyboard(video: Video) -> Storyboard | None:
 
 
 def poster_url(video: Video) -> str | None:
-    from transcoding.storage.signing import VideoUrls
-
     return VideoUrls(video).poster(_poster(video))
 
 
 def video_status(video: Video) -> dict:
     """URLs are root-relative or absolute: for a private video the manifests are the signed
-    playback views and files are presigned (`delivery.VideoUrls`)."""
-    from transcoding.storage.signing import VideoUrls
-
+    playback views and files are presigned (`video_urls.VideoUrls`)."""
     urls = VideoUrls(video)
     renditions = list(video.renditions.all())
     audio = next((r for r in renditions if r.kind == Rendition.Kind.AUDIO), None)
@@ -101,22 +110,16 @@ def video_status(video: Video) -> dict:
 
 def job_counts() -> dict:
     """Queued, running and stuck (lease expired) job counts, for the admin."""
-    from django.utils import timezone
-
     now = timezone.now()
-    from transcoding.models import ProcessingJob
-
     return ProcessingJob.objects.aggregate(
         queued=Count("pk", filter=Q(state=JobState.QUEUED)),
-        running=Count("pk", filter=Q(state=JobState.RUNNING, lease_expires_at__gte=now)),
-        stuck=Count("pk", filter=Q(state=JobState.RUNNING, lease_expires_at__lt=now)),
+        running=Count("pk", filter=Q(state=JobState.RUNNING) & ~stuck_q(now)),
+        stuck=Count("pk", filter=stuck_q(now)),
     )
 
 
 def presets_by_name() -> dict:
     """Every preset by name, for commands that take `--preset NAME`."""
-    from transcoding.models import Preset
-
     return {preset.name: preset for preset in Preset.objects.all()}
 
 
@@ -127,10 +130,21 @@ def videos_by_ids(ids) -> tuple[list[Video], list[int]]:
     return [found[i] for i in ids if i in found], [i for i in ids if i not in found]
 
 
+def videos_requeue_filter(*, failed: bool = False, stuck: bool = False) -> Q:
+    """Which videos `reprocess --failed/--stuck` selects: failed ones; those with a stuck job,
+    or queued or processing without any job."""
+    query = Q(pk__in=[])
+    if failed:
+        query |= Q(status=VideoStatus.FAILED)
+    if stuck:
+        query |= stuck_q(prefix="jobs__") | Q(
+            status__in=[VideoStatus.QUEUED, VideoStatus.PROCESSING], jobs__isnull=True
+        )
+    return query
+
+
 def videos_for_reprocess(*, ids=(), failed: bool = False, stuck: bool = False, everything: bool = False):
     """The videos `reprocess` selects: the given ids plus the failed and/or stuck ones, or all."""
-    from transcoding.services import videos_requeue_filter
-
     if everything:
         return list(Video.objects.order_by("pk"))
     query = Q(pk__in=list(ids)) | videos_requeue_filter(failed=failed, stuck=stuck)
@@ -139,7 +153,7 @@ def videos_for_reprocess(*, ids=(), failed: bool = False, stuck: bool = False, e
 
 def video_active_job(video: Video):
     """The video's queued or running job, if any (there is at most one)."""
-    return video.jobs.filter(state__in=[JobState.QUEUED, JobState.RUNNING]).order_by("-pk").first()
+    return video.jobs.active().order_by("-pk").first()
 
 
 def video_parts(video: Video) -> list[dict]:

@@ -15,17 +15,18 @@ import textwrap
 import time
 from pathlib import Path
 
-from django.utils import timezone
 from django.utils.translation import get_language_info
 
 from transcoding.captions.speech_engines import Request, Transcript, get_engine
 from transcoding.captions.subtitles import LANGUAGE_CODE, publish_track
 from transcoding.conf import ffmpeg_binary, settings
-from transcoding.encoding.encode import probe_and_record
-from transcoding.encoding.ffmpeg_process import run_ffmpeg
+from transcoding.ingest.source import probe_and_record
 from transcoding.media import ffmpeg, manifests
+from transcoding.media.ffmpeg_process import run_ffmpeg
 from transcoding.models import PartStatus, Subtitle, Video
-from transcoding.storage import objects as outputs
+from transcoding.status import parts
+from transcoding.status.videos import video_refresh_status
+from transcoding.storage import objects
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +100,7 @@ def start_track(video: Video, language: str) -> Subtitle | None:
         kind=kind,
         defaults={"origin": Subtitle.Origin.GENERATED, "label": track_label(language)},
     )
-    subtitle.status, subtitle.progress, subtitle.error = PartStatus.RUNNING, 0, ""
-    subtitle.started_at, subtitle.finished_at = timezone.now(), None
-    subtitle.attempts += 1
-    subtitle.save(update_fields=["status", "progress", "error", "started_at", "finished_at", "attempts"])
+    parts.track_running(subtitle)
     return subtitle
 
 
@@ -124,19 +122,14 @@ def settle_language(subtitle: Subtitle, language: str) -> Subtitle | None:
         subtitle.language, subtitle.kind, subtitle.label = language, kind, track_label(language)
         subtitle.save(update_fields=["language", "kind", "label"])
         return subtitle
-    existing.status, existing.progress, existing.error = PartStatus.RUNNING, subtitle.progress, ""
-    existing.started_at, existing.finished_at = subtitle.started_at, None
-    existing.attempts += 1
     existing.label = existing.label or track_label(language)
-    existing.save()
+    parts.track_running(existing, progress=subtitle.progress, started_at=subtitle.started_at)
     subtitle.delete()
     return existing
 
 
 def end_track(subtitle: Subtitle, status: str, error: str, cpu: float | None = None) -> None:
-    subtitle.status, subtitle.error, subtitle.progress = status, error, 0
-    subtitle.finished_at, subtitle.cpu_seconds = timezone.now(), cpu
-    subtitle.save(update_fields=["status", "error", "progress", "finished_at", "cpu_seconds"])
+    parts.track_ended(subtitle, status, error, cpu_seconds=cpu)
 
 
 class TrackProgress:
@@ -174,8 +167,6 @@ def process_cpu() -> float:
 
 def generate(job, heartbeat) -> float:
     """Run one subtitles job; returns the CPU seconds it took (ffmpeg's and the engine's)."""
-    from transcoding.services import video_refresh_status
-
     video = Video.objects.get(pk=job.video_id)
     requested = ((job.options or {}).get("language") or "").strip()
     subtitle = start_track(video, requested or UNDETERMINED)
@@ -193,7 +184,7 @@ def generate(job, heartbeat) -> float:
     duration = max(video.duration or 0.0, 0.001)
     with tempfile.TemporaryDirectory(prefix=f"speech{video.pk}-", dir=settings.WORK_DIR) as workdir:
         wav = Path(workdir) / "speech.wav"
-        source = outputs.source_location(video.source.name, video.container)
+        source = objects.source_location(video.source.name, video.container)
         args = ffmpeg.build_audio_extract_args(ffmpeg_binary(), source, str(wav), video.duration)
         tick = min(1.0, settings.PROGRESS_INTERVAL)
         _, cpu, _ = run_ffmpeg(args, lambda report: progress.extracting(report, duration), tick=tick)

@@ -18,16 +18,13 @@ from urllib.parse import unquote, urlparse
 
 from django.utils.module_loading import import_string
 
+from transcoding.captions.subtitles import parse
 from transcoding.conf import settings
-from transcoding.encoding.ffmpeg_process import EncodeError
+from transcoding.errors import SpeechError
 
 log = logging.getLogger(__name__)
 
 TICK = 1.0  # seconds between progress calls while an engine works
-
-
-class SpeechError(EncodeError):
-    """The engine refused the audio or failed; permanent unless `transient`."""
 
 
 @dataclass(frozen=True)
@@ -178,8 +175,6 @@ class AwsTranscribeEngine(Engine):
         self.transcribe_client = boto3.client("transcribe")
 
     def transcribe(self, request, progress):
-        from transcoding.captions.subtitles import parse
-
         bucket = settings.TRANSCRIBE_BUCKET
         if not bucket:
             raise SpeechError("TRANSCODING_TRANSCRIBE_BUCKET is not set; aws-transcribe needs a bucket.")

@@ -9,12 +9,13 @@ import re
 import charset_normalizer
 import pysubs2
 from django.core.exceptions import ValidationError
-from django.utils import timezone
+from django.core.files.storage import default_storage
 
+from transcoding import packaging
 from transcoding.media import manifests
 from transcoding.models import LANGUAGE_CODE, PartStatus, Rendition, Subtitle, validate_one_line
+from transcoding.status import parts
 from transcoding.storage import objects as outputs
-from transcoding.storage import references as cleanup
 
 ACCEPTED_FORMATS = {"srt": "SRT", "vtt": "WebVTT"}
 MAX_BYTES = 5 * 1024 * 1024
@@ -196,8 +197,6 @@ def publish_track(subtitle: Subtitle, cues: list[manifests.Cue]) -> None:
     """Store the whole track and its HLS segments, mark the part ready, then rewrite the video's
     manifests so they name it. Raises SubtitleInvalid, storing nothing, for a track whose
     segments would be out of all proportion to it."""
-    from transcoding.encoding.publish import write_manifests
-
     prefix = track_prefix(subtitle)
     durations = segment_durations(subtitle)
     cues = clip_to(cues, subtitle.video.duration)
@@ -211,27 +210,22 @@ def publish_track(subtitle: Subtitle, cues: list[manifests.Cue]) -> None:
         segments.append(manifests.Segment(uri=name, duration=durations[number - 1]))
     playlist = manifests.media_playlist(None, tuple(segments))
     written += outputs.store_text(f"{prefix}/index.m3u8", playlist)
-    subtitle.vtt_path, subtitle.playlist_path = f"{prefix}.vtt", f"{prefix}/index.m3u8"
-    subtitle.cue_count, subtitle.bytes_written = len(cues), written
-    subtitle.status, subtitle.progress, subtitle.error = PartStatus.READY, 100, ""
-    subtitle.finished_at = timezone.now()
-    subtitle.save()
-    write_manifests(subtitle.video)
+    parts.track_ready(
+        subtitle, vtt_path=f"{prefix}.vtt", playlist_path=f"{prefix}/index.m3u8", cue_count=len(cues),
+        bytes_written=written,
+    )  # fmt: skip
+    packaging.write_manifests(subtitle.video)
 
 
 def unpublish_track(subtitle: Subtitle) -> None:
     """Remove a track's stored files and take it out of the manifests."""
-    from transcoding.encoding.publish import write_manifests
-
     prefix = track_prefix(subtitle)
-    cleanup.delete_keys([*outputs.list_keys(prefix), f"{prefix}.vtt"])
-    write_manifests(subtitle.video, exclude_subtitle=subtitle.pk)
+    outputs.delete_keys([*outputs.list_keys(prefix), f"{prefix}.vtt"])
+    packaging.write_manifests(subtitle.video, exclude_subtitle=subtitle.pk)
 
 
 def track_cues(subtitle: Subtitle) -> list[manifests.Cue]:
     """The cues of a track: from its uploaded file, or from its stored WebVTT (generated)."""
-    from django.core.files.storage import default_storage
-
     if subtitle.file:
         with subtitle.file.open("rb") as handle:
             return parse(handle.read(MAX_BYTES + 1), subtitle.language)
@@ -248,5 +242,4 @@ def republish_tracks(video) -> None:
             try:
                 publish_track(subtitle, track_cues(subtitle))
             except SubtitleInvalid as exc:
-                subtitle.status, subtitle.error = PartStatus.FAILED, str(exc)
-                subtitle.save(update_fields=["status", "error"])
+                parts.track_ended(subtitle, PartStatus.FAILED, str(exc))

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 class SegmentUploader:
-    def __init__(self, workdir: Path, prefix: str, segment_dirs: list[str], interval: float = 0.5):
+    def __init__(self, workdir: Path, prefix: str, segment_dirs: list[str], interval: float = 0.25):
         self.workdir, self.prefix = Path(workdir), prefix
         self.segment_dirs = segment_dirs
         self.interval = interval

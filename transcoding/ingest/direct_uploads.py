@@ -23,21 +23,19 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import PurePosixPath
 
 from botocore.exceptions import ClientError
-from django.conf import settings as django_settings
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
-from transcoding import services
 from transcoding.conf import settings
 from transcoding.errors import SourceRejected
+from transcoding.ingest.create import video_from_upload
 from transcoding.media.containers import source_input
 from transcoding.media.probe import probe_source
 from transcoding.models import PendingUpload, Video
+from transcoding.storage.backends import media_store
 from transcoding.storage.content_types import object_headers
 
 UPLOAD_PREFIX = "uploads"
@@ -60,29 +58,25 @@ class UploadError(Exception):
 
 
 def enabled() -> bool:
-    """Direct uploads need S3 storage (STORAGE=s3, django-storages' S3 backend)."""
-    return getattr(django_settings, "STORAGE", "local") == "s3" and bool(
-        getattr(default_storage, "bucket_name", None)
-    )
+    """Direct uploads need a media store that takes them (S3)."""
+    return media_store().direct_uploads
 
 
 def _client():
-    return default_storage.connection.meta.client
+    return media_store().client
 
 
 def _bucket() -> str:
-    return default_storage.bucket_name
+    return media_store().bucket_name
 
 
 def s3_key(name: str) -> str:
     """The bucket key of a storage name (the storage's `location` prefix applied)."""
-    location = (default_storage.location or "").strip("/")
-    return f"{location}/{name}" if location else name
+    return media_store().key(name)
 
 
-def storage_name(key: str) -> str:
-    location = (default_storage.location or "").strip("/")
-    return key[len(location) + 1 :] if location and key.startswith(f"{location}/") else key
+def storage_name(key: str) -> str | None:
+    return media_store().name(key)
 
 
 def _error_code(exc: ClientError) -> str:
@@ -228,9 +222,10 @@ def _completed_parts(upload: PendingUpload, parts) -> list[dict]:
     return cleaned
 
 
-def upload_complete(upload: PendingUpload, *, video: Video, parts=None) -> Video:
+def upload_complete(upload: PendingUpload, *, video: Video, parts=None, then=None) -> Video:
     """Assemble the parts, check the object, then create `video` (unsaved, its details filled
-    by the caller) with the uploaded key as its source and queue its processing.
+    by the caller) with the uploaded key as its source, and call `then(video)` in the same
+    transaction (the caller queues its processing there: a video is never left unqueued).
 
     The video gets no SHA-256: the bytes went to S3, not through the server, and a hash the
     browser claims could name another video's content (content dedupe would then hand this
@@ -277,15 +272,10 @@ def upload_complete(upload: PendingUpload, *, video: Video, parts=None) -> Video
         PendingUpload.objects.filter(pk=upload.pk).update(completing=False)
         raise
     with transaction.atomic():
-        video.source.name = upload.key
-        video.source_size = stored
-        video.original_filename = upload.filename
-        video.title = video.title or PurePosixPath(upload.filename).stem or "Untitled video"
-        if video.preset is None:
-            video.preset = services.default_preset()
-        video.save()
+        video_from_upload(video, name=upload.key, size=stored, filename=upload.filename)
         upload.delete()
-        services.video_request_processing(video)
+        if then is not None:
+            then(video)
     return Video.objects.get(pk=video.pk)
 
 

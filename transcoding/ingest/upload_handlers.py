@@ -12,8 +12,6 @@ The hashing handlers compute the SHA-256 of an upload while it streams in, so th
 never read a second time just to identify it.
 """
 
-import hashlib
-
 from django.core.files.uploadhandler import (
     FileUploadHandler,
     MemoryFileUploadHandler,
@@ -25,6 +23,7 @@ from django.template.defaultfilters import filesizeformat
 
 from transcoding.captions import subtitles
 from transcoding.conf import settings
+from transcoding.ingest.hashing import HashingUploadHandler
 
 
 def limit_for(field_name: str) -> int:
@@ -80,25 +79,9 @@ class LimitedUploadHandler(FileUploadHandler):
         raise SkipFile()
 
 
-class _Hashing:
-    def new_file(self, *args, **kwargs):
-        self.sha256 = hashlib.sha256()
-        return super().new_file(*args, **kwargs)
-
-    def receive_data_chunk(self, raw_data, start):
-        self.sha256.update(raw_data)
-        return super().receive_data_chunk(raw_data, start)
-
-    def file_complete(self, file_size):
-        uploaded = super().file_complete(file_size)
-        if uploaded is not None:
-            uploaded.sha256 = self.sha256.hexdigest()
-        return uploaded
-
-
-class HashingMemoryFileUploadHandler(_Hashing, MemoryFileUploadHandler):
+class HashingMemoryFileUploadHandler(HashingUploadHandler, MemoryFileUploadHandler):
     """Small uploads (kept in memory by Django)."""
 
 
-class HashingTemporaryFileUploadHandler(_Hashing, TemporaryFileUploadHandler):
+class HashingTemporaryFileUploadHandler(HashingUploadHandler, TemporaryFileUploadHandler):
     """Large uploads, streamed to a temporary file on disk."""

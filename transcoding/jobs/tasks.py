@@ -1,6 +1,6 @@
 """Entry points every backend calls. They take ids only (JSON-serializable) and stay thin."""
 
-from transcoding.status.jobs import job_run
+from transcoding.jobs.runner import job_run
 
 
 def process_job(job_id: int) -> str:

@@ -1,8 +1,8 @@
 """Waiting for videos to finish and showing how they are doing, for the management commands.
 
 The work itself runs elsewhere (a local worker process, Celery, Lambda); waiting only polls
-the database. With the `recording` backend (tests) nothing else would ever run the recorded
-jobs, so they are run in-process first.
+the database, and gives the dispatch backend its push on every poll (`while_waiting`: the
+local backend makes sure a worker runs, the tests' recording backend runs its jobs here).
 """
 
 import io
@@ -14,12 +14,10 @@ from collections.abc import Callable, Iterable
 from django.core.serializers.json import DjangoJSONEncoder
 
 from transcoding import selectors
-from transcoding.conf import DISPATCH_ALIASES, dispatch_path
+from transcoding.jobs.dispatch import get_dispatcher
 from transcoding.models import Video, VideoStatus
 
 TERMINAL = (VideoStatus.READY, VideoStatus.FAILED)
-# How often to make sure a local worker is still there while work is waiting.
-KICK_SECONDS = 5.0
 
 
 def one_line(text: str) -> str:
@@ -29,30 +27,6 @@ def one_line(text: str) -> str:
 def status_json(video: Video) -> str:
     """The API document for the video, on one line."""
     return json.dumps(selectors.video_status(video), cls=DjangoJSONEncoder)
-
-
-def run_inline_dispatch() -> None:
-    """Run recorded jobs here when the backend only records them (tests)."""
-    if dispatch_path() == DISPATCH_ALIASES["recording"]:
-        from transcoding.jobs.dispatch.recording import run_recorded
-
-        run_recorded()
-
-
-def _kick_local_worker(ids: list[int]) -> None:
-    """The local backend starts a worker on enqueue, and that worker exits when idle for a
-    while; make sure one runs while these videos still have claimable work."""
-    if dispatch_path() != DISPATCH_ALIASES["local"]:
-        return
-    from transcoding.jobs.dispatch import get_dispatcher
-    from transcoding.models import ProcessingJob
-    from transcoding.status.jobs import claimable_q
-
-    job_id = (
-        ProcessingJob.objects.filter(claimable_q(), video_id__in=ids).values_list("pk", flat=True).first()
-    )
-    if job_id is not None:
-        get_dispatcher().enqueue(job_id)
 
 
 def wait_for_videos(
@@ -66,12 +40,12 @@ def wait_for_videos(
     the latest state of each video still there (a deleted video is dropped), in order."""
     ids = list(dict.fromkeys(ids))
     deadline = None if timeout is None else time.monotonic() + timeout
+    dispatcher = get_dispatcher()
     latest: dict[int, Video] = {}
     shown: dict[int, tuple] = {}
-    last_kick = time.monotonic()
     while True:
-        run_inline_dispatch()
         watching = [i for i in ids if i not in latest or latest[i].status not in TERMINAL]
+        dispatcher.while_waiting(watching)
         fresh = Video.objects.in_bulk(watching)
         for pk in watching:
             if pk not in fresh:  # deleted meanwhile
@@ -87,9 +61,6 @@ def wait_for_videos(
         now = time.monotonic()
         if not pending or (deadline is not None and now >= deadline):
             break
-        if now - last_kick >= KICK_SECONDS:
-            last_kick = now
-            _kick_local_worker(pending)
         time.sleep(poll if deadline is None else max(0.0, min(poll, deadline - now)))
     return [latest[i] for i in ids]
 

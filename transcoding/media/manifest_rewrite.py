@@ -17,7 +17,7 @@ Here each relative URI is resolved to its storage key and replaced:
 at which a player may need the file: a segment's start time; the whole duration for files a
 player may fetch at any moment (an init section, a sprite sheet, a whole WebVTT track). The
 signer makes a URL valid for its usual lifetime *after* that moment, so a viewer who plays a
-long video straight through never meets an expired URL (see `delivery.UrlSigner`).
+long video straight through never meets an expired URL (see `storage.signing.UrlSigner`).
 """
 
 import copy

@@ -1,30 +1,30 @@
-"""The life of a ProcessingJob: claim, heartbeat, finish, fail, retry. Backend-agnostic.
+"""The life of a ProcessingJob: claim, heartbeat, finish, fail, retry, cancel; and what a job
+that ends for good means for its video's parts. Backend-agnostic.
 
 Delivery is at least once on every backend, so a job is claimed by one conditional UPDATE:
 whoever changes the row owns the job (under a fresh token), everyone else does nothing. Every
 later write is conditional on that token, so a worker whose lease expired and was taken over
-cannot overwrite its successor's result.
+cannot overwrite its successor's result. Which jobs are active, stuck or claimable is defined
+once, by `ProcessingJobQuerySet` (models.py).
 """
 
-import logging
 import os
 import random
 import socket
 import uuid
 from datetime import timedelta
 
-from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from transcoding.conf import settings
-from transcoding.errors import EncodeError, PermanentError, is_transient, one_line
-from transcoding.models import JobState, ProcessingJob
-
-log = logging.getLogger(__name__)
+from transcoding.models import JobState, ProcessingJob, Video
+from transcoding.status import parts, videos
+from transcoding.status.events import announce
 
 LOG_TAIL_CHARS = 4000
+GAVE_UP = "The worker stopped (lease expired) and no attempts are left."
 
 
 class JobCancelled(Exception):
@@ -35,11 +35,8 @@ def worker_token() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def claimable_q(now=None) -> Q:
-    now = now or timezone.now()
-    waiting = Q(state=JobState.QUEUED) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-    abandoned = Q(state=JobState.RUNNING, lease_expires_at__lt=now)
-    return waiting | abandoned
+def _ended(job_id: int, video_id: int, old: str, new: str) -> None:
+    announce(ProcessingJob, job_id, video_id, "state", old, new)
 
 
 def job_claim(job_id: int, token: str | None = None) -> ProcessingJob | None:
@@ -47,14 +44,18 @@ def job_claim(job_id: int, token: str | None = None) -> ProcessingJob | None:
     it is finished, or it has used up its attempts (then it is failed here)."""
     now = timezone.now()
     token = token or worker_token()
-    claimed = ProcessingJob.objects.filter(claimable_q(now), pk=job_id).update(
-        state=JobState.RUNNING,
-        attempt=F("attempt") + 1,
-        worker=token,
-        lease_expires_at=now + timedelta(seconds=settings.LEASE_SECONDS),
-        heartbeat_at=now,
-        started_at=now,
-        next_attempt_at=None,
+    claimed = (
+        ProcessingJob.objects.claimable(now)
+        .filter(pk=job_id)
+        .update(
+            state=JobState.RUNNING,
+            attempt=F("attempt") + 1,
+            worker=token,
+            lease_expires_at=now + timedelta(seconds=settings.LEASE_SECONDS),
+            heartbeat_at=now,
+            started_at=now,
+            next_attempt_at=None,
+        )
     )
     if not claimed:
         return None
@@ -84,7 +85,7 @@ def job_heartbeat(job: ProcessingJob) -> None:
 
 
 def job_finish(job: ProcessingJob, *, log_tail: str = "", cpu_seconds: float | None = None) -> bool:
-    return bool(
+    finished = bool(
         _owned(job).update(
             state=JobState.DONE,
             finished_at=timezone.now(),
@@ -94,6 +95,9 @@ def job_finish(job: ProcessingJob, *, log_tail: str = "", cpu_seconds: float | N
             cpu_seconds=cpu_seconds,
         )
     )
+    if finished:
+        _ended(job.pk, job.video_id, JobState.RUNNING, JobState.DONE)
+    return finished
 
 
 def retry_delay(attempt: int, base: float | None = None, cap: float = 900.0) -> float:
@@ -115,111 +119,86 @@ def job_fail(job: ProcessingJob, error: str, *, permanent: bool, log_tail: str =
             state=JobState.QUEUED,
             next_attempt_at=now + timedelta(seconds=retry_delay(job.attempt)),
         )
-    with transaction.atomic():
-        _owned(job).update(**fields)
+    if _owned(job).update(**fields) and final:
+        _ended(job.pk, job.video_id, JobState.RUNNING, JobState.FAILED)
     return final
+
+
+def job_will_retry(job: ProcessingJob, reason: str) -> None:
+    """A transient failure with attempts left: the parts it was making wait for the retry
+    (a chunk of several leaves them alone: the other chunks are still making them)."""
+    if job.parent_id is not None:
+        return
+    if job.step == ProcessingJob.Step.SUBTITLES:
+        parts.generated_tracks_retrying(job.video_id, reason)
+    else:
+        parts.parts_retrying(job.video_id, tuple(job.parts), reason)
+
+
+def job_failed_for_good(job: ProcessingJob, reason: str) -> None:
+    """An encode that failed for good fails its video (every waiting part, with the reason; the
+    original stays) and stops its other chunks; a subtitles job fails only its track, the
+    video plays on."""
+    if job.step == ProcessingJob.Step.SUBTITLES:
+        parts.generated_tracks_fail(job.video_id, reason)
+        return
+    chunks_cancel(job, f"Another chunk failed: {reason}")
+    videos.video_fail(Video.objects.get(pk=job.video_id), reason)
+
+
+def _cancel(queryset, reason: str) -> int:
+    ids = list(queryset.active().values_list("pk", "video_id", "state"))
+    count = (
+        queryset.filter(pk__in=[pk for pk, _, _ in ids])
+        .active()
+        .update(state=JobState.CANCELLED, finished_at=timezone.now(), error=reason[:500])
+    )
+    for pk, video_id, state in ids:
+        _ended(pk, video_id, state, JobState.CANCELLED)
+    return count
+
+
+def jobs_cancel(video_id: int, reason: str, *, step: str | None = None) -> int:
+    """Cancel the video's queued and running jobs (of one step, or all). A running worker sees
+    it at its next heartbeat and stops. Returns how many."""
+    queryset = ProcessingJob.objects.filter(video_id=video_id)
+    return _cancel(queryset.filter(step=step) if step else queryset, reason)
+
+
+def chunks_cancel(job: ProcessingJob, reason: str) -> int:
+    """A chunk failed for good: the other chunks' work is wasted, stop it."""
+    return _cancel(ProcessingJob.objects.batch(job.parent_id or job.pk).exclude(pk=job.pk), reason)
 
 
 def jobs_claimable_ids(limit: int = 20) -> list[int]:
     """First chunks first, then the oldest: a new video's start is never stuck behind the
     later chunks of a long one, and the first video uploaded is the first served."""
     return list(
-        ProcessingJob.objects.filter(claimable_q())
+        ProcessingJob.objects.claimable()
         .order_by(Coalesce("chunk", 0), "created_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )
 
 
-def jobs_requeue_stuck() -> tuple[int, int]:
-    """Requeue running jobs whose lease expired; fail those with no attempts left.
-    Returns (requeued, failed)."""
-    now = timezone.now()
-    stuck = ProcessingJob.objects.filter(state=JobState.RUNNING, lease_expires_at__lt=now)
-    failed = stuck.filter(attempt__gte=F("max_attempts")).update(
-        state=JobState.FAILED,
-        finished_at=now,
-        lease_expires_at=None,
-        error="The worker stopped (lease expired) and no attempts are left.",
-    )
-    requeued = stuck.update(state=JobState.QUEUED, lease_expires_at=None, next_attempt_at=now)
-    return requeued, failed
-
-
-def job_run(job_id: int, token: str | None = None) -> str:
-    """Claim and run one job; what every backend's task calls. Returns what happened:
-    "done", "retry", "failed" or "skipped" (not ours to run: a duplicate delivery)."""
-    from transcoding import services
-    from transcoding.encoding import encode as pipeline
-
-    job = job_claim(job_id, token)
-    if job is None:
-        return "skipped"
-    last_beat = [0.0]
-
-    def heartbeat():
-        import time
-
-        now = time.monotonic()
-        if now - last_beat[0] >= max(1.0, settings.LEASE_SECONDS / 4):
-            last_beat[0] = now
-            job_heartbeat(job)
-
-    try:
-        cpu = pipeline.run_step(job, heartbeat)
-    except JobCancelled:
-        log.info("job %s: cancelled or taken over; stopped", job_id)
-        return "skipped"
-    except Exception as exc:
-        outcome = _failed(job, exc)
-    else:
-        job_finish(job, cpu_seconds=cpu)
-        outcome = "done"
-    services.video_refresh_status(job.video)
-    return outcome
-
-
-def _failed(job: ProcessingJob, exc: Exception) -> str:
-    """Record a failed attempt. Transient failures (network, storage, database: `errors.
-    is_transient`) retry with backoff; everything else fails the job at once: bad input and
-    limits with their own sentence, program errors with their type (and a traceback in the
-    log), since the same code on the same input would fail the same way again."""
-    from transcoding.encoding import encode as pipeline
-
-    transient = is_transient(exc)
-    reason = one_line(exc)
-    if transient:
-        log.warning("job %s: attempt %s failed (transient): %s", job.pk, job.attempt, reason)
-    elif not isinstance(exc, (PermanentError, EncodeError)):
-        log.exception("job %s: program error, not retried", job.pk)
-        reason = f"Internal error (not retried): {reason}"
-    final = job_fail(job, reason, permanent=not transient)
-    if not final:
-        pipeline.mark_retrying(job, reason)
-        return "retry"
-    if transient:
-        reason = f"Processing failed after {job.attempt} attempts: {reason}"
-    pipeline.mark_failed(job, reason)
-    return "failed"
-
-
 def jobs_requeue_stuck_ids() -> tuple[list[int], list[int]]:
-    """Like `jobs_requeue_stuck`, but returns the ids it changed: (requeued, failed), so the
-    caller can dispatch the requeued jobs again and fail the videos of the others. Each row is
-    changed by a conditional UPDATE, so a job whose worker heart-beat meanwhile is left alone."""
+    """Stuck jobs go back to the queue; those with no attempts left fail. Returns the ids
+    changed: (requeued, failed), so the caller can dispatch the first again and fail the
+    videos of the others. Each row is changed by a conditional UPDATE, so a job whose worker
+    heart-beat meanwhile is left alone."""
     now = timezone.now()
-    stuck = ProcessingJob.objects.filter(state=JobState.RUNNING, lease_expires_at__lt=now)
+    stuck = ProcessingJob.objects.stuck(now)
     requeued, failed = [], []
-    for pk, attempt, max_attempts in stuck.order_by("pk").values_list("pk", "attempt", "max_attempts"):
+    for pk, video_id, attempt, max_attempts in stuck.order_by("pk").values_list(
+        "pk", "video_id", "attempt", "max_attempts"
+    ):
         row = stuck.filter(pk=pk)
         if attempt >= max_attempts:
             changed = row.filter(attempt__gte=F("max_attempts")).update(
-                state=JobState.FAILED,
-                finished_at=now,
-                lease_expires_at=None,
-                error="The worker stopped (lease expired) and no attempts are left.",
+                state=JobState.FAILED, finished_at=now, lease_expires_at=None, error=GAVE_UP
             )
             if changed:
                 failed.append(pk)
+                _ended(pk, video_id, JobState.RUNNING, JobState.FAILED)
         else:
             changed = row.filter(attempt__lt=F("max_attempts")).update(
                 state=JobState.QUEUED, lease_expires_at=None, next_attempt_at=now

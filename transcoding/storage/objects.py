@@ -1,6 +1,7 @@
-"""A video's stored files: keys under its prefix, writes and deletes through Django's storage
-API, so local disk and S3 behave the same."""
+"""Stored files: a video's keys under its prefix, writes, listing and deletes through Django's
+storage API and the media store (`backends`), so local disk and S3 behave the same."""
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from django.core.files import File
@@ -9,6 +10,7 @@ from django.core.files.storage import default_storage
 
 from transcoding.conf import settings
 from transcoding.media.containers import SourceInput, source_input
+from transcoding.storage.backends import StoredObject, media_store
 
 
 def video_prefix(video_id: int) -> str:
@@ -32,24 +34,29 @@ def url(key: str) -> str | None:
     return default_storage.url(key) if key else None
 
 
+def list_objects(prefix: str) -> Iterator[StoredObject]:
+    """Every object under `prefix/`, recursively, with size and modification time."""
+    return media_store().list_objects(prefix)
+
+
 def list_keys(prefix: str) -> list[str]:
     """Every key under a prefix, recursively."""
-    try:
-        directories, files = default_storage.listdir(prefix)
-    except FileNotFoundError:
-        return []
-    keys = [f"{prefix}/{name}" for name in files]
-    for directory in directories:
-        keys += list_keys(f"{prefix}/{directory}")
-    return keys
+    return [o.key for o in list_objects(prefix)]
+
+
+def delete_keys(keys: Iterable[str]) -> int:
+    """Delete keys (S3: DeleteObjects, 1000 a request). Returns how many."""
+    return media_store().delete_keys(keys)
+
+
+def delete_prefix(prefix: str) -> int:
+    """Delete every object under `prefix/`. Returns how many."""
+    return media_store().delete_prefix(prefix)
 
 
 def local_path(name: str) -> str | None:
     """A filesystem path for a stored name, where the storage has one."""
-    try:
-        return default_storage.path(name)
-    except NotImplementedError:
-        return None
+    return media_store().local_path(name)
 
 
 def source_location(name: str, container: str = "") -> SourceInput:

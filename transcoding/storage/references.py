@@ -7,25 +7,22 @@ rule for deleting is by reference, not by id: a prefix is deleted only when no o
 rows name a key under it, and `purge_orphans` calls a prefix an orphan only when its id is no
 video's and no video's rows name it.
 
-With S3, listing is one flat `ListObjectsV2` walk and deletion is `DeleteObjects`, up to 1000
-keys a request; other storages go through Django's storage API one key at a time.
+Listing and deleting are the media store's (`backends`): with S3 one flat listing and
+`DeleteObjects`, 1000 keys a request.
 """
 
-import os
 import posixpath
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from django.core.files.storage import default_storage
 from django.db.models import Q
 from django.utils import timezone
 
 from transcoding.conf import settings
 from transcoding.models import Poster, Rendition, Storyboard, Subtitle, Video
-from transcoding.storage import objects as outputs
-
-DELETE_BATCH = 1000  # the most keys one S3 DeleteObjects request takes
+from transcoding.storage import objects
+from transcoding.storage.backends import StoredObject
 
 # Fields naming output keys, per model, and how each row names its video.
 _KEY_FIELDS = (
@@ -35,12 +32,6 @@ _KEY_FIELDS = (
     (Poster, ("path",), "video_id"),
     (Subtitle, ("vtt_path", "playlist_path"), "video_id"),
 )
-
-
-def is_s3(storage=None) -> bool:
-    from storages.backends.s3 import S3Storage
-
-    return isinstance(storage or default_storage, S3Storage)
 
 
 # --- references -------------------------------------------------------------------------------
@@ -70,7 +61,7 @@ def referenced_keys(video: Video) -> set[str]:
 def video_output_prefixes(video: Video) -> list[str]:
     """The prefixes the video's outputs are under: its own, and the one of the video it shares
     outputs with, if any. The only prefixes its signed URLs may name."""
-    own = outputs.video_prefix(video.pk)
+    own = objects.video_prefix(video.pk)
     others = {output_prefix_of(k) for k in referenced_keys(video)} - {None, own}
     return [own, *sorted(others)]
 
@@ -89,103 +80,13 @@ def prefix_users(prefix: str, *, exclude: int | None = None) -> set[int]:
     return users
 
 
-# --- listing and deleting ---------------------------------------------------------------------
-@dataclass(frozen=True)
-class StoredObject:
-    key: str
-    size: int | None = None
-    modified: datetime | None = None
-
-
-def _location(storage) -> str:
-    return (getattr(storage, "location", "") or "").strip("/")
-
-
-def list_objects(prefix: str, storage=None) -> Iterator[StoredObject]:
-    """Every object under `prefix/`, recursively, with size and modification time."""
-    storage = storage or default_storage
-    prefix = prefix.strip("/")
-    if is_s3(storage):
-        location = _location(storage)
-        root = f"{location}/{prefix}/" if location else f"{prefix}/"
-        pages = storage.connection.meta.client.get_paginator("list_objects_v2").paginate(
-            Bucket=storage.bucket_name, Prefix=root
-        )
-        for page in pages:
-            for item in page.get("Contents", ()):
-                key = item["Key"][len(location) + 1 :] if location else item["Key"]
-                yield StoredObject(key, item.get("Size"), item.get("LastModified"))
-        return
-    for key in _list_keys(storage, prefix):
-        try:
-            yield StoredObject(key, storage.size(key), storage.get_modified_time(key))
-        except (FileNotFoundError, NotImplementedError):
-            yield StoredObject(key)
-
-
-def _list_keys(storage, prefix: str) -> list[str]:
-    try:
-        directories, files = storage.listdir(prefix)
-    except FileNotFoundError:
-        return []
-    keys = [f"{prefix}/{name}" for name in files]
-    for directory in directories:
-        keys += _list_keys(storage, f"{prefix}/{directory}")
-    return keys
-
-
-def delete_keys(keys: Iterable[str], storage=None) -> int:
-    """Delete keys; with S3 in DeleteObjects batches of up to 1000. Returns how many."""
-    storage = storage or default_storage
-    keys = list(dict.fromkeys(keys))
-    if not is_s3(storage):
-        for key in keys:
-            storage.delete(key)
-        _prune_parents(keys, storage)
-        return len(keys)
-    client, location = storage.connection.meta.client, _location(storage)
-    for start in range(0, len(keys), DELETE_BATCH):
-        batch = keys[start : start + DELETE_BATCH]
-        response = client.delete_objects(
-            Bucket=storage.bucket_name,
-            Delete={"Objects": [{"Key": f"{location}/{k}" if location else k} for k in batch], "Quiet": True},
-        )
-        errors = response.get("Errors") or []
-        if errors:
-            first = errors[0]
-            raise OSError(
-                f"S3 refused to delete {len(errors)} of {len(batch)} objects, e.g. {first.get('Key')}: "
-                f"{first.get('Code')} {first.get('Message')}"
-            )
-    return len(keys)
-
-
-def _prune_parents(keys: list[str], storage) -> None:
-    """Local disk: remove the directories deleted keys leave empty, up to the top level
-    (`videos/7/720p`, then `videos/7`; never `videos`)."""
-    directories = {posixpath.dirname(k) for k in keys}
-    for directory in sorted(directories, key=lambda d: -d.count("/")):
-        while directory.count("/") >= 1:
-            try:
-                os.rmdir(storage.path(directory))
-            except (OSError, NotImplementedError):
-                break
-            directory = posixpath.dirname(directory)
-
-
-def delete_prefix(prefix: str, storage=None) -> int:
-    """Delete every object under `prefix/` (batched with S3). Returns how many."""
-    storage = storage or default_storage
-    return delete_keys([o.key for o in list_objects(prefix, storage)], storage)
-
-
 def video_delete_outputs(video: Video) -> dict[str, int]:
     """Delete the video's outputs: each of its prefixes that no other video plays from.
     Returns {prefix: objects deleted}; a prefix still in use by another video is kept."""
     deleted = {}
     for prefix in video_output_prefixes(video):
         if not prefix_users(prefix, exclude=video.pk):
-            deleted[prefix] = delete_prefix(prefix)
+            deleted[prefix] = objects.delete_prefix(prefix)
     return deleted
 
 
@@ -220,16 +121,16 @@ def find_orphans(*, min_age: timedelta = timedelta(hours=24)) -> Iterator[Orphan
     def old(obj: StoredObject) -> bool:
         return obj.modified is None or obj.modified <= cutoff
 
-    for obj in list_objects(settings.OUTPUT_PREFIX):
+    for obj in objects.list_objects(settings.OUTPUT_PREFIX):
         prefix = output_prefix_of(obj.key)
         if prefix is None:
             if old(obj):
                 yield Orphan(obj, "outside any video's prefix")
         elif posixpath.basename(prefix) not in video_ids and prefix not in in_use and old(obj):
             yield Orphan(obj, f"{prefix}: no such video")
-    for obj in list_objects(settings.SOURCE_PREFIX):
+    for obj in objects.list_objects(settings.SOURCE_PREFIX):
         if obj.key not in sources and old(obj):
             yield Orphan(obj, "original of no video")
-    for obj in list_objects("subtitles"):
+    for obj in objects.list_objects("subtitles"):
         if obj.key not in tracks and old(obj):
             yield Orphan(obj, "subtitle file of no track")

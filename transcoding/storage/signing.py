@@ -1,19 +1,9 @@
-"""How a video's outputs reach a player: the URLs `selectors.video_status` hands out and the
-signer behind the playback views (docs/private-playback.md).
-
-- A **public** video's files are fetched by plain URLs: `TRANSCODING_PUBLIC_BASE_URL` + key
-  (a CDN) when set, otherwise the storage's own URLs.
-- Any other video (private, unpublished, or playing the outputs of a video that is not public:
-  `access.is_public`) is played through `playback_views`: Django checks access and serves its
-  manifests rewritten so every segment, init section, sprite sheet and WebVTT file is a signed
-  URL that expires: presigned by S3, or on local storage a `/media/` URL with an HMAC of the
-  key and expiry that `media_views` checks. A public video whose storage only has expiring
-  URLs (a private bucket and no public base URL) is served the same way, since relative URIs
-  inside a manifest cannot inherit the manifest's signature.
-
-A signer signs only keys under the video's own prefix and, for a video playing another's
-outputs, that video's (`video_signer`), so nothing a video's rows or manifests name can reach
-any other video's files.
+"""Signed URLs for stored files: S3 presigned URLs (`S3Presigner`, fast enough for an MPD that
+names every segment of a long video), local `/media/` URLs carrying an HMAC of the key and an
+expiry (`local_signed_url`, checked by `web.media_views`), and `UrlSigner`, which signs only
+keys under the prefixes it was given: a video's signer (`video_signer`) covers the video's own
+prefix and, for a video playing another's outputs, that one's, so nothing a video's rows or
+manifests name can reach any other video's files.
 """
 
 import functools
@@ -24,20 +14,16 @@ import posixpath
 import time
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
-from django.conf import settings as django_settings
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
-from django.urls import reverse
 from django.utils.crypto import constant_time_compare, salted_hmac
-from django.utils.encoding import filepath_to_uri
 from django.utils.http import content_disposition_header
 
-from transcoding import access
 from transcoding.conf import settings
-from transcoding.models import PartStatus, Poster, Storyboard, Video
+from transcoding.models import Video
+from transcoding.storage.backends import S3Store, store_for
 from transcoding.storage.content_types import DOWNLOAD_TYPE
 from transcoding.storage.objects import video_prefix
-from transcoding.storage.references import is_s3
 
 MAX_EXPIRY = 7 * 24 * 3600  # the longest a SigV4 presigned URL may be valid
 
@@ -50,27 +36,19 @@ def signed_url_seconds() -> int:
     return max(1, int(settings.SIGNED_URL_SECONDS))
 
 
-def storage_signs(storage=None) -> bool:
-    """Whether the storage's URLs carry a signature and expire (a private bucket), so that a
-    manifest's relative URIs cannot be fetched from its URL."""
-    storage = storage or default_storage
-    if not is_s3(storage) or not storage.querystring_auth:
-        return False
-    return not storage.custom_domain or bool(storage.cloudfront_signer)
-
-
-def served_signed(video: Video) -> bool:
-    return not access.is_public(video) or (not settings.PUBLIC_BASE_URL and storage_signs())
-
-
 # --- local storage: signed /media/ URLs ---------------------------------------------------------
 def local_signature(key: str, expires: int) -> str:
     """HMAC (SECRET_KEY) of a stored key and its expiry, for `/media/` URLs on local storage."""
     return salted_hmac("transcoding.media", f"{key}\n{expires}", algorithm="sha256").hexdigest()
 
 
+# Expiry times are rounded up to this many seconds, so the same key signed twice within that
+# window gives the same URL (cacheable, and stable across two reads of a status document).
+LOCAL_EXPIRY_STEP = 300
+
+
 def local_signed_url(storage, key: str, seconds: int) -> str:
-    expires = int(time.time()) + seconds
+    expires = math.ceil((time.time() + seconds) / LOCAL_EXPIRY_STEP) * LOCAL_EXPIRY_STEP
     query = urlencode({"expires": expires, "signature": local_signature(key, expires)})
     return f"{storage.url(key)}?{query}"
 
@@ -83,30 +61,6 @@ def local_signature_valid(key: str, expires: str, signature: str) -> bool:
     if expires_at < time.time():
         return False
     return constant_time_compare(signature or "", local_signature(key, expires_at))
-
-
-def public_url(key: str) -> str:
-    base = settings.PUBLIC_BASE_URL
-    if base:
-        return f"{base.rstrip('/')}/{filepath_to_uri(key)}"
-    return default_storage.url(key)
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url or "")
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
-
-
-def media_origins() -> list[str]:
-    """Origins other than this site that a player page may fetch media from: MEDIA_URL's, the
-    public base URL's, and the storage's (the S3 endpoint, bucket host or custom domain, read
-    off a URL the storage makes, so whatever addressing style it uses is covered)."""
-    origins = [_origin(django_settings.MEDIA_URL), _origin(settings.PUBLIC_BASE_URL)]
-    try:
-        origins.append(_origin(default_storage.url(f"{settings.OUTPUT_PREFIX}/0/origin")))
-    except Exception:  # a storage that cannot make URLs: nothing to allow
-        pass
-    return list(dict.fromkeys(o for o in origins if o))
 
 
 # --- signing ----------------------------------------------------------------------------------
@@ -156,7 +110,11 @@ class S3Presigner:
 
     @classmethod
     def for_storage(cls, storage) -> "S3Presigner | None":
-        if not is_s3(storage) or storage.custom_domain or not storage.querystring_auth:
+        if (
+            not isinstance(store_for(storage), S3Store)
+            or storage.custom_domain
+            or not storage.querystring_auth
+        ):
             return None
         probe = urlsplit(storage.url(cls.PROBE, expire=60))
         query = dict(parse_qsl(probe.query, keep_blank_values=True))
@@ -233,7 +191,7 @@ class UrlSigner:
     def url(self, key: str, *, at: float = 0.0, parameters: dict | None = None) -> str:
         self.check(key)
         expire = self.expiry(at)
-        if not is_s3(self.storage):
+        if not store_for(self.storage).remote:
             return local_signed_url(self.storage, key, expire)
         if parameters:
             return self.storage.url(key, parameters=parameters, expire=expire)
@@ -269,60 +227,3 @@ def original_url(video: Video) -> str:
 def download_disposition(video: Video) -> str:
     filename = video.original_filename or posixpath.basename(video.source.name)
     return content_disposition_header(as_attachment=True, filename=filename)
-
-
-# --- the URLs of the status document ----------------------------------------------------------
-def _track(subtitle) -> str:
-    return f"{subtitle.language}-{subtitle.kind}"
-
-
-class VideoUrls:
-    """The URLs `video_status` hands out for one video (None for what does not exist)."""
-
-    def __init__(self, video: Video):
-        self.video = video
-        self.signed = served_signed(video)
-        self._signer = None
-
-    def sign(self, key: str, at: float = 0.0) -> str:
-        if self._signer is None:  # made on first use: it reads which prefixes the video uses
-            self._signer = video_signer(self.video)
-        return self._signer(key, at)
-
-    def _view(self, name: str, *args) -> str:
-        return reverse(f"transcoding:{name}", args=[self.video.pk, *args])
-
-    def _file(self, key: str, at: float = 0.0) -> str | None:
-        if not key:
-            return None
-        return self.sign(key, at) if self.signed else public_url(key)
-
-    def hls(self) -> str | None:
-        if not self.video.hls_path:
-            return None
-        return self._view("play-master") if self.signed else public_url(self.video.hls_path)
-
-    def dash(self) -> str | None:
-        if not self.video.dash_path:
-            return None
-        return self._view("play-mpd") if self.signed else public_url(self.video.dash_path)
-
-    def poster(self, poster: Poster | None) -> str | None:
-        if poster is None or poster.status != PartStatus.READY:
-            return None
-        return self._file(poster.path)
-
-    def storyboard_vtt(self, storyboard: Storyboard) -> str | None:
-        if not storyboard.vtt_path:
-            return None
-        return self._view("play-storyboard") if self.signed else public_url(storyboard.vtt_path)
-
-    def image(self, key: str) -> str | None:
-        return self._file(key, self.video.duration or 0.0)
-
-    def subtitle_vtt(self, subtitle) -> str | None:
-        if not subtitle.vtt_path:
-            return None
-        if self.signed:
-            return self._view("play-subtitle", _track(subtitle))
-        return public_url(subtitle.vtt_path)

@@ -7,7 +7,7 @@ In development and in production alike (a front web server must not serve MEDIA_
   MEDIA_ROOT are never served here (staff download originals through `playback_views.original`).
 - Only to whom may see them: anyone, when the video owning the prefix is public
   (`access.is_public`); otherwise the URL must carry a valid, unexpired signature
-  (`delivery.local_signed_url`, what the playback views and the status API hand out), or the
+  (`signing.local_signed_url`, what the playback views and the status API hand out), or the
   user must be allowed by Django's permissions to view videos. Everyone else gets 404, as for
   a video that does not exist.
 - With the server's content type, `X-Content-Type-Options: nosniff` and a sandboxing
@@ -22,9 +22,10 @@ from django.http import FileResponse, Http404
 from django.utils.cache import patch_cache_control
 
 from transcoding import access
-from transcoding.conf import serve_media, settings
+from transcoding.conf import settings
 from transcoding.models import Video
-from transcoding.storage import signing as delivery
+from transcoding.storage import signing
+from transcoding.storage.backends import serve_media
 from transcoding.storage.content_types import SERVED_FILE_HEADERS, output_type
 
 SAFE_KEY = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
@@ -52,7 +53,7 @@ def _allowed(request, key: str, owner: int) -> tuple[bool, bool]:
     """(may be served, may be cached publicly)."""
     query = request.GET
     if "signature" in query:
-        return delivery.local_signature_valid(key, query.get("expires"), query.get("signature")), False
+        return signing.local_signature_valid(key, query.get("expires"), query.get("signature")), False
     video = Video.objects.filter(pk=owner).first()
     if video is not None and access.is_public(video):
         return True, True

@@ -19,9 +19,9 @@ from django.utils.cache import patch_cache_control, patch_vary_headers
 from transcoding import access, selectors
 from transcoding.media import manifest_rewrite as playback
 from transcoding.models import PartStatus, Rendition, Storyboard, Subtitle, Video
-from transcoding.storage import signing as delivery
+from transcoding.storage import signing
+from transcoding.storage.backends import media_store
 from transcoding.storage.content_types import DOWNLOAD_TYPE
-from transcoding.storage.references import is_s3
 from transcoding.web.media_views import protect
 
 HLS_TYPE = "application/vnd.apple.mpegurl"
@@ -46,7 +46,7 @@ def _read(key: str) -> str:
         raise Http404("No such file.")
 
 
-def _respond(text: str, content_type: str, signer: delivery.UrlSigner) -> HttpResponse:
+def _respond(text: str, content_type: str, signer: signing.UrlSigner) -> HttpResponse:
     """A manifest response: private (per viewer), cached for less than its URLs live; an EVENT
     playlist (still growing while the encode runs) only for a second, so the player's reloads
     see new segments."""
@@ -73,7 +73,7 @@ def _track(language_kind: str) -> tuple[str, str]:
 
 def master(request, pk):
     video = _playable(request, pk)
-    signer = delivery.video_signer(video)
+    signer = signing.video_signer(video)
     urls = {
         r.playlist_path: reverse("transcoding:play-rendition", args=[video.pk, r.name])
         for r in video.renditions.exclude(playlist_path="")
@@ -87,7 +87,7 @@ def master(request, pk):
 
 
 def _media_playlist(video: Video, key: str) -> HttpResponse:
-    signer = delivery.video_signer(video)
+    signer = signing.video_signer(video)
     text = _rewrite(playback.rewrite_media_playlist, _read(key), posixpath.dirname(key), signer)
     return _respond(text, HLS_TYPE, signer)
 
@@ -110,14 +110,14 @@ def subtitle_vtt(request, pk, track):
     video = _playable(request, pk)
     language, kind = _track(track)
     subtitle = get_object_or_404(Subtitle, video=video, language=language, kind=kind, status=PartStatus.READY)
-    signer = delivery.video_signer(video)
+    signer = signing.video_signer(video)
     signer.check(subtitle.vtt_path)
     return _respond(_read(subtitle.vtt_path), VTT_TYPE, signer)
 
 
 def mpd(request, pk):
     video = _playable(request, pk)
-    signer = delivery.video_signer(video)
+    signer = signing.video_signer(video)
     base = posixpath.dirname(video.dash_path)
     text = _rewrite(playback.rewrite_mpd, _read(video.dash_path), base, signer)
     return _respond(text, DASH_TYPE, signer)
@@ -126,7 +126,7 @@ def mpd(request, pk):
 def storyboard(request, pk):
     video = get_object_or_404(selectors.videos_visible_to(request.user), pk=pk)
     board = get_object_or_404(Storyboard, video=video, status=PartStatus.READY)
-    signer = delivery.video_signer(video)
+    signer = signing.video_signer(video)
     base = posixpath.dirname(board.vtt_path)
     at = video.duration or 0.0  # a thumbnail is wanted wherever the viewer hovers
     text = _rewrite(playback.rewrite_storyboard_vtt, _read(board.vtt_path), base, signer, at)
@@ -143,15 +143,15 @@ def original(request, pk):
     video = get_object_or_404(Video, pk=pk)
     if not video.source:
         raise Http404("This video has no original.")
-    if is_s3():
-        response = HttpResponseRedirect(delivery.original_url(video))
+    if media_store().remote:
+        response = HttpResponseRedirect(signing.original_url(video))
     else:
         try:
             handle = default_storage.open(video.source.name, "rb")
         except FileNotFoundError:
             raise Http404("The original is missing from storage.")
         response = FileResponse(handle, content_type=DOWNLOAD_TYPE)
-        response.headers["Content-Disposition"] = delivery.download_disposition(video)
+        response.headers["Content-Disposition"] = signing.download_disposition(video)
         protect(response)
     patch_cache_control(response, private=True, no_store=True)
     return response

@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods
 
+from transcoding import services
 from transcoding.conf import settings
 from transcoding.ingest import direct_uploads as uploads
 from transcoding.models import Video
@@ -137,7 +138,9 @@ def complete(request, data):
         name, first = next(iter(errors.items()))
         label = form.fields[name].label if name in form.fields else ""
         return _error(f"{label}: {first[0]}" if label else first[0], 400, resumable=True, errors=errors)
-    video = uploads.upload_complete(upload, video=form.save(commit=False), parts=data.get("parts"))
+    video = uploads.upload_complete(
+        upload, video=form.save(commit=False), parts=data.get("parts"), then=services.video_request_processing
+    )
     messages.success(request, f"The video “{video.title}” was added successfully; processing is queued.")
     return JsonResponse(
         {

@@ -4,8 +4,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, render
 
-from transcoding import selectors
-from transcoding.storage import signing as delivery
+from transcoding import selectors, video_urls
 
 
 def _visible_video(request, pk):
@@ -15,9 +14,9 @@ def _visible_video(request, pk):
 def _with_csp(response, *, embeddable: bool):
     """A strict Content-Security-Policy: the player needs nothing but this site and where the
     media comes from (MEDIA_URL's origin, the public CDN base URL, the S3 endpoint or custom
-    domain that presigned URLs name: `delivery.media_origins`): no inline script, no script
+    domain that presigned URLs name: `video_urls.media_origins`): no inline script, no script
     CDN. MSE plays from blob: URLs."""
-    media = " ".join(["'self'", *delivery.media_origins()])
+    media = " ".join(["'self'", *video_urls.media_origins()])
     response.headers["Content-Security-Policy"] = "; ".join(
         [
             "default-src 'self'",

@@ -10,3 +10,7 @@ class BaseDispatcher:
 
     def enqueue(self, job_id: int) -> None:
         raise NotImplementedError
+
+    def while_waiting(self, video_ids: list[int]) -> None:
+        """Called on every poll while a command waits for these videos to finish (`ingest
+        --wait`): a backend whose jobs need a push gives it here. Most deliver on their own."""

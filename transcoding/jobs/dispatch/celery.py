@@ -15,7 +15,10 @@ from celery import shared_task
 from django.db import DatabaseError
 from django.utils import timezone
 
+from transcoding.jobs import tasks
 from transcoding.jobs.dispatch.base import BaseDispatcher
+from transcoding.jobs.watchdog import jobs_recover_stuck
+from transcoding.models import JobState, ProcessingJob
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +42,6 @@ LEASE_MARGIN_SECONDS = 1.0
 )
 def process_job(self, job_id: int) -> str:
     """Run one ProcessingJob; returns "done", "retry", "failed" or "skipped"."""
-    from transcoding.jobs import tasks
-
     outcome = tasks.process_job(job_id)
     if outcome == "retry":
         _schedule_retry(job_id)
@@ -53,17 +54,13 @@ def process_job(self, job_id: int) -> str:
 def requeue_stuck() -> list[list[int]]:
     """The watchdog, run by beat: requeue and re-dispatch jobs whose lease expired, fail those
     with no attempts left, re-dispatch queued jobs whose delivery was lost. Returns the job
-    ids of each group, as `services.jobs_recover_stuck` does."""
-    from transcoding import services
-
-    return [list(ids) for ids in services.jobs_recover_stuck()]
+    ids of each group, as `jobs_recover_stuck` does."""
+    return [list(ids) for ids in jobs_recover_stuck()]
 
 
 def _schedule_retry(job_id: int) -> None:
     """`job_fail` put the job back in the queue with a backoff (`next_attempt_at`): deliver it
     again at that time. The claim refuses it earlier, so the clock of the broker does not matter."""
-    from transcoding.models import JobState, ProcessingJob
-
     row = ProcessingJob.objects.filter(pk=job_id, state=JobState.QUEUED).values("next_attempt_at").first()
     if row is None:
         return
@@ -77,8 +74,6 @@ def _await_dead_lease(job_id: int) -> None:
     dead worker's lease still runs, so the claim refuses it. Rather than drop the only message
     of the job, deliver it once more just after the lease expires: then the claim succeeds if
     the worker is really gone, and is refused again (for good) if it is alive and heart-beating."""
-    from transcoding.models import JobState, ProcessingJob
-
     row = ProcessingJob.objects.filter(pk=job_id, state=JobState.RUNNING).values("lease_expires_at").first()
     if row is None or row["lease_expires_at"] is None:
         return
@@ -96,8 +91,6 @@ class CeleryDispatcher(BaseDispatcher):
 
     def enqueue(self, job_id: int) -> None:
         """A video's first chunk goes to the first queue, later chunks to the default one."""
-        from transcoding.models import ProcessingJob
-
         later_chunk = ProcessingJob.objects.filter(pk=job_id, parent__isnull=False).exists()
         if later_chunk:
             process_job.delay(int(job_id))

@@ -20,7 +20,10 @@ from django.conf import settings as django_settings
 from django.db import close_old_connections, connection
 
 from transcoding.conf import settings
+from transcoding.jobs import tasks
 from transcoding.jobs.dispatch.base import BaseDispatcher
+from transcoding.models import ProcessingJob
+from transcoding.status.jobs import jobs_claimable_ids
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +75,34 @@ def start_worker() -> subprocess.Popen:
 
 
 class LocalDispatcher(BaseDispatcher):
+    # How often a waiting command makes sure a worker still runs.
+    kick_seconds = 5.0
+    _last_kick = 0.0
+
     def enqueue(self, job_id: int) -> None:
         # The job is already in the table; it only needs a worker to notice it.
         if not worker_running():
             log.info("no local worker running: starting one for job %s", job_id)
             start_worker()
 
+    def while_waiting(self, video_ids: list[int]) -> None:
+        """A worker started on enqueue exits when idle for a while: make sure one runs while
+        these videos still have claimable work."""
+        now = time.monotonic()
+        if now - LocalDispatcher._last_kick < self.kick_seconds:
+            return
+        LocalDispatcher._last_kick = now
+        job_id = (
+            ProcessingJob.objects.claimable()
+            .filter(video_id__in=video_ids)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if job_id is not None:
+            self.enqueue(job_id)
+
 
 def _work_loop(stop: threading.Event, idle_exit: float | None, poll: float) -> None:
-    from transcoding.jobs.tasks import process_job
-    from transcoding.status.jobs import jobs_claimable_ids
-
     idle_since = time.monotonic()
     while not stop.is_set():
         close_old_connections()
@@ -91,7 +111,7 @@ def _work_loop(stop: threading.Event, idle_exit: float | None, poll: float) -> N
             for job_id in jobs_claimable_ids():
                 if stop.is_set():
                     break
-                ran = process_job(job_id) != "skipped" or ran
+                ran = tasks.process_job(job_id) != "skipped" or ran
         except Exception:  # a lost database connection must not end the worker
             log.exception("worker loop error; retrying in %s s", poll)
             connection.close()

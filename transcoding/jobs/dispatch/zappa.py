@@ -25,7 +25,12 @@ from urllib.parse import unquote_plus
 from django.db import connections
 from zappa.asynchronous import task
 
+from transcoding.ingest.create import video_create_from_stored
+from transcoding.jobs import tasks
 from transcoding.jobs.dispatch.base import BaseDispatcher
+from transcoding.jobs.watchdog import jobs_recover_stuck
+from transcoding.services import video_request_processing
+from transcoding.storage.backends import media_store
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +51,9 @@ def _drop_stale_connections() -> None:
 @task
 def run_job(job_id: int) -> str:
     """Run one ProcessingJob; returns "done", "failed" or "skipped" (a duplicate delivery)."""
-    from transcoding.jobs.tasks import process_job
-
     _drop_stale_connections()
     try:
-        outcome = process_job(job_id)
+        outcome = tasks.process_job(job_id)
     finally:
         _drop_stale_connections()
     if outcome == "retry":
@@ -70,8 +73,6 @@ class ZappaDispatcher(BaseDispatcher):
 
 def requeue_stuck(event=None, context=None) -> dict:
     """The watchdog, run every minute by the stage's `events` schedule."""
-    from transcoding.services import jobs_recover_stuck
-
     _drop_stale_connections()
     requeued, failed, redispatched = jobs_recover_stuck()
     if requeued or failed or redispatched:
@@ -82,26 +83,15 @@ def requeue_stuck(event=None, context=None) -> dict:
 def _storage_name(bucket: str, key: str) -> str | None:
     """The default storage's name for an object key of `bucket`; None when that object is
     not reachable through the storage (another bucket, outside the storage's key prefix)."""
-    from django.core.files.storage import default_storage
-
-    storage_bucket = getattr(default_storage, "bucket_name", None)
-    if storage_bucket is None:  # not S3 (tests, local disk): keys are names
+    store = media_store()
+    if not store.remote:  # local disk (tests): keys are names
         return key
-    if bucket != storage_bucket:
-        return None
-    location = (getattr(default_storage, "location", "") or "").strip("/")
-    if not location:
-        return key
-    if not key.startswith(location + "/"):
-        return None
-    return key[len(location) + 1 :]
+    return store.name(key) if bucket == store.bucket_name else None
 
 
 def ingest_s3_object(event, context=None) -> list[int]:
     """S3 ObjectCreated notifications (prefix `incoming/`): each new object becomes a video
     (the object stays where it is and is the original) and is queued. Returns the new ids."""
-    from transcoding.services import video_create_from_stored, video_request_processing
-
     _drop_stale_connections()
     created = []
     for record in event.get("Records", []):

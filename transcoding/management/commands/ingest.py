@@ -5,6 +5,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from transcoding import selectors, services
+from transcoding.errors import InvalidRequest
+from transcoding.ingest.create import video_create
 from transcoding.management import waiting as progress
 
 
@@ -49,8 +51,8 @@ class Command(BaseCommand):
         videos, errors = [], 0
         for path in paths:
             try:
-                video = services.video_create(source=path, title=title, preset=preset_obj)
-            except (services.InvalidRequest, OSError) as exc:
+                video = video_create(source=path, title=title, preset=preset_obj)
+            except (InvalidRequest, OSError) as exc:
                 errors += 1
                 self.stderr.write(f"{path}: {progress.one_line(exc)}")
                 continue

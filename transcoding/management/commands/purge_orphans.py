@@ -11,7 +11,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.template.defaultfilters import filesizeformat
 
-from transcoding.storage import references as cleanup
+from transcoding.storage import objects, references
 
 
 class Command(BaseCommand):
@@ -37,15 +37,15 @@ class Command(BaseCommand):
     def handle(self, *args, yes=False, min_age_hours=24.0, quiet_keys=False, **options):
         if min_age_hours < 0:
             raise CommandError("--min-age-hours must not be negative.")
-        orphans = list(cleanup.find_orphans(min_age=timedelta(hours=min_age_hours)))
+        orphans = list(references.find_orphans(min_age=timedelta(hours=min_age_hours)))
         groups: dict[str, list] = defaultdict(list)
         for orphan in orphans:
             groups[orphan.reason].append(orphan.object)
-        for reason, objects in sorted(groups.items()):
-            size = sum(o.size or 0 for o in objects)
-            self.stdout.write(f"{reason}: {len(objects)} object(s), {filesizeformat(size)}")
+        for reason, found in sorted(groups.items()):
+            size = sum(o.size or 0 for o in found)
+            self.stdout.write(f"{reason}: {len(found)} object(s), {filesizeformat(size)}")
             if not quiet_keys:
-                for obj in objects:
+                for obj in found:
                     self.stdout.write(f"  {obj.key}")
         total = sum(o.object.size or 0 for o in orphans)
         if not orphans:
@@ -56,5 +56,5 @@ class Command(BaseCommand):
                 f"{len(orphans)} orphan object(s), {filesizeformat(total)}: nothing deleted (run with --yes)."
             )
             return
-        deleted = cleanup.delete_keys([o.object.key for o in orphans])
+        deleted = objects.delete_keys([o.object.key for o in orphans])
         self.stdout.write(self.style.SUCCESS(f"Deleted {deleted} orphan object(s), {filesizeformat(total)}."))

@@ -1,11 +1,11 @@
 """Queue videos for processing again: chosen by id, or the failed, stuck or all of them."""
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
 from transcoding import selectors, services
+from transcoding.errors import InvalidRequest
 from transcoding.management import waiting as progress
-from transcoding.models import JobState, PartKind
+from transcoding.models import PartKind
 
 
 def parse_parts(text: str | None) -> list[str] | None:
@@ -18,14 +18,6 @@ def parse_parts(text: str | None) -> list[str] | None:
         what = f"Unknown part {', '.join(map(repr, unknown))}" if unknown else "No parts given"
         raise CommandError(f"{what} in --only; choose from {','.join(PartKind.values)}.", returncode=2)
     return list(dict.fromkeys(names))
-
-
-def _is_stuck(job) -> bool:
-    return (
-        job.state == JobState.RUNNING
-        and job.lease_expires_at is not None
-        and (job.lease_expires_at < timezone.now())
-    )
 
 
 class Command(BaseCommand):
@@ -73,7 +65,7 @@ class Command(BaseCommand):
         queued, errors = [], 0
         for video in videos:
             active = selectors.video_active_job(video)
-            replace = active is not None and (force or _is_stuck(active))
+            replace = active is not None and (force or active.is_stuck)
             if active is not None and not replace:
                 self.stdout.write(
                     f"video {video.pk}: already queued (job {active.pk}, {active.state}); left alone "
@@ -83,7 +75,7 @@ class Command(BaseCommand):
                 continue
             try:
                 job = services.video_request_processing(video, parts=parts, force=replace)
-            except services.InvalidRequest as exc:
+            except InvalidRequest as exc:
                 errors += 1
                 self.stderr.write(f"video {video.pk}: {progress.one_line(exc)}")
                 continue
@@ -102,7 +94,7 @@ class Command(BaseCommand):
         try:
             label = ",".join(services.processing_parts(parts))
             problem = ""
-        except services.InvalidRequest as exc:
+        except InvalidRequest as exc:
             label, problem = ",".join(parts or ()), progress.one_line(exc)
         for video in videos:
             active = selectors.video_active_job(video)
@@ -110,7 +102,7 @@ class Command(BaseCommand):
                 action = f"would fail: {problem}"
             elif active is None:
                 action = "would queue"
-            elif force or _is_stuck(active):
+            elif force or active.is_stuck:
                 action = f"would replace job {active.pk}"
             else:
                 action = f"already queued (job {active.pk}); would be left alone"

@@ -3,7 +3,7 @@ dispatch again queued jobs that are due but unclaimed. Safe to run from cron at 
 
 from django.core.management.base import BaseCommand
 
-from transcoding import services
+from transcoding.jobs.watchdog import jobs_recover_stuck
 
 
 class Command(BaseCommand):
@@ -13,7 +13,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        requeued, failed, redispatched = services.jobs_recover_stuck()
+        requeued, failed, redispatched = jobs_recover_stuck()
         for job_id in requeued:
             self.stdout.write(f"job {job_id}: requeued")
         for job_id in failed:

@@ -2,8 +2,11 @@
 holds it to its limits, and measures what it cost. Used by the encode (pipeline.py) and the
 speech step.
 
-A killed worker takes its ffmpeg with it (PR_SET_PDEATHSIG); CPU and peak memory come from
-wait4's rusage of the process itself, exact even with other work in flight.
+A killed worker takes its ffmpeg with it (PR_SET_PDEATHSIG); CPU comes from wait4's rusage of
+the process itself, exact even with other work in flight. Peak memory is ffmpeg's own VmHWM,
+read from /proc with the limit checks: wait4's ru_maxrss would carry the worker's RSS from
+before exec (a forked child starts as a copy of its parent), so a 20 MB ffmpeg would report
+the 150 MB Python process that started it.
 
 Limits (`TRANSCODING_FFMPEG_TIMEOUT_SECONDS`, `TRANSCODING_FFMPEG_MAX_MEMORY_MB`): a process
 that runs longer, or whose resident memory grows past the limit (read from /proc twice a
@@ -62,6 +65,18 @@ def resident_bytes(pid: int) -> int:
         return 0
 
 
+def peak_resident_bytes(pid: int | str = "self") -> int:
+    """A process's resident high-water mark since exec (VmHWM), 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def _over_limit(proc, limits: FfmpegLimits, started: float) -> str | None:
     """Why the running process must be stopped, or None."""
     if time.monotonic() - started > limits.seconds:
@@ -118,11 +133,13 @@ def run_ffmpeg(
         threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
         block: list[str] = []
         checked = started
+        peak = 0
         try:
             while True:
                 now = time.monotonic()
                 if now - checked >= 0.5:
                     checked = now
+                    peak = max(peak, peak_resident_bytes(proc.pid))
                     reason = _over_limit(proc, limits, started)
                     if reason:
                         raise LimitExceeded(reason)
@@ -135,6 +152,7 @@ def run_ffmpeg(
                     break
                 block.append(line)
                 if line.startswith("progress="):
+                    peak = max(peak, peak_resident_bytes(proc.pid))
                     on_progress(ffmpeg.parse_progress("".join(block)))
                     block = []
         except BaseException:
@@ -142,6 +160,7 @@ def run_ffmpeg(
             proc.wait()
             raise
         proc.stdout.close()
+        peak = max(peak, peak_resident_bytes(proc.pid))  # a zombie-to-be may still answer
         # wait4 reaps ffmpeg and gives its own rusage, exact even with other work in flight.
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -154,7 +173,8 @@ def run_ffmpeg(
         killed = proc.returncode < 0
         reason = f"ffmpeg was killed by signal {-proc.returncode}." if killed else ffmpeg.parse_error(err)
         raise EncodeError(reason, transient=killed or "No space left" in err)
-    return FfmpegRun(err, cpu, usage.ru_maxrss * 1024)  # Linux reports kilobytes
+    # ru_maxrss (kilobytes on Linux) only when /proc never answered: it includes the parent's RSS.
+    return FfmpegRun(err, cpu, peak or usage.ru_maxrss * 1024)
 
 
 class _Stopped(Exception):

@@ -1,0 +1,72 @@
+"""Run one job, as every dispatch backend's task does: claim it, run its step with a heartbeat,
+record how it ended, and derive the video's status again.
+
+Whether a failure is retried is decided by what failed (`errors.is_transient`): the network,
+the storage and the database retry with backoff; bad input, a passed limit and program errors
+fail at once, since the same code on the same input would fail the same way again.
+"""
+
+import logging
+import time
+
+from transcoding.conf import settings
+from transcoding.errors import EncodeError, PermanentError, is_transient, one_line
+from transcoding.jobs.steps import run_step
+from transcoding.models import ProcessingJob
+from transcoding.status import jobs, videos
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    """Extends the job's lease at most every quarter lease (at least every second's call is
+    cheap); raises JobCancelled once the job is no longer ours."""
+
+    def __init__(self, job: ProcessingJob):
+        self.job, self.last = job, 0.0
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now - self.last >= max(1.0, settings.LEASE_SECONDS / 4):
+            self.last = now
+            jobs.job_heartbeat(self.job)
+
+
+def job_run(job_id: int, token: str | None = None) -> str:
+    """Claim and run one job. Returns what happened: "done", "retry", "failed" or "skipped"
+    (not ours to run: a duplicate delivery, or cancelled meanwhile)."""
+    job = jobs.job_claim(job_id, token)
+    if job is None:
+        return "skipped"
+    try:
+        cpu = run_step(job, Heartbeat(job))
+    except jobs.JobCancelled:
+        log.info("job %s: cancelled or taken over; stopped", job_id)
+        return "skipped"
+    except Exception as exc:
+        outcome = _failed(job, exc)
+    else:
+        jobs.job_finish(job, cpu_seconds=cpu)
+        outcome = "done"
+    videos.video_refresh_status(job.video)
+    return outcome
+
+
+def _failed(job: ProcessingJob, exc: Exception) -> str:
+    """Record a failed attempt: transient failures retry with backoff; everything else fails
+    the job at once, bad input and limits with their own sentence, program errors with their
+    type (and a traceback in the log)."""
+    transient = is_transient(exc)
+    reason = one_line(exc)
+    if transient:
+        log.warning("job %s: attempt %s failed (transient): %s", job.pk, job.attempt, reason)
+    elif not isinstance(exc, (PermanentError, EncodeError)):
+        log.exception("job %s: program error, not retried", job.pk)
+        reason = f"Internal error (not retried): {reason}"
+    if not jobs.job_fail(job, reason, permanent=not transient):
+        jobs.job_will_retry(job, reason)
+        return "retry"
+    if transient:
+        reason = f"Processing failed after {job.attempt} attempts: {reason}"
+    jobs.job_failed_for_good(job, reason)
+    return "failed"

@@ -1,0 +1,30 @@
+"""The watchdog (`manage.py requeue_stuck`, a Celery beat entry, a Zappa event every minute):
+what a dead worker or a lost delivery leaves behind is put right.
+
+- Running jobs whose lease expired go back to the queue and are dispatched again; those with
+  no attempts left fail, and so do the parts they were making.
+- Queued jobs nobody has claimed although they are due (a retry whose backoff has passed, a
+  dispatch lost on the way) are dispatched again, unless the backend's queue holds them
+  (`keeps_messages`). Claiming makes a duplicate harmless.
+"""
+
+from django.db import transaction
+
+from transcoding.jobs.dispatch import get_dispatcher
+from transcoding.models import ProcessingJob
+from transcoding.status import jobs, videos
+
+
+def jobs_recover_stuck() -> tuple[list[int], list[int], list[int]]:
+    """Returns the job ids (requeued, failed, redispatched)."""
+    with transaction.atomic():
+        requeued, failed = jobs.jobs_requeue_stuck_ids()
+        for job in ProcessingJob.objects.filter(pk__in=failed).select_related("video"):
+            jobs.job_failed_for_good(job, job.error or "The worker stopped and no attempts are left.")
+            videos.video_refresh_status(job.video)
+        dispatcher = get_dispatcher()
+        due = [] if dispatcher.keeps_messages else jobs.jobs_due_unclaimed_ids()
+        due = [pk for pk in due if pk not in requeued]
+        for job_id in [*requeued, *due]:
+            transaction.on_commit(lambda job_id=job_id: get_dispatcher().enqueue(job_id), robust=True)
+    return requeued, failed, due
