@@ -99,7 +99,7 @@ def main(source: str, announce: bool = False) -> dict:
     from transcoding.jobs.dispatch.recording import run_recorded
     from transcoding.models import VideoStatus
     from transcoding.services import video_request_processing
-    from transcoding.storage import objects as outputs
+    from transcoding.storage import objects
 
     video = video_create(source=Path(source), title="bench")
     rss_before = vm_hwm()
@@ -128,7 +128,7 @@ def main(source: str, announce: bool = False) -> dict:
         raise SystemExit(
             f"video {video.pk} became ready without an encode: nothing was measured ({outcomes})"
         )
-    output_dir = Path(outputs.local_path(outputs.video_prefix(video.pk)))
+    output_dir = Path(objects.local_path(objects.video_prefix(video.pk)))
     children_cpu = _cpu(children_after) - _cpu(children_before)
     recorded = all(j["cpu"] is not None for j in jobs)
     return {

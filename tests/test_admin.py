@@ -25,7 +25,7 @@ from transcoding.models import (
     Video,
     VideoStatus,
 )
-from transcoding.storage import objects as outputs
+from transcoding.storage import objects
 
 pytestmark = pytest.mark.django_db
 
@@ -207,7 +207,7 @@ def test_uploading_a_video_stores_it_queues_one_job_and_shows_the_result(
     for name in ("360p", "240p", "audio"):
         assert f'data-tc-video="{video.pk}" data-tc-part="{name}"' in html
     assert html.count('class="tc-chip tc-chip--ready"') >= 5  # rungs, audio, storyboard, poster
-    assert f'data-tc-hls-src="{outputs.url(video.hls_path)}"' in html
+    assert f'data-tc-hls-src="{objects.url(video.hls_path)}"' in html
     assert "<video controls" in html and "hls.js-1.6.19/hls.min.js" in html
     assert 'class="tc-badge tc-badge--ready"' in html
     assert "Job log" in html and "renditions, audio, storyboard, poster" in html
@@ -340,10 +340,10 @@ def test_cancel_processing_cancels_jobs_and_fails_the_video(admin_client, django
 def stored_video(clips, settings):
     """A video with its original and some outputs on disk."""
     video = video_create(source=clips["silent"], title="Stored")
-    outputs.store_text(f"{outputs.video_prefix(video.pk)}/master.m3u8", "#EXTM3U\n")
-    outputs.store_text(f"{outputs.video_prefix(video.pk)}/240p/media.m3u8", "#EXTM3U\n")
+    objects.store_text(f"{objects.video_prefix(video.pk)}/master.m3u8", "#EXTM3U\n")
+    objects.store_text(f"{objects.video_prefix(video.pk)}/240p/media.m3u8", "#EXTM3U\n")
     original = Path(settings.MEDIA_ROOT, video.source.name)
-    folder = Path(settings.MEDIA_ROOT, outputs.video_prefix(video.pk))
+    folder = Path(settings.MEDIA_ROOT, objects.video_prefix(video.pk))
     assert original.exists() and len(list(folder.rglob("*.m3u8"))) == 2
     return video, original, folder
 
@@ -413,7 +413,7 @@ def test_job_admin_lists_filters_and_searches_read_only(admin_client):
 def test_the_admin_scripts_and_the_vendored_player_are_static_files():
     from django.contrib.staticfiles import finders
 
-    from transcoding.admin_display import HLS_SCRIPT
+    from transcoding.admin.display import HLS_SCRIPT
 
     for name in ("admin-live.js", "admin-upload.js", "admin.css"):
         assert finders.find(f"transcoding/{name}"), name

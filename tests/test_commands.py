@@ -20,7 +20,7 @@ from transcoding import selectors, services
 from transcoding.ingest.create import video_create
 from transcoding.jobs.dispatch import recording
 from transcoding.jobs.dispatch.recording import run_recorded
-from transcoding.management import waiting as progress
+from transcoding.management import waiting
 from transcoding.models import (
     JobState,
     PartStatus,
@@ -400,7 +400,7 @@ def test_wait_for_videos_reports_changes_and_honours_timeout():
     video = make_video("stalled", VideoStatus.QUEUED)
     seen = []
 
-    [latest] = progress.wait_for_videos([video.pk], seen.append, poll=0.01, timeout=0.05)
+    [latest] = waiting.wait_for_videos([video.pk], seen.append, poll=0.01, timeout=0.05)
 
     assert latest.status == VideoStatus.QUEUED
     assert [v.status for v in seen] == ["queued"]  # reported once: nothing changed after
@@ -413,14 +413,14 @@ def test_progress_display_draws_bars_on_a_terminal_and_lines_otherwise():
 
     video = Video(pk=7, title="Clip", status=VideoStatus.PROCESSING, progress=40)
     terminal = Terminal()
-    with progress.ProgressDisplay(terminal, [video]) as display:
+    with waiting.ProgressDisplay(terminal, [video]) as display:
         display(video)
         display(Video(pk=7, title="Clip", status=VideoStatus.READY, progress=100))
     assert "video 7 Clip" in terminal.getvalue() and "100%" in terminal.getvalue()
     assert "ready" in terminal.getvalue()
 
     plain = io.StringIO()
-    display = progress.ProgressDisplay(plain, [video])
+    display = waiting.ProgressDisplay(plain, [video])
     display(video)
     display(Video(pk=7, title="Clip", status=VideoStatus.PROCESSING, progress=80))
     display(Video(pk=7, title="Clip", status=VideoStatus.READY, progress=100))

@@ -38,8 +38,7 @@ from transcoding.ingest.create import video_create
 from transcoding.ingest.dedupe import video_find_duplicate, video_link_duplicate
 from transcoding.jobs.dispatch import recording
 from transcoding.jobs.dispatch.recording import run_recorded
-from transcoding.media import manifest_rewrite as playback
-from transcoding.media import manifests
+from transcoding.media import manifest_rewrite, manifests
 from transcoding.models import PartStatus, Preset, ProcessingJob, Rendition, Subtitle, Video
 from transcoding.storage import objects, signing
 
@@ -86,7 +85,7 @@ SEGMENTS = (
     ],
 )
 def test_media_playlist_rewrite(text, base, init, segments):
-    out = m3u8.loads(playback.rewrite_media_playlist(text, base, fake_sign))
+    out = m3u8.loads(manifest_rewrite.rewrite_media_playlist(text, base, fake_sign))
     assert [s.uri for s in out.segments] == segments
     assert [m.uri for m in out.segment_map] == ([init] if init else [])
     assert out.is_endlist and out.version == 7 and out.is_independent_segments
@@ -119,7 +118,7 @@ def test_master_playlist_points_every_media_playlist_at_the_view():
         "videos/7/audio/index.m3u8": "/videos/7/play/audio/index.m3u8",
         "videos/7/subtitles/en-captions/index.m3u8": "/videos/7/play/subtitles/en-captions/index.m3u8",
     }
-    out = m3u8.loads(playback.rewrite_master_playlist(_master(), "videos/7", urls.__getitem__))
+    out = m3u8.loads(manifest_rewrite.rewrite_master_playlist(_master(), "videos/7", urls.__getitem__))
     assert [p.uri for p in out.playlists] == ["/videos/7/play/720p/index.m3u8"]
     assert {m.type: m.uri for m in out.media} == {
         "AUDIO": "/videos/7/play/audio/index.m3u8",
@@ -133,8 +132,8 @@ def test_master_playlist_points_every_media_playlist_at_the_view():
         "subs",
     )
     del urls["videos/7/audio/index.m3u8"]
-    with pytest.raises(playback.ManifestError, match="unknown playlist"):
-        playback.rewrite_master_playlist(_master(), "videos/7", urls.__getitem__)
+    with pytest.raises(manifest_rewrite.ManifestError, match="unknown playlist"):
+        manifest_rewrite.rewrite_master_playlist(_master(), "videos/7", urls.__getitem__)
 
 
 @pytest.mark.parametrize(
@@ -154,10 +153,10 @@ def test_master_playlist_points_every_media_playlist_at_the_view():
 )
 def test_resolve(base, uri, key):
     if key is None:
-        with pytest.raises(playback.ManifestError):
-            playback.resolve(base, uri)
+        with pytest.raises(manifest_rewrite.ManifestError):
+            manifest_rewrite.resolve(base, uri)
     else:
-        assert playback.resolve(base, uri) == key
+        assert manifest_rewrite.resolve(base, uri) == key
 
 
 @pytest.mark.parametrize(
@@ -175,10 +174,10 @@ def test_resolve(base, uri, key):
     ],
 )
 def test_fill_template(template, values, expected):
-    assert playback.fill_template(template, **values) == expected
+    assert manifest_rewrite.fill_template(template, **values) == expected
 
 
-NS = f"{{{playback.DASH_NS}}}"
+NS = f"{{{manifest_rewrite.DASH_NS}}}"
 
 MPD_SHARED_TEMPLATE = """<?xml version="1.0"?>
 <MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT0H0M10.000S"
@@ -210,7 +209,7 @@ def test_mpd_segment_template_becomes_a_signed_segment_list():
         "en", "English", "subtitles/en-subtitles/index.m3u8", "subtitles/en-subtitles.vtt"
     )
     text = manifests.dash_mpd(9.5, (variant,), None, subtitles=(track,))
-    out = playback.rewrite_mpd(text, "videos/7", fake_sign)
+    out = manifest_rewrite.rewrite_mpd(text, "videos/7", fake_sign)
 
     assert "SegmentTemplate" not in out
     rep = _representations(out)["720p"]
@@ -239,7 +238,7 @@ def test_mpd_segment_template_becomes_a_signed_segment_list():
 
 
 def test_mpd_adaptation_set_template_is_expanded_per_representation():
-    out = playback.rewrite_mpd(MPD_SHARED_TEMPLATE, "videos/9", fake_sign)
+    out = manifest_rewrite.rewrite_mpd(MPD_SHARED_TEMPLATE, "videos/9", fake_sign)
     reps = _representations(out)
     for name in ("360p", "240p"):
         seglist = reps[name].find(f"{NS}SegmentList")
@@ -271,8 +270,8 @@ def test_mpd_adaptation_set_template_is_expanded_per_representation():
     ids=["base-url-above", "open-repeat", "no-timeline", "absolute-media"],
 )
 def test_mpd_constructs_not_supported_are_refused(mpd):
-    with pytest.raises(playback.ManifestError):
-        playback.rewrite_mpd(mpd, "videos/9", fake_sign)
+    with pytest.raises(manifest_rewrite.ManifestError):
+        manifest_rewrite.rewrite_mpd(mpd, "videos/9", fake_sign)
 
 
 def test_storyboard_vtt_sprites_are_signed_once_each_fragment_kept():
@@ -286,7 +285,7 @@ def test_storyboard_vtt_sprites_are_signed_once_each_fragment_kept():
         calls.append(key)
         return fake_sign(key, at)
 
-    out = playback.rewrite_storyboard_vtt(text, "videos/7/storyboard", sign, 12.0)
+    out = manifest_rewrite.rewrite_storyboard_vtt(text, "videos/7/storyboard", sign, 12.0)
     cues = webvtt.from_string(out).captions
     assert len(cues) == 12
     assert cues[0].text == fake_sign("videos/7/storyboard/sheet_0001.jpg", 12) + "#xywh=0,0,160,90"

@@ -1,5 +1,5 @@
 """Subtitle tracks: validate and normalize uploaded files to UTF-8 WebVTT, and publish a track
-(whole file for DASH and the player, segmented WebVTT for HLS) next to the video's outputs.
+(whole file for DASH and the player, segmented WebVTT for HLS) next to the video's objects.
 
 Parsing is pysubs2's; decoding legacy encodings is charset-normalizer's.
 """
@@ -15,7 +15,7 @@ from transcoding import packaging
 from transcoding.media import manifests
 from transcoding.models import LANGUAGE_CODE, PartStatus, Rendition, Subtitle, validate_one_line
 from transcoding.status import parts
-from transcoding.storage import objects as outputs
+from transcoding.storage import objects
 
 ACCEPTED_FORMATS = {"srt": "SRT", "vtt": "WebVTT"}
 MAX_BYTES = 5 * 1024 * 1024
@@ -144,7 +144,7 @@ def validate_language(code: str) -> str:
 
 
 def track_prefix(subtitle: Subtitle) -> str:
-    return f"{outputs.video_prefix(subtitle.video_id)}/subtitles/{subtitle.language}-{subtitle.kind}"
+    return f"{objects.video_prefix(subtitle.video_id)}/subtitles/{subtitle.language}-{subtitle.kind}"
 
 
 def segment_durations(subtitle: Subtitle) -> list[float]:
@@ -202,14 +202,14 @@ def publish_track(subtitle: Subtitle, cues: list[manifests.Cue]) -> None:
     cues = clip_to(cues, subtitle.video.duration)
     whole = manifests.webvtt(cues)
     texts = segment_texts(cues, durations, len(whole.encode("utf-8")))
-    written = outputs.store_text(f"{prefix}.vtt", whole)
+    written = objects.store_text(f"{prefix}.vtt", whole)
     segments = []
     for number, text in enumerate(texts, start=1):
         name = f"seg_{number:05d}.vtt"
-        written += outputs.store_text(f"{prefix}/{name}", text)
+        written += objects.store_text(f"{prefix}/{name}", text)
         segments.append(manifests.Segment(uri=name, duration=durations[number - 1]))
     playlist = manifests.media_playlist(None, tuple(segments))
-    written += outputs.store_text(f"{prefix}/index.m3u8", playlist)
+    written += objects.store_text(f"{prefix}/index.m3u8", playlist)
     parts.track_ready(
         subtitle, vtt_path=f"{prefix}.vtt", playlist_path=f"{prefix}/index.m3u8", cue_count=len(cues),
         bytes_written=written,
@@ -220,7 +220,7 @@ def publish_track(subtitle: Subtitle, cues: list[manifests.Cue]) -> None:
 def unpublish_track(subtitle: Subtitle) -> None:
     """Remove a track's stored files and take it out of the manifests."""
     prefix = track_prefix(subtitle)
-    outputs.delete_keys([*outputs.list_keys(prefix), f"{prefix}.vtt"])
+    objects.delete_keys([*objects.list_keys(prefix), f"{prefix}.vtt"])
     packaging.write_manifests(subtitle.video, exclude_subtitle=subtitle.pk)
 
 

@@ -15,7 +15,7 @@ from transcoding.media.ladder import Plan
 from transcoding.models import PartKind, Poster, Rendition, Video
 from transcoding.status import parts as part_status
 from transcoding.status.parts import part_ready
-from transcoding.storage import objects as outputs
+from transcoding.storage import objects
 
 # A rung shorter than this share of the source means ffmpeg hit the end of a damaged file.
 MIN_DECODED_SHARE = 0.9
@@ -64,7 +64,7 @@ def publish_rendition(row: Rendition, segments: list, prefix: str, *, codec: str
     stored already: write its VOD media playlist and mark it ready, with what was measured."""
     listed = tuple(manifests.Segment(uri, duration) for uri, duration, _ in segments)
     key = f"{prefix}/{row.name}/{ffmpeg.MEDIA_PLAYLIST}"
-    written = outputs.store_text(key, manifests.media_playlist(ffmpeg.INIT_NAME, listed))
+    written = objects.store_text(key, manifests.media_playlist(ffmpeg.INIT_NAME, listed))
     peak, average = measure_bitrates([s[2] for s in segments], [s[1] for s in segments])
     part_ready(
         row,
@@ -122,7 +122,7 @@ def publish_poster(video: Video, plan: Plan, workdir: Path, prefix: str) -> None
         time=plan.poster.time,
         width=plan.poster.width,
         height=plan.poster.height,
-        bytes_written=outputs.store_file(path, key),
+        bytes_written=objects.store_file(path, key),
     )
 
 
@@ -135,7 +135,7 @@ def publish_audio(video: Video, workdir: Path, stored: dict[str, int], live) -> 
     publish_rendition(
         video.renditions.get(kind=Rendition.Kind.AUDIO),
         finished_segments(directory, stored),
-        outputs.video_prefix(video.pk),
+        objects.video_prefix(video.pk),
         codec=live.codecs[ffmpeg.AUDIO_DIR],
         init_bytes=(directory / ffmpeg.INIT_NAME).stat().st_size,
     )

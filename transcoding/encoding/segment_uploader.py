@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from transcoding.media import ffmpeg
-from transcoding.storage import objects as outputs
+from transcoding.storage import objects
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class SegmentUploader:
 
     def _store(self, path: Path) -> None:
         relative = path.relative_to(self.workdir).as_posix()
-        size = outputs.store_file(path, f"{self.prefix}/{relative}")
+        size = objects.store_file(path, f"{self.prefix}/{relative}")
         self.sizes[relative] = size
         self.stored += size
         path.unlink()

@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from transcoding.models import PartStatus, Poster, Rendition, Storyboard, Subtitle, Video, VideoStatus
-from transcoding.storage import objects as outputs
+from transcoding.storage import objects
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def video_unlink(video: Video) -> None:
     video.renditions.all().delete()
     Storyboard.objects.filter(video=video).delete()
     Poster.objects.filter(video=video).delete()
-    own = outputs.video_prefix(video.pk) + "/"
+    own = objects.video_prefix(video.pk) + "/"
     for track in video.subtitles.exclude(vtt_path=""):
         if not track.vtt_path.startswith(own):
             track.delete()

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils.cache import patch_cache_control, patch_vary_headers
 
 from transcoding import access, selectors
-from transcoding.media import manifest_rewrite as playback
+from transcoding.media import manifest_rewrite
 from transcoding.models import PartStatus, Rendition, Storyboard, Subtitle, Video
 from transcoding.storage import signing
 from transcoding.storage.backends import media_store
@@ -60,7 +60,7 @@ def _respond(text: str, content_type: str, signer: signing.UrlSigner) -> HttpRes
 def _rewrite(function, *args):
     try:
         return function(*args)
-    except playback.ManifestError as exc:
+    except manifest_rewrite.ManifestError as exc:
         raise Http404(str(exc))
 
 
@@ -82,13 +82,13 @@ def master(request, pk):
         track = f"{s.language}-{s.kind}"
         urls[s.playlist_path] = reverse("transcoding:play-subtitle-playlist", args=[video.pk, track])
     base = posixpath.dirname(video.hls_path)
-    text = _rewrite(playback.rewrite_master_playlist, _read(video.hls_path), base, urls.__getitem__)
+    text = _rewrite(manifest_rewrite.rewrite_master_playlist, _read(video.hls_path), base, urls.__getitem__)
     return _respond(text, HLS_TYPE, signer)
 
 
 def _media_playlist(video: Video, key: str) -> HttpResponse:
     signer = signing.video_signer(video)
-    text = _rewrite(playback.rewrite_media_playlist, _read(key), posixpath.dirname(key), signer)
+    text = _rewrite(manifest_rewrite.rewrite_media_playlist, _read(key), posixpath.dirname(key), signer)
     return _respond(text, HLS_TYPE, signer)
 
 
@@ -119,7 +119,7 @@ def mpd(request, pk):
     video = _playable(request, pk)
     signer = signing.video_signer(video)
     base = posixpath.dirname(video.dash_path)
-    text = _rewrite(playback.rewrite_mpd, _read(video.dash_path), base, signer)
+    text = _rewrite(manifest_rewrite.rewrite_mpd, _read(video.dash_path), base, signer)
     return _respond(text, DASH_TYPE, signer)
 
 
@@ -129,7 +129,7 @@ def storyboard(request, pk):
     signer = signing.video_signer(video)
     base = posixpath.dirname(board.vtt_path)
     at = video.duration or 0.0  # a thumbnail is wanted wherever the viewer hovers
-    text = _rewrite(playback.rewrite_storyboard_vtt, _read(board.vtt_path), base, signer, at)
+    text = _rewrite(manifest_rewrite.rewrite_storyboard_vtt, _read(board.vtt_path), base, signer, at)
     return _respond(text, VTT_TYPE, signer)
 
 

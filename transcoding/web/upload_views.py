@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods
 
 from transcoding import services
 from transcoding.conf import settings
-from transcoding.ingest import direct_uploads as uploads
+from transcoding.ingest import direct_uploads
 from transcoding.models import Video
 
 
@@ -45,9 +45,9 @@ def _payload(request) -> dict:
     try:
         data = json.loads(request.body or b"{}")
     except (ValueError, UnicodeDecodeError):
-        raise uploads.UploadError("The request is not JSON.")
+        raise direct_uploads.UploadError("The request is not JSON.")
     if not isinstance(data, dict):
-        raise uploads.UploadError("The request is not a JSON object.")
+        raise direct_uploads.UploadError("The request is not a JSON object.")
     return data
 
 
@@ -61,11 +61,11 @@ def upload_endpoint(*methods):
             user = request.user
             if not (user.is_active and user.is_staff and user.has_perm("transcoding.add_video")):
                 return _error("Only staff who may add videos can upload.", 403)
-            if not uploads.enabled():
+            if not direct_uploads.enabled():
                 return _error("Direct uploads need S3 storage (STORAGE=s3).", 404)
             try:
                 return view(request, _payload(request))
-            except uploads.UploadError as exc:
+            except direct_uploads.UploadError as exc:
                 return _error(str(exc), exc.status, resumable=exc.resumable)
 
         return csrf_protect(require_http_methods(list(methods))(wrapper))
@@ -74,12 +74,12 @@ def upload_endpoint(*methods):
 
 
 def _pending(request, data):
-    return uploads.pending_upload(request.user, data.get("key"), data.get("upload_id"))
+    return direct_uploads.pending_upload(request.user, data.get("key"), data.get("upload_id"))
 
 
 @upload_endpoint("POST")
 def create(request, data):
-    upload = uploads.upload_create(
+    upload = direct_uploads.upload_create(
         user=request.user,
         filename=str(data.get("filename") or ""),
         size=data.get("size"),
@@ -89,7 +89,7 @@ def create(request, data):
             "key": upload.key,
             "upload_id": upload.upload_id,
             "part_size": upload.part_size,
-            "parts": uploads.part_count(upload),
+            "parts": direct_uploads.part_count(upload),
         },
         status=201,
     )
@@ -97,7 +97,7 @@ def create(request, data):
 
 @upload_endpoint("POST")
 def sign(request, data):
-    urls = uploads.upload_sign(_pending(request, data), data.get("part_numbers"))
+    urls = direct_uploads.upload_sign(_pending(request, data), data.get("part_numbers"))
     return JsonResponse(
         {"urls": {str(n): url for n, url in urls.items()}, "expires_in": settings.UPLOAD_URL_SECONDS}
     )
@@ -112,15 +112,15 @@ def list_parts(request, data):
             "upload_id": upload.upload_id,
             "size": upload.size,
             "part_size": upload.part_size,
-            "part_count": uploads.part_count(upload),
-            "parts": uploads.upload_parts(upload),
+            "part_count": direct_uploads.part_count(upload),
+            "parts": direct_uploads.upload_parts(upload),
         }
     )
 
 
 @upload_endpoint("POST")
 def abort(request, data):
-    uploads.upload_abort(_pending(request, data))
+    direct_uploads.upload_abort(_pending(request, data))
     return JsonResponse({"aborted": True})
 
 
@@ -138,7 +138,7 @@ def complete(request, data):
         name, first = next(iter(errors.items()))
         label = form.fields[name].label if name in form.fields else ""
         return _error(f"{label}: {first[0]}" if label else first[0], 400, resumable=True, errors=errors)
-    video = uploads.upload_complete(
+    video = direct_uploads.upload_complete(
         upload, video=form.save(commit=False), parts=data.get("parts"), then=services.video_request_processing
     )
     messages.success(request, f"The video “{video.title}” was added successfully; processing is queued.")

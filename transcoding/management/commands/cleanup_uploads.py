@@ -6,7 +6,7 @@ from datetime import UTC, timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from transcoding.ingest import direct_uploads as uploads
+from transcoding.ingest import direct_uploads
 
 
 class Command(BaseCommand):
@@ -22,13 +22,13 @@ class Command(BaseCommand):
     def handle(self, *args, older_than, dry_run, **options):
         if older_than < 0:
             raise CommandError("--older-than must be zero or more hours.", returncode=2)
-        if not uploads.enabled():
+        if not direct_uploads.enabled():
             raise CommandError("Direct uploads need S3 storage (STORAGE=s3).", returncode=2)
         verb = "would abort" if dry_run else "aborted"
-        abandoned = uploads.uploads_abandoned(timedelta(hours=older_than))
+        abandoned = direct_uploads.uploads_abandoned(timedelta(hours=older_than))
         for item in abandoned:
             if not dry_run:
-                uploads.upload_discard(item)
+                direct_uploads.upload_discard(item)
             by = item.record.created_by if item.record is not None else None
             who = f" by {by}" if by else "" if item.record is not None else " (no record)"
             gone = "" if item.in_storage else " (parts already gone)"

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from transcoding import selectors, services
 from transcoding.errors import InvalidRequest
 from transcoding.ingest.create import video_create
-from transcoding.management import waiting as progress
+from transcoding.management import waiting
 
 
 class Command(BaseCommand):
@@ -54,16 +54,16 @@ class Command(BaseCommand):
                 video = video_create(source=path, title=title, preset=preset_obj)
             except (InvalidRequest, OSError) as exc:
                 errors += 1
-                self.stderr.write(f"{path}: {progress.one_line(exc)}")
+                self.stderr.write(f"{path}: {waiting.one_line(exc)}")
                 continue
             services.video_request_processing(video)
             videos.append(video)
 
         if wait:
-            videos = progress.wait_or_interrupt(videos, self.stderr, timeout=timeout)
+            videos = waiting.wait_or_interrupt(videos, self.stderr, timeout=timeout)
         else:
             videos, _ = selectors.videos_by_ids(v.pk for v in videos)
-        failed = errors + progress.report(videos, self.stdout, self.stderr, as_json=as_json, waited=wait)
+        failed = errors + waiting.report(videos, self.stdout, self.stderr, as_json=as_json, waited=wait)
         if failed:
             what = "failed" if wait else "could not be queued"
             raise CommandError(f"{failed} of {len(paths)} videos {what}.", returncode=1)

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from transcoding import selectors, services
 from transcoding.errors import InvalidRequest
-from transcoding.management import waiting as progress
+from transcoding.management import waiting
 from transcoding.models import PartKind
 
 
@@ -77,15 +77,15 @@ class Command(BaseCommand):
                 job = services.video_request_processing(video, parts=parts, force=replace)
             except InvalidRequest as exc:
                 errors += 1
-                self.stderr.write(f"video {video.pk}: {progress.one_line(exc)}")
+                self.stderr.write(f"video {video.pk}: {waiting.one_line(exc)}")
                 continue
             replaced = f", replacing job {active.pk}" if replace else ""
             self.stdout.write(f"video {video.pk}: queued job {job.pk} ({','.join(job.parts)}){replaced}.")
             queued.append(video)
 
         if wait:
-            done = progress.wait_or_interrupt(queued, self.stderr, timeout=timeout)
-            errors += progress.report(done, self.stdout, self.stderr, as_json=False, waited=True)
+            done = waiting.wait_or_interrupt(queued, self.stderr, timeout=timeout)
+            errors += waiting.report(done, self.stdout, self.stderr, as_json=False, waited=True)
         if errors:
             what = "failed" if wait else "could not be queued"
             raise CommandError(f"{errors} of {len(videos)} videos {what}.", returncode=1)
@@ -95,7 +95,7 @@ class Command(BaseCommand):
             label = ",".join(services.processing_parts(parts))
             problem = ""
         except InvalidRequest as exc:
-            label, problem = ",".join(parts or ()), progress.one_line(exc)
+            label, problem = ",".join(parts or ()), waiting.one_line(exc)
         for video in videos:
             active = selectors.video_active_job(video)
             if problem:

@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from transcoding import selectors
-from transcoding.management import waiting as progress
+from transcoding.management import waiting
 from transcoding.models import Video
 
 COLUMNS = ("ID", "STATUS", "PROGRESS", "PLAYABLE", "DURATION", "RESOLUTION", "TITLE", "ERROR")
@@ -21,7 +21,7 @@ def format_duration(seconds: float | None) -> str:
 
 
 def _clip(text: str, width: int) -> str:
-    text = progress.one_line(text)
+    text = waiting.one_line(text)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -34,12 +34,12 @@ def video_row(video: Video) -> tuple[str, ...]:
         format_duration(video.duration),
         f"{video.width}x{video.height}" if video.width and video.height else "-",
         _clip(video.title, TITLE_WIDTH),
-        progress.one_line(video.error),
+        waiting.one_line(video.error),
     )
 
 
 def part_line(part: dict, width: int) -> str:
-    error = progress.one_line(part["error"])
+    error = waiting.one_line(part["error"])
     return f"    {part['part']:<{width}}  {part['status']:<8} {part['progress']:>3}%  {error}".rstrip()
 
 
@@ -68,7 +68,7 @@ class Command(BaseCommand):
             )
         if as_json:
             for video in videos:
-                self.stdout.write(progress.status_json(video))
+                self.stdout.write(waiting.status_json(video))
             return
         if not videos:
             self.stdout.write("No videos.")

@@ -35,17 +35,17 @@ def _duration(seconds) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-def _bitrate(bits) -> str:
+def bitrate(bits) -> str:
     if not bits:
         return "–"
     return f"{bits / 1e6:.1f} Mb/s" if bits >= 1e6 else f"{bits / 1e3:.0f} kb/s"
 
 
-def _chip_text(status: str, progress: int) -> str:
+def chip_text(status: str, progress: int) -> str:
     return {"ready": "✓", "failed": "✗", "skipped": "–", "pending": "…"}.get(status, f"{progress}%")
 
 
-def _chip(name: str, status: str, progress: int, error: str = "", video_id=None):
+def chip(name: str, status: str, progress: int, error: str = "", video_id=None):
     """One part's status: coloured by status, showing its progress. With `video_id` the chip
     updates itself; chips inside a parts summary are redrawn by the summary instead."""
     title = f"{name}: {LABELS.get(status, status)}, {progress}%" + (f" – {error}" if error else "")
@@ -53,7 +53,7 @@ def _chip(name: str, status: str, progress: int, error: str = "", video_id=None)
     return format_html(
         '<span class="tc-chip tc-chip--{}" data-tc-name="{}" data-tc-state="{}" title="{}"{}>'
         "{} <b>{}</b></span>",
-        status, name, status, title, live, name, _chip_text(status, progress),
+        status, name, status, title, live, name, chip_text(status, progress),
     )  # fmt: skip
 
 
@@ -74,7 +74,7 @@ def _poster_url(video: Video):
     return poster_url(video)
 
 
-def _shown(field: str, description: str, show, ordering=None):
+def shown(field: str, description: str, show, ordering=None):
     """A read-only column showing `field` formatted by `show`."""
     return admin.display(description=description, ordering=ordering)(
         lambda self, obj: show(getattr(obj, field))
@@ -109,7 +109,7 @@ class LiveDisplays:
 
     @admin.display(description="Parts")
     def parts_summary(self, obj):
-        chips = format_html_join(" ", "{}", ((_chip(*part),) for part in _parts(obj)))
+        chips = format_html_join(" ", "{}", ((chip(*part),) for part in _parts(obj)))
         return _live("parts", obj, chips, css="tc-parts")
 
     @admin.display(description="Error")
@@ -170,7 +170,7 @@ class LiveDisplays:
         detail = f"{sheets} sheet{'s' * (sheets != 1)}, {board.tile_count} tiles" if sheets else board.error
         return format_html(
             '{} <span data-tc-video="{}" data-tc-field="storyboard-sheets">{}</span>',
-            _chip("storyboard", board.status, board.progress, board.error, video_id=obj.pk), obj.pk, detail,
+            chip("storyboard", board.status, board.progress, board.error, video_id=obj.pk), obj.pk, detail,
         )  # fmt: skip
 
     @admin.display(description="Poster")
@@ -183,6 +183,6 @@ class LiveDisplays:
         at = at or (f" {poster.error}" if poster.status == PartStatus.FAILED else "")
         return format_html(
             '{}{}<br><img class="tc-poster" alt="Poster" data-tc-video="{}" data-tc-field="poster"{}>',
-            _chip("poster", poster.status, poster.progress, poster.error, video_id=obj.pk), at, obj.pk,
+            chip("poster", poster.status, poster.progress, poster.error, video_id=obj.pk), at, obj.pk,
             format_html(' src="{}"', url) if url else mark_safe(" hidden"),
         )  # fmt: skip
