@@ -49,7 +49,8 @@ def is_public(video: Video) -> bool:
         return False
     if video.outputs_from_id is None:
         return True
-    return Video.objects.filter(public_q(), pk=video.pk).exists()
+    source = video.outputs_from  # loaded with the video by `selectors.with_parts`
+    return source.published and not source.private
 
 
 def public_video_ids(ids) -> set[int]:

@@ -81,7 +81,7 @@ class VideoAdmin(LiveDisplays, admin.ModelAdmin):
         return (
             super()
             .get_queryset(request)
-            .select_related("poster", "storyboard", "preset")
+            .select_related("poster", "storyboard", "preset", "outputs_from")
             .prefetch_related("renditions")
         )
 

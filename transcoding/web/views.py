@@ -8,7 +8,7 @@ from transcoding import selectors, video_urls
 
 
 def _visible_video(request, pk):
-    return get_object_or_404(selectors.videos_visible_to(request.user), pk=pk)
+    return get_object_or_404(selectors.with_parts(selectors.videos_visible_to(request.user)), pk=pk)
 
 
 def _with_csp(response, *, embeddable: bool):
@@ -79,5 +79,5 @@ def api_video_list(request):
         ids = [int(i) for i in request.GET.get("ids", "").split(",") if i.strip()][:100]
     except ValueError:
         raise Http404("ids must be a comma-separated list of integers")
-    videos = selectors.videos_visible_to(request.user).filter(pk__in=ids)
+    videos = selectors.with_parts(selectors.videos_visible_to(request.user).filter(pk__in=ids))
     return JsonResponse({"videos": [selectors.video_status(v) for v in videos]})
