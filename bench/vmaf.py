@@ -1,7 +1,7 @@
 """VMAF of a stored rendition against the source, with the libvmaf filter of the same ffmpeg.
 
 The rendition is played as a player's buffer holds it: the init segment and every segment its
-playlist lists, concatenated into one fragmented MP4 (as tests/checks.py `concatenated` does).
+playlist lists, concatenated into one fragmented MP4 (as tests/support/checks.py `concatenated` does).
 The reference is the source through the rung's own filter chain (`ffmpeg.rung_filter`: scaled
 to the rung's size with the same scaler), so only the encode differs. Both start at 0
 (`setpts=PTS-STARTPTS`: the renditions' timestamps start at the timeline offset). Model: the

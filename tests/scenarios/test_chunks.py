@@ -2,12 +2,11 @@
 clip encoded in one piece. The chunked result must play like the other: the same segments,
 timestamps continuous across the joins, one audio track, playable after the first chunk."""
 
-import av
 import m3u8
 import pytest
 
-from tests import checks
-from tests.media import make_clip
+from tests.support import checks
+from tests.support.media import make_clip
 from transcoding import services
 from transcoding.ingest.create import video_create
 from transcoding.jobs.dispatch.recording import outbox, run_recorded
@@ -51,28 +50,6 @@ def run_next(capture) -> str:
         return process_job(outbox.pop(0))
 
 
-def timestamps(rendition: Rendition) -> list[float]:
-    """Presentation times of every packet of the rendition played as one stream, in order."""
-    path = checks.concatenated(rendition)
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams[0]
-            return sorted(
-                float(p.pts * stream.time_base) for p in container.demux(stream) if p.pts is not None
-            )
-    finally:
-        path.unlink()
-
-
-def decoded_frames(rendition: Rendition) -> int:
-    path = checks.concatenated(rendition)
-    try:
-        with av.open(str(path)) as container:
-            return sum(1 for _ in container.decode(video=0))
-    finally:
-        path.unlink()
-
-
 def test_three_chunks_stitch_into_what_one_encode_makes(
     ntsc_clip, three_chunks, settings, django_capture_on_commit_callbacks
 ):
@@ -110,13 +87,13 @@ def test_three_chunks_stitch_into_what_one_encode_makes(
         assert abs(a.duration - b.duration) <= FRAME, name
     for name in LADDER:
         a, b = chunked.renditions.get(name=name), whole.renditions.get(name=name)
-        times = timestamps(a)
-        assert times == pytest.approx(timestamps(b), abs=1e-6), name  # frame for frame
+        times = checks.packet_times(a)
+        assert times == pytest.approx(checks.packet_times(b), abs=1e-6), name  # frame for frame
         gaps = {round(t2 - t1, 6) for t1, t2 in zip(times, times[1:])}
         assert gaps == {round(FRAME, 6)}, name  # continuous across the joins at 8 and 16 s
-        assert decoded_frames(a) == decoded_frames(b) == len(times)
+        assert checks.decoded_frames(a) == checks.decoded_frames(b) == len(times)
     # One audio track for the whole video, encoded once: continuous packets, no gap.
-    audio = timestamps(chunked.renditions.get(name="audio"))
+    audio = checks.packet_times(chunked.renditions.get(name="audio"))
     steps = {round(t2 - t1, 6) for t1, t2 in zip(audio, audio[1:])}
     assert steps == {round(1024 / 48000, 6)}
     assert abs(len(audio) * 1024 / 48000 - 24.0) < 0.05

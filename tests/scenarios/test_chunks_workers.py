@@ -1,9 +1,9 @@
-"""Split and stitch across real processes. tests/test_chunks.py runs every chunk in the test
+"""Split and stitch across real processes. tests/scenarios/test_chunks.py runs every chunk in the test
 process; here the chunks go through the machinery that makes them worth having: a broker that
 hands them to worker processes running side by side, and a worker that dies for real (SIGKILL)
 in the middle of a chunk, so that only a lease and the watchdog can tell.
 
-The Celery test runs against PostgreSQL and Redis as tests/test_celery.py does (its scenario
+The Celery test runs against PostgreSQL and Redis as tests/jobs/test_celery.py does (its scenario
 fixture and helpers are reused) and is skipped, with the reason, when either is missing. The
 kill test runs the local worker (`manage.py worker`) against this suite's SQLite test database.
 """
@@ -11,28 +11,21 @@ kill test runs the local worker (`manage.py worker`) against this suite's SQLite
 import os
 import signal
 import subprocess
-import sys
 
 import pytest
 from django.utils import timezone
 
-from tests import checks
-from tests.media import make_clip
-from tests.test_celery import (
-    ROOT,
-    celery_worker,
+from tests.support import checks
+from tests.support.media import make_clip
+from tests.support.processes import (
     ffmpeg_in_group,
     group_alive,
-    ingest,
     kill_group,
-    real_services,
-    scenario,  # noqa: F401 - the fixture: a PostgreSQL database, media root and broker prefix
-    shell,
-    video_row,
+    start_worker,
     wait_for,
+    worker_env,
 )
-from tests.test_chunks import FRAME, timestamps
-from tests.test_worker import worker_env
+from tests.support.services import celery_worker, ingest, real_services, shell, video_row
 from transcoding import services
 from transcoding.ingest.create import video_create
 from transcoding.jobs.dispatch.recording import outbox
@@ -43,6 +36,7 @@ from transcoding.models import JobState, ProcessingJob, Rendition, Video
 LADDER = ["720p", "480p", "360p", "240p"]
 SMALL_LADDER = ["360p", "240p"]
 SECONDS = 24.0
+FRAME = 1001 / 30000  # one frame of the 29.97 fps clip
 # Three 8 s chunks for the 24 s clip, in every process of a test.
 CHUNKED = {"TRANSCODING_CHUNK_SECONDS": "8", "TRANSCODING_CHUNK_THRESHOLD_SECONDS": "12"}
 
@@ -79,7 +73,7 @@ def job_rows(pg, video_id: int) -> list[dict]:
 
 def renditions(pg, video_id: int) -> dict[str, Rendition]:
     """The video's renditions as stored in PostgreSQL, as (unsaved) model instances, so that
-    tests/checks.py reads their files as it does for videos of this process."""
+    tests/support/checks.py reads their files as it does for videos of this process."""
     rows = pg.query(
         "SELECT name, kind, segments, duration, playlist_path FROM transcoding_rendition WHERE video_id = %s",
         video_id,
@@ -96,7 +90,7 @@ def pid_of(worker: str) -> str:
 
 
 def assert_outputs_in_subprocess(env: dict, video_id: int, ladder: list[str]) -> None:
-    """The suite's full output checks (tests/checks.py), run where the ORM reads PostgreSQL."""
+    """The suite's full output checks (tests/support/checks.py), run where the ORM reads PostgreSQL."""
     shell(
         env,
         "from tests import checks; from transcoding.models import Video; "
@@ -164,31 +158,16 @@ def test_three_chunks_on_two_celery_processes_stitch_into_what_one_encode_makes(
             assert abs(da - db) <= FRAME + 1e-6, name
         assert abs(a.duration - b.duration) <= FRAME, name
     for name in SMALL_LADDER:
-        times = timestamps(chunked[name])
-        assert times == pytest.approx(timestamps(whole[name]), abs=1e-6), name
+        times = checks.packet_times(chunked[name])
+        assert times == pytest.approx(checks.packet_times(whole[name]), abs=1e-6), name
         gaps = {round(t2 - t1, 6) for t1, t2 in zip(times, times[1:])}
         assert gaps == {round(FRAME, 6)}, name  # continuous across the joins at 8 and 16 s
-    audio = timestamps(chunked["audio"])
+    audio = checks.packet_times(chunked["audio"])
     assert {round(t2 - t1, 6) for t1, t2 in zip(audio, audio[1:])} == {round(1024 / 48000, 6)}
     assert abs(len(audio) * 1024 / 48000 - SECONDS) < 0.05
 
 
 # --- The local worker: a chunk's worker killed with SIGKILL ---------------------------------
-
-
-def start_worker(env: dict, log, concurrency: int) -> subprocess.Popen:
-    """`manage.py worker` in a process group of its own, which its ffmpeg shares: an orphaned
-    ffmpeg would keep the group alive, and no other test's process can be mistaken for it."""
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "worker", "--poll", "0.2", "--idle-exit", "60",
-         "--concurrency", str(concurrency)],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
 
 
 def chunk_mid_encode(root: ProcessingJob, worker: subprocess.Popen) -> ProcessingJob | None:

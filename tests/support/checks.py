@@ -219,3 +219,25 @@ def assert_all_outputs(video: Video, source_duration: float, ladder: list[str], 
     assert_audio(video, audio)
     assert decode_errors(str(stored(video.hls_path))) == ""
     assert decode_errors(str(stored(video.dash_path))) == ""
+
+
+def packet_times(rendition: Rendition) -> list[float]:
+    """Presentation times of every packet of the rendition played as one stream, in order."""
+    path = concatenated(rendition)
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams[0]
+            return sorted(
+                float(p.pts * stream.time_base) for p in container.demux(stream) if p.pts is not None
+            )
+    finally:
+        path.unlink()
+
+
+def decoded_frames(rendition: Rendition) -> int:
+    path = concatenated(rendition)
+    try:
+        with av.open(str(path)) as container:
+            return sum(1 for _ in container.decode(video=0))
+    finally:
+        path.unlink()

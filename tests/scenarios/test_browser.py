@@ -1,102 +1,30 @@
-"""In a real browser: Playwright driving Debian's Chromium against the live test server.
-
-Screenshots of the player page and the admin go to test-artifacts/ (override with
-TEST_ARTIFACTS). Nothing here downloads a browser: without /usr/bin/chromium these skip, and
-`make test` installs Debian's chromium package first.
+"""In a real browser: Playwright driving Debian's Chromium (tests/support/browser.py) against
+the live test server. Screenshots of the player page and the admin go to test-artifacts/.
+Nothing here downloads a browser: without /usr/bin/chromium these skip, and `make test`
+installs Debian's chromium package first.
 """
 
-import os
-import time
 from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from tests.support.browser import (
+    BROWSER_MARKS,
+    PLAYER,
+    current_time,
+    open_menu,
+    open_player,
+    play_muted,
+    shot,
+    wait_js,
+)
 from transcoding import services
 from transcoding.ingest.create import video_create
 from transcoding.jobs.dispatch.recording import run_recorded
 from transcoding.models import Subtitle, Video
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-# Playwright's sync API keeps an asyncio loop on this thread; the tests' own ORM calls are
-# synchronous all the same, so tell Django not to refuse them.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(), reason=f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-    ),
-]
-
-
-@pytest.fixture(scope="session")
-def browser(chromium_browser):
-    """The session's one Chromium (tests/conftest.py): modules importing this fixture share it."""
-    return chromium_browser
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    page = context.new_page()
-    page.problems = []
-    page.on("pageerror", lambda error: page.problems.append(f"page error: {error}"))
-    page.on(
-        "console",
-        lambda m: page.problems.append(m.text)
-        if m.type == "error" and "Content Security Policy" in m.text
-        else None,
-    )
-    yield page
-    context.close()
-
-
-def shot(page, name):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
-
-
-def wait_js(page, expression, timeout=30.0, message=""):
-    """Poll a JS expression from outside the page: the pages' CSP forbids eval, which
-    Playwright's own wait_for_function uses."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = page.evaluate(expression)
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(message or f"timed out waiting for {expression}")
-
-
-PLAYER = "document.querySelector('[data-player]')"
-
-
-def open_player(page, url):
-    """Open a player page and wait until Shaka has loaded the manifest, without an error."""
-    page.goto(url)
-    wait_js(
-        page, f"{PLAYER}.dataset.ready === 'true' || {PLAYER}.dataset.error", message="player never loaded"
-    )
-    assert page.evaluate(f"{PLAYER}.dataset.error") is None
-
-
-def play_muted(page):
-    page.evaluate(
-        "() => { const v = document.querySelector('video'); v.muted = true; v.play().catch(() => {}); }"
-    )
-
-
-def current_time(page):
-    return page.evaluate("document.querySelector('video').currentTime")
-
-
-def open_menu(page, button):
-    page.hover(".shaka-controls-container")
-    page.click(".shaka-overflow-menu-button")
-    page.click(f".shaka-overflow-menu {button}")
+pytestmark = BROWSER_MARKS
 
 
 SRT_EN = b"1\n00:00:00,000 --> 00:00:05,000\nHello from the test pattern\n"
@@ -238,7 +166,7 @@ def test_long_video_plays_from_the_start_while_later_chunks_encode(
 ):
     """First playable in seconds: after chunk 0 of three the page plays from 0 (not the live
     edge of the EVENT playlists), and keeps playing across the join once the rest lands."""
-    from tests.media import make_clip
+    from tests.support.media import make_clip
     from transcoding.jobs.dispatch.recording import outbox
     from transcoding.jobs.tasks import process_job
 

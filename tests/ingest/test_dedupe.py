@@ -1,14 +1,12 @@
 """Content dedupe trusts only hashes the server computed over bytes it stored, and a video that
 plays another video's outputs gets no more access than that video's own rules allow."""
-# ruff: noqa: F811  (the `s3` fixture is imported from tests/s3.py, then named as an argument)
 
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 
-from tests.direct_upload import upload_file
-from tests.s3 import moto_endpoint, s3  # noqa: F401
+from tests.support.direct_upload import upload_file
 from transcoding import services
 from transcoding.ingest.create import default_preset
 from transcoding.ingest.dedupe import video_link_duplicate

@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-from tests.media import ffmpeg, make_clip
+from tests.support.media import ffmpeg, make_clip
 from transcoding import services
 from transcoding.conf import ffmpeg_binary
 from transcoding.ingest.create import video_create

@@ -1,9 +1,8 @@
 """Direct uploads to S3 (STORAGE=s3): the JSON endpoints, the cleanup command and, in Chromium,
 the admin's add form uploading in parts, failing one, resuming after a reload and completing.
 
-Against moto's server over HTTP (tests/s3.py) with the real django-storages and boto3 clients;
+Against moto's server over HTTP (tests/support/s3.py) with the real django-storages and boto3 clients;
 parts are PUT to the presigned URLs with `requests`, as a browser would. Nothing is patched."""
-# ruff: noqa: F811  (the `s3` fixture is imported from tests/s3.py, then named as an argument)
 
 import hashlib
 import json
@@ -18,10 +17,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.direct_upload import call, keys, put_parts, start
-from tests.media import make_clip
-from tests.s3 import moto_endpoint, s3  # noqa: F401
-from tests.test_browser import CHROMIUM, shot, wait_js
+from tests.support.browser import browser_test, shot, wait_js
+from tests.support.direct_upload import call, keys, put_parts, start
+from tests.support.media import make_clip
 from transcoding.jobs.dispatch import recording
 from transcoding.models import PendingUpload, ProcessingJob, Video, VideoStatus
 
@@ -369,19 +367,6 @@ def test_cleanup_forgets_records_whose_upload_expired(admin_client, s3, clips, c
 
 
 # --- in Chromium --------------------------------------------------------------------------------
-def browser_test(test):
-    """Marked like tests/test_browser.py: slow, browser, skipped without Debian's Chromium."""
-    for mark in (
-        pytest.mark.slow,
-        pytest.mark.browser,
-        pytest.mark.skipif(
-            not Path(CHROMIUM).exists(), reason=f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-        ),
-    ):
-        test = mark(test)
-    return test
-
-
 def _with_csp(endpoint):
     """The admin add page as it would be served under a strict CSP: scripts from the site only,
     requests to the site and the bucket only."""

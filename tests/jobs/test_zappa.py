@@ -44,9 +44,8 @@ from zappa.core import Zappa
 from zappa.handler import LambdaHandler
 from zappa.utilities import add_event_source, import_and_get_function
 
-from tests import checks
-from tests.s3 import moto_endpoint, storage_settings  # noqa: F401
-from tests.test_faults import flaky_storage  # noqa: F401
+from tests.support import checks
+from tests.support.s3 import storage_settings
 from transcoding import services
 from transcoding.conf import chunk_seconds
 from transcoding.ingest.create import video_create
@@ -56,7 +55,7 @@ from transcoding.jobs.dispatch import zappa as backend
 from transcoding.jobs.dispatch.recording import outbox
 from transcoding.models import JobState, ProcessingJob, Video
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_FILE = ROOT / "zappa_settings.json"
 REGION = "us-east-1"
 MiB = 1024**2
@@ -611,7 +610,7 @@ def test_a_long_video_fans_out_one_invocation_per_chunk(
     """On Lambda the root invocation dispatches the other chunks as invocations of their own
     (the default chunk there is 30 s: 32 s of whole segments); delivered in any order, the
     last one stitches."""
-    from tests.media import make_clip
+    from tests.support.media import make_clip
 
     settings.TRANSCODING_CHUNK_SECONDS = settings.TRANSCODING_CHUNK_THRESHOLD_SECONDS = None  # the defaults
     assert chunk_seconds() == 30.0

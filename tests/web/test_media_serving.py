@@ -8,7 +8,6 @@
   neutral type; every served file says `nosniff` and carries a sandboxing CSP.
 - On S3 the objects carry the server's content type (outputs) or a download's (everything
   else), whatever the uploading client said; presigned downloads override the type too."""
-# ruff: noqa: F811  (the `s3` fixture is imported from tests/s3.py, then named as an argument)
 
 import time
 
@@ -21,7 +20,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from tests.s3 import moto_endpoint, s3  # noqa: F401
 from transcoding.ingest.create import video_create, video_create_from_stored
 from transcoding.models import Subtitle, Video
 from transcoding.storage import signing

@@ -3,8 +3,8 @@ would read them."""
 
 import pytest
 
-from tests import checks
-from tests.media import make_clip
+from tests.support import checks
+from tests.support.media import make_clip
 from transcoding import services
 from transcoding.ingest.create import video_create
 from transcoding.jobs.dispatch.recording import outbox, run_recorded
@@ -59,7 +59,7 @@ def test_source_without_audio_gives_video_only_output(clips, django_capture_on_c
 def test_rotated_phone_video_becomes_portrait(tmp_path, django_capture_on_commit_callbacks):
     source = make_clip(tmp_path / "landscape.mp4", seconds=3, size="640x360")
     rotated = tmp_path / "phone.mp4"
-    from tests.media import ffmpeg
+    from tests.support.media import ffmpeg
 
     ffmpeg("-display_rotation", "90", "-i", str(source), "-c", "copy", str(rotated))
     with django_capture_on_commit_callbacks(execute=True):

@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from tests.media import make_clip
+from tests.support.media import make_clip
 from transcoding import selectors, services
 from transcoding.ingest.create import video_create
 from transcoding.jobs.dispatch import recording
@@ -32,7 +32,7 @@ from transcoding.models import (
     VideoStatus,
 )
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 
 # --wait runs the recorded jobs in-process, which needs the dispatch (on commit) to happen:
 # a real transaction. serialized_rollback restores the default preset for later tests.
@@ -62,11 +62,6 @@ def run(name: str, *args) -> Result:
         err.write(f"CommandError: {exc}\n")
         return Result(exc.returncode, out.getvalue(), err.getvalue())
     return Result(0, out.getvalue(), err.getvalue())
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return make_clip(tmp_path_factory.mktemp("tiny") / "tiny.mp4", seconds=2, size="320x180")
 
 
 @pytest.fixture

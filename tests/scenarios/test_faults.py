@@ -6,11 +6,10 @@ import sqlite3
 import time
 
 import pytest
-from django.core.files.storage import FileSystemStorage
 from django.db import OperationalError, connection
 
-from tests import checks
-from tests.test_worker import start_worker, wait_for, worker_env
+from tests.support import checks
+from tests.support.processes import start_worker, wait_for, worker_env
 from transcoding import services
 from transcoding.encoding import encode
 from transcoding.ingest.create import video_create
@@ -19,31 +18,6 @@ from transcoding.jobs.tasks import process_job
 from transcoding.models import JobState, ProcessingJob, Video
 
 pytestmark = pytest.mark.slow
-
-
-class FlakyStorage(FileSystemStorage):
-    """Local storage that fails once, like S3 answering 503 Slow Down, on the first save of a
-    key containing `FAIL_ON`."""
-
-    FAIL_ON = "poster.jpg"
-    failures = 0
-
-    def _save(self, name, content):
-        if self.FAIL_ON in name and FlakyStorage.failures == 0:
-            FlakyStorage.failures += 1
-            raise ConnectionError("S3 answered 503 Slow Down")
-        return super()._save(name, content)
-
-
-@pytest.fixture
-def flaky_storage(settings):
-    FlakyStorage.failures = 0
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {"BACKEND": "tests.test_faults.FlakyStorage", "OPTIONS": {"allow_overwrite": True}},
-    }
-    settings.TRANSCODING_RETRY_BASE_SECONDS = 0
-    yield FlakyStorage
 
 
 @pytest.mark.django_db

@@ -1,9 +1,8 @@
 """Sources that are not videos but make FFmpeg open other things: playlists and manifests that
 name URLs (cloud metadata credentials) or files elsewhere on the disk, concat lists that name
 themselves, images. Each is refused with one line, fails at the first attempt, and fetches
-nothing: a canary HTTP server on 127.0.0.1 counts the requests it gets (tests/canary.py).
+nothing: a canary HTTP server on 127.0.0.1 counts the requests it gets (tests/support/canary.py).
 Against S3 (moto's server over HTTP) and local storage; nothing patched."""
-# ruff: noqa: F811  (fixtures imported from tests/s3.py and tests/canary.py, then named as arguments)
 
 import functools
 import http.server
@@ -12,11 +11,9 @@ import threading
 import pytest
 from django.core.files.storage import default_storage
 
-from tests.canary import canary  # noqa: F401
-from tests.direct_upload import upload_file
-from tests.media import ffmpeg as run
-from tests.media import make_clip
-from tests.s3 import moto_endpoint, s3  # noqa: F401
+from tests.support.direct_upload import upload_file
+from tests.support.media import ffmpeg as run
+from tests.support.media import make_clip
 from transcoding import services
 from transcoding.conf import ffmpeg_binary
 from transcoding.errors import EncodeError, SourceRejected

@@ -9,9 +9,7 @@ expired URL gets S3's 403.
 
 import datetime
 import hashlib
-import hmac
 import io
-import os
 import threading
 import time
 import urllib.error
@@ -30,9 +28,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from mpegdash.parser import MPEGDASHParser
 
-from tests.media import make_clip
-from tests.s3 import REGION, s3  # noqa: F401  (moto_endpoint is this module's own, below)
-from tests.test_browser import CHROMIUM, PLAYER, play_muted, shot, wait_js
+from tests.support.browser import CHROMIUM, PLAYER, play_muted, shot, wait_js
 from transcoding import selectors, services
 from transcoding.ingest.create import video_create
 from transcoding.ingest.dedupe import video_find_duplicate, video_link_duplicate
@@ -318,109 +314,10 @@ def test_signer_signs_only_keys_under_the_video_prefixes(key, allowed, settings)
     assert (signer.expiry(0), signer.expiry(7.2), signer.expiry(10**9)) == (100, 108, signing.MAX_EXPIRY)
 
 
-# --- S3: moto behind a presigned-URL check ----------------------------------------------------
-class PresignedUrlCheck:
-    """WSGI middleware: refuse a presigned (SigV4 query) request whose signature does not match
-    or that has expired, with S3's 403, as S3 does; pass everything else to moto."""
-
-    def __init__(self, app, secret: str):
-        self.app, self.secret = app, secret
-
-    def __call__(self, environ, start_response):
-        raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
-        path, _, query = raw.partition("?")
-        params = dict(parse_qsl(query, keep_blank_values=True))
-        problem = self.problem(environ, path, query, params) if "X-Amz-Signature" in params else None
-        if problem is None:
-            return self.app(environ, start_response)
-        body = f"<Error><Code>{problem[0]}</Code><Message>{problem[1]}</Message></Error>".encode()
-        start_response(
-            "403 Forbidden",
-            [
-                ("Content-Type", "application/xml"),
-                ("Access-Control-Allow-Origin", "*"),
-                ("Content-Length", str(len(body))),
-            ],
-        )
-        return [body]
-
-    def problem(self, environ, path, query, params):
-        signed_at = datetime.datetime.strptime(params["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(
-            tzinfo=datetime.UTC
-        )
-        if datetime.datetime.now(datetime.UTC) > signed_at + datetime.timedelta(
-            seconds=int(params["X-Amz-Expires"])
-        ):
-            return "AccessDenied", "Request has expired"
-        pairs = sorted(
-            p.partition("=")[::2] for p in query.split("&") if not p.startswith("X-Amz-Signature=")
-        )
-        canonical_query = "&".join(f"{k}={v}" for k, v in pairs)
-        headers = params["X-Amz-SignedHeaders"].split(";")
-        values = {"host": environ.get("HTTP_HOST", "")}
-        canonical_headers = "".join(
-            f"{h}:{values.get(h, environ.get('HTTP_' + h.upper().replace('-', '_'), ''))}\n" for h in headers
-        )
-        canonical = "\n".join(
-            [
-                environ["REQUEST_METHOD"],
-                path,
-                canonical_query,
-                canonical_headers,
-                ";".join(headers),
-                "UNSIGNED-PAYLOAD",
-            ]
-        )
-        _, day, region, service, _ = params["X-Amz-Credential"].split("/")
-        scope = f"{day}/{region}/{service}/aws4_request"
-        digest = hashlib.sha256(canonical.encode()).hexdigest()
-        to_sign = f"AWS4-HMAC-SHA256\n{params['X-Amz-Date']}\n{scope}\n{digest}"
-        key = f"AWS4{self.secret}".encode()
-        for part in (day, region, service, "aws4_request"):
-            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-        expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, params["X-Amz-Signature"]):
-            return (
-                "SignatureDoesNotMatch",
-                "The request signature we calculated does not match the signature you provided.",
-            )
-        return None
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
-    from werkzeug.serving import make_server
-
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
-
-    class CheckedMotoServer(ThreadedMotoServer):
-        def _server_entry(self):
-            app = PresignedUrlCheck(
-                DomainDispatcherApplication(create_backend_app), os.environ["AWS_SECRET_ACCESS_KEY"]
-            )
-            self._server = make_server(
-                self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
-            )
-            self._server_ready_event.set()
-            self._server.serve_forever()
-
-    server = CheckedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
+# --- S3 (moto behind the presigned-URL check of tests/support/s3.py) -------------------------
 @pytest.fixture
-def bucket(s3):  # noqa: F811  (the `s3` fixture of tests/s3.py: a fresh bucket as default storage)
+def bucket(s3):
+    """The `s3` fixture (tests/support/s3.py): a fresh bucket as the default storage."""
     return s3
 
 
@@ -430,11 +327,6 @@ def fetch(url: str) -> tuple[int, bytes, dict]:
             return response.status, response.read(), dict(response.headers)
     except urllib.error.HTTPError as error:
         return error.code, error.read(), dict(error.headers)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return make_clip(tmp_path_factory.mktemp("tiny") / "tiny.mp4", seconds=2, size="320x180")
 
 
 def created(path: Path, **fields) -> Video:
@@ -738,7 +630,7 @@ def test_duplicates_link_only_when_encoded_alike(bucket, tiny):
 # --- the player in a browser, from moto -------------------------------------------------------
 def in_own_thread(function, timeout: float = 240):
     """Run `function` on a thread of its own. Playwright's sync API keeps an asyncio loop on the
-    thread that started it, and tests/test_browser.py's session-wide browser holds the main
+    thread that started it, and tests/scenarios/test_browser.py's session-wide browser holds the main
     thread's until the session ends: a second one must live elsewhere."""
     outcome = {}
 
@@ -759,7 +651,7 @@ def in_own_thread(function, timeout: float = 240):
 
 def watch_in_chromium(url: str, endpoint: str, manifest: str, screenshot: str | None) -> None:
     """Open the player page, play, and check it all came from the bucket through presigned URLs
-    under the page's CSP (as tests/test_browser.py does, in Debian's Chromium)."""
+    under the page's CSP (as tests/scenarios/test_browser.py does, in Debian's Chromium)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

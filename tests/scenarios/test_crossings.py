@@ -7,8 +7,8 @@ import pytest
 from django.db import IntegrityError, OperationalError
 from django.urls import reverse
 
-from tests import checks
-from tests.media import ffmpeg, make_clip
+from tests.support import checks
+from tests.support.media import ffmpeg, make_clip
 from transcoding import errors, services
 from transcoding.encoding import encode
 from transcoding.ingest.create import video_create

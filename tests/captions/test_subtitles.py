@@ -11,7 +11,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from mpegdash.parser import MPEGDASHParser
 
-from tests import checks
+from tests.support import checks
 from transcoding import services
 from transcoding.captions import subtitles
 from transcoding.ingest.create import video_create

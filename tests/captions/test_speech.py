@@ -20,8 +20,8 @@ from moto import mock_aws
 from moto.moto_api import state_manager
 from mpegdash.parser import MPEGDASHParser
 
-from tests.checks import stored
-from tests.media import ffmpeg, make_clip
+from tests.support.checks import stored
+from tests.support.media import ffmpeg, make_clip
 from transcoding import services
 from transcoding.captions import speech, speech_engines
 from transcoding.captions.speech_engines import Request, Segment, SpeechError, Transcript

@@ -3,7 +3,7 @@
 import pytest
 from django.core.files.storage import default_storage
 
-from tests.media import ffmpeg, make_clip
+from tests.support.media import ffmpeg, make_clip
 from transcoding import services
 from transcoding.errors import InvalidRequest
 from transcoding.ingest.create import video_create

@@ -3,25 +3,21 @@ mid-encode leaves a job that becomes claimable again when its lease expires."""
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
-from django.db import connection
 from django.utils import timezone
 
-from tests import checks
-from tests.media import make_clip
+from tests.support import checks
+from tests.support.media import make_clip
+from tests.support.processes import ffmpeg_processes_with, start_worker, wait_for, worker_env
 from transcoding import services
 from transcoding.ingest.create import video_create
 from transcoding.models import JobState, ProcessingJob, Video
 from transcoding.status import jobs
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_job(video, **fields):
@@ -89,50 +85,6 @@ class TestClaim:
         assert max(delays) > ceiling / 2  # jittered across the range, not fixed
 
 
-def worker_env(tmp_path, lease=3):
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=f"sqlite:///{connection.settings_dict['NAME']}",
-        MEDIA_ROOT=str(django_settings.MEDIA_ROOT),
-        TRANSCODING_RUN_DIR=str(tmp_path / "worker-run"),
-        TRANSCODING_LEASE_SECONDS=str(lease),
-        TRANSCODING_DISPATCH="local",
-    )
-    return env
-
-
-def start_worker(env, log):
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "worker", "--poll", "0.2", "--idle-exit", "30"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def wait_for(predicate, timeout, message):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(message)
-
-
-def ffmpeg_children_of(workdir_hint: str) -> list[int]:
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if "ffmpeg" in cmdline and workdir_hint in cmdline:
-                pids.append(int(proc.name))
-    return pids
-
-
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_worker_killed_mid_encode_is_taken_over_after_lease(tmp_path):
@@ -155,7 +107,7 @@ def test_worker_killed_mid_encode_is_taken_over_after_lease(tmp_path):
         finally:
             first.kill()
     hint = f"video{video.pk}-"
-    wait_for(lambda: not ffmpeg_children_of(hint), 5, "ffmpeg outlived its killed worker")
+    wait_for(lambda: not ffmpeg_processes_with(hint), 5, "ffmpeg outlived its killed worker")
 
     stuck = ProcessingJob.objects.get(pk=job.pk)
     assert stuck.state == JobState.RUNNING and stuck.attempt == 1  # nobody says it failed...
