@@ -63,12 +63,18 @@ system-deps:
 	  fi; \
 	fi
 
-test: dev-deps system-deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+# Two pytest-xdist workers (TEST_WORKERS=0 runs in this process), each test module on one worker,
+# so a module's PostgreSQL scenario is made once; pytest-django gives each worker its own
+# SQLite database, and the Celery scenarios keep their Redis keys under a prefix per process.
+TEST_WORKERS ?= 2
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
-# The inner loop: everything but the tests that run ffmpeg on clips or drive Chromium (~30 s).
+test: dev-deps system-deps
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
+
+# The inner loop: everything but the tests that run ffmpeg on clips or drive Chromium (< 60 s).
 test-fast: dev-deps
-	$(PY) -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow and not browser" $(XDIST) $(PYTEST_ARGS)
 
 lint: dev-deps
 	$(VENV)/bin/ruff check .

@@ -25,7 +25,14 @@ from tests.support.processes import (
     wait_for,
     worker_env,
 )
-from tests.support.services import celery_worker, ingest, real_services, shell, video_row
+from tests.support.services import (
+    assert_outputs_in_subprocess,
+    celery_worker,
+    ingest,
+    real_services,
+    shell,
+    video_row,
+)
 from transcoding import services
 from transcoding.ingest.create import video_create
 from transcoding.jobs.dispatch.recording import outbox
@@ -89,16 +96,6 @@ def pid_of(worker: str) -> str:
     return worker.split(":")[1]
 
 
-def assert_outputs_in_subprocess(env: dict, video_id: int, ladder: list[str]) -> None:
-    """The suite's full output checks (tests/support/checks.py), run where the ORM reads PostgreSQL."""
-    shell(
-        env,
-        "from tests import checks; from transcoding.models import Video; "
-        f"video = Video.objects.get(pk={video_id}); "
-        f"checks.assert_all_outputs(video, {SECONDS}, {ladder!r}, audio=True); print('true')",
-    )
-
-
 def encode_unchunked(env: dict, clip) -> int:
     """The same clip as one chunk, encoded in a `manage.py shell` against the scenario's
     database; `force` keeps it from reusing the chunked video's outputs (same bytes)."""
@@ -145,7 +142,7 @@ def test_three_chunks_on_two_celery_processes_stitch_into_what_one_encode_makes(
     for name in SMALL_LADDER:
         assert len({j["result"]["inits"][name] for j in jobs}) == 1, name  # one init per rung
 
-    assert_outputs_in_subprocess(env, video_id, SMALL_LADDER)
+    assert_outputs_in_subprocess(env, video_id, SECONDS, SMALL_LADDER)
 
     whole_id = encode_unchunked(scenario.env, small_clip)
     assert [j["chunk"] for j in job_rows(scenario, whole_id)] == [0]

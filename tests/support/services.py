@@ -132,12 +132,14 @@ def shell(env: dict, code: str, timeout: float = 120):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def assert_outputs_in_subprocess(env: dict, video_id: int, seconds: float) -> None:
+def assert_outputs_in_subprocess(
+    env: dict, video_id: int, seconds: float, ladder: list[str] = LADDER
+) -> None:
     """The suite's full output checks (tests/support/checks.py), run where the ORM reads PostgreSQL."""
     shell(
         env,
         "from tests.support import checks; from transcoding.models import Video; "
-        f"checks.assert_all_outputs(Video.objects.get(pk={video_id}), {seconds}, {LADDER!r}, audio=True); "
+        f"checks.assert_all_outputs(Video.objects.get(pk={video_id}), {seconds}, {ladder!r}, audio=True); "
         "print('true')",
     )
 
