@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.support.canary",
     "tests.support.browser",
     "tests.support.services",
+    "tests.support.lambda_runtime",
 ]
 
 

@@ -16,8 +16,6 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import io
-import json
-import logging
 import os
 import re
 import shutil
@@ -25,7 +23,6 @@ import subprocess
 import sys
 import tarfile
 import zipfile
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -39,12 +36,11 @@ import zappa.handler
 from django.db import OperationalError
 from django.utils import timezone
 from moto import mock_aws
-from zappa.cli import ZappaCLI
 from zappa.core import Zappa
-from zappa.handler import LambdaHandler
 from zappa.utilities import add_event_source, import_and_get_function
 
 from tests.support import checks
+from tests.support.lambda_runtime import REGION, zappa_cli
 from tests.support.s3 import storage_settings
 from transcoding import services
 from transcoding.conf import chunk_seconds
@@ -56,136 +52,12 @@ from transcoding.jobs.dispatch.recording import outbox
 from transcoding.models import JobState, ProcessingJob, Video
 
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS_FILE = ROOT / "zappa_settings.json"
-REGION = "us-east-1"
 MiB = 1024**2
 # Lambda's limit for a function's code, unzipped (zip deployments).
 LAMBDA_UNZIPPED_LIMIT = 250 * MiB
 # ...and for a zip uploaded directly (Zappa uploads through S3, but the handler stays far below).
 LAMBDA_ZIPPED_LIMIT = 50 * MiB
 RUN_JOB = "transcoding.jobs.dispatch.zappa.run_job"
-
-
-def zappa_cli(stage: str) -> ZappaCLI:
-    """The CLI with the stage's settings loaded as `zappa package` loads them (no credentials)."""
-    cli = ZappaCLI()
-    cli.api_stage = stage
-    cli.load_credentials = False
-    cli.load_settings(str(SETTINGS_FILE))
-    return cli
-
-
-@dataclass
-class Runtime:
-    cli: ZappaCLI
-    settings: object
-    archives: list = field(default_factory=list)
-
-    def deliver(self, event: dict):
-        """What Lambda does with an event: call the entry point Zappa puts in the package."""
-        context = SimpleNamespace(
-            function_name=self.cli.lambda_name,
-            aws_request_id="test-request",
-            get_remaining_time_in_millis=lambda: 900_000,
-        )
-        return zappa.handler.lambda_handler(json.loads(json.dumps(event)), context)
-
-    def scheduled_event(self, function: str) -> dict:
-        """The event EventBridge sends for the stage's schedule of `function`, under the rule name
-        `zappa schedule` gives it (the handler reads the function back from that name)."""
-        event = next(e for e in self.cli.stage_config["events"] if e["function"] == function)
-        rule = Zappa(load_credentials=False, aws_region=REGION).get_scheduled_event_name(
-            event, function, self.cli.lambda_name
-        )
-        return {
-            "detail-type": "Scheduled Event",
-            "source": "aws.events",
-            "account": "123456789012",
-            "region": REGION,
-            "time": "2025-01-01T00:00:00Z",
-            "detail": {},
-            "version": "0",
-            "id": "test-event",
-            "resources": [f"arn:aws:events:{REGION}:123456789012:rule/{rule}"],
-            "kwargs": {},
-        }
-
-
-@pytest.fixture
-def lambda_runtime(tmp_path, monkeypatch):
-    """What a Lambda container of the `dev` stage gives Zappa's handler: the generated
-    `zappa_settings` module (the same text `zappa package` writes into the handler zip; `zappa
-    save-python-settings-file` refuses slim_handler stages), the function name, region and
-    credentials in the environment, and a fresh handler singleton. The slim handler's download
-    of the project archive from S3 is recorded, not done: the code is importable here already.
-    Whatever the handler changes in the process (environment, sys.path, root log level) is put
-    back afterwards."""
-    cli = zappa_cli("dev")
-    path = tmp_path / "zappa_settings.py"
-    path.write_text(cli.get_zappa_settings_string())
-    spec = importlib.util.spec_from_file_location("zappa_settings", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setitem(sys.modules, "zappa_settings", module)
-    monkeypatch.setattr(LambdaHandler, "_LambdaHandler__instance", None)
-    runtime = Runtime(cli=cli, settings=module)
-    monkeypatch.setattr(
-        LambdaHandler, "load_remote_project_archive", lambda self, url: runtime.archives.append(url) or True
-    )
-    environ, sys_path, root_level = dict(os.environ), list(sys.path), logging.getLogger().level
-    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        os.environ.pop(key, None)
-    os.environ.update(
-        AWS_LAMBDA_FUNCTION_NAME=cli.lambda_name,
-        AWS_REGION=REGION,
-        AWS_DEFAULT_REGION=REGION,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-    )
-    try:
-        yield runtime
-    finally:
-        os.environ.clear()
-        os.environ.update(environ)
-        sys.path[:] = sys_path
-        logging.getLogger().setLevel(root_level)
-
-
-@pytest.fixture
-def lambda_api(lambda_runtime, monkeypatch, settings):
-    """Lambda's API answered by moto, the deployed function in it, and TRANSCODING_DISPATCH=zappa.
-    Yields the list of Invoke calls as sent: {"FunctionName", "InvocationType", "payload"}."""
-    settings.TRANSCODING_DISPATCH = "zappa"
-    with mock_aws(config={"lambda": {"use_docker": False}}):
-        session = boto3.Session(region_name=REGION)
-        role = session.client("iam").create_role(RoleName="zappa-test", AssumeRolePolicyDocument="{}")
-        code = io.BytesIO()
-        with zipfile.ZipFile(code, "w") as archive:
-            archive.writestr("handler.py", "def lambda_handler(event, context):\n    return None\n")
-        client = session.client("lambda")
-        client.create_function(
-            FunctionName=lambda_runtime.cli.lambda_name,
-            Runtime=lambda_runtime.cli.runtime,
-            Role=role["Role"]["Arn"],
-            Handler="handler.lambda_handler",
-            Code={"ZipFile": code.getvalue()},
-        )
-        invokes = []
-
-        def record(params, **kwargs):
-            invokes.append(
-                {
-                    "FunctionName": params["FunctionName"],
-                    "InvocationType": params["InvocationType"],
-                    "payload": json.loads(params["Payload"]),
-                }
-            )
-
-        client.meta.events.register("before-parameter-build.lambda.Invoke", record)
-        # Zappa makes this client when zappa.asynchronous is imported, from boto3.Session() and
-        # the runtime's region; here that import came before the mock, so make it again inside.
-        monkeypatch.setattr(zappa.asynchronous, "LAMBDA_CLIENT", client, raising=False)
-        yield invokes
 
 
 def request_processing(path) -> tuple[Video, ProcessingJob]:

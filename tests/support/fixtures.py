@@ -18,7 +18,7 @@ import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.core.files.storage import FileSystemStorage
 from django.core.management import call_command
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from pytest_django.plugin import blocking_manager_key
 
 from tests.support.media import big_buck_bunny, make_clip
@@ -28,13 +28,20 @@ ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"
 
 
+MIGRATED: dict[str, str] = {}  # the test database's name, and its rows as migrations left them
+
+
 @pytest.fixture(scope="session")
 def _migrated_state(django_db_setup, django_db_blocker):
-    """The test database's rows as migrations left it, kept to restore after transactional
-    tests (pytest-django keeps them only when a selected test asks for serialized rollback)."""
-    if not hasattr(connection, "_test_serialized_contents"):
-        with django_db_blocker.unblock():
-            connection._test_serialized_contents = connection.creation.serialize_db_to_string()
+    """Kept before the first transactional test flushes anything (pytest-django keeps them only
+    when a selected test asks for serialized rollback). Kept here, not on the connection: a
+    test running in an async context (Playwright) sees another connection object."""
+    with django_db_blocker.unblock():
+        default = connections[DEFAULT_DB_ALIAS]
+        MIGRATED["name"] = default.settings_dict["NAME"]
+        MIGRATED["rows"] = getattr(default, "_test_serialized_contents", None) or (
+            default.creation.serialize_db_to_string()
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -54,10 +61,17 @@ def _transactional(item) -> bool:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item, nextitem):
     result = yield
-    if _transactional(item):
+    # After the last test the session's fixtures are gone too: the test database is destroyed
+    # and the connection names the real one again, which must never be flushed.
+    default = connections[DEFAULT_DB_ALIAS]
+    if (
+        _transactional(item)
+        and nextitem is not None
+        and default.settings_dict["NAME"] == MIGRATED.get("name")
+    ):
         with item.config.stash[blocking_manager_key].unblock():
             call_command("flush", interactive=False, inhibit_post_migrate=True, verbosity=0)
-            connection.creation.deserialize_db_from_string(connection._test_serialized_contents)
+            default.creation.deserialize_db_from_string(MIGRATED["rows"])
             ContentType.objects.clear_cache()
     return result
 
