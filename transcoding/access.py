@@ -43,7 +43,7 @@ def videos_visible_to(user) -> QuerySet:
 
 
 def is_public(video: Video) -> bool:
-    """Its files may be handed out by plain URLs (`delivery`), and served to anyone
+    """Its files may be handed out by plain URLs (`video_urls`), and served to anyone
     (`media_views`)."""
     if not video.published or video.private:
         return False

@@ -154,8 +154,11 @@ def test_admin_upload_then_status_reaches_ready_without_reload(live_server, page
             timeout=40, message="status never reached Ready on the page")  # fmt: skip
     assert page.evaluate("window.__noReload") == 1
     preview = "document.querySelector('.tc-player video')"
-    wait_js(page, f"{preview} && {preview}.readyState > 0",
-            timeout=20, message="admin preview never loaded")  # fmt: skip
+    note = "(document.querySelector('.tc-player-note') || {}).textContent"
+    try:
+        wait_js(page, f"{preview} && {preview}.readyState > 0", timeout=30)
+    except AssertionError:
+        raise AssertionError(f"admin preview never loaded: {page.evaluate(note)!r} {page.problems}") from None
     shot(page, "admin-change.png")
     page.goto(f"{live_server.url}/admin/transcoding/video/")
     shot(page, "admin-changelist.png")

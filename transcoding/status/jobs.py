@@ -14,6 +14,7 @@ import socket
 import uuid
 from datetime import timedelta
 
+from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -44,10 +45,12 @@ def job_claim(job_id: int, token: str | None = None) -> ProcessingJob | None:
     it is finished, or it has used up its attempts (then it is failed here)."""
     now = timezone.now()
     token = token or worker_token()
-    claimed = (
-        ProcessingJob.objects.claimable(now)
-        .filter(pk=job_id)
-        .update(
+    claimable = ProcessingJob.objects.claimable(now).filter(pk=job_id)
+    with transaction.atomic():
+        # The state it leaves (queued, or running under a dead worker's lease), for observers;
+        # the row lock makes a second claimer wait, then find it taken.
+        old = claimable.select_for_update().values_list("state", flat=True).first()
+        claimed = old is not None and claimable.update(
             state=JobState.RUNNING,
             attempt=F("attempt") + 1,
             worker=token,
@@ -56,10 +59,10 @@ def job_claim(job_id: int, token: str | None = None) -> ProcessingJob | None:
             started_at=now,
             next_attempt_at=None,
         )
-    )
-    if not claimed:
-        return None
-    job = ProcessingJob.objects.select_related("video").get(pk=job_id)
+        if not claimed:
+            return None
+        job = ProcessingJob.objects.select_related("video").get(pk=job_id)
+        announce(ProcessingJob, job.pk, job.video_id, "state", old, JobState.RUNNING)
     if job.attempt > job.max_attempts:
         job_fail(
             job,

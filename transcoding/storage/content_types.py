@@ -6,7 +6,7 @@ player or an image tag reads: each gets its media type. Everything else in the s
 (originals, uploaded subtitle files, anything unexpected) is a download: a neutral type and
 `attachment`, so a browser never renders it, whatever its bytes are. Nothing stored is ever
 `text/html` or `image/svg+xml`. Used when S3 objects are written (`storage_backends`), when
-Django serves local files (`media_views`) and in presigned download URLs (`delivery`).
+Django serves local files (`web.media_views`) and in presigned download URLs (`storage.signing`).
 """
 
 import posixpath
