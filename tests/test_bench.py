@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from transcoding.media import ffmpeg
+from transcoding.media.containers import source_input
+from transcoding.media.ladder import PresetSpec, RungSpec, SourceInfo, plan_encode
+
 ROOT = Path(__file__).resolve().parent.parent
 
 pytest.importorskip("matplotlib")
@@ -162,9 +166,6 @@ def test_every_measurement_is_positive(quick_run):
 def test_usual_way_uses_the_same_settings_as_our_command(tmp_path):
     """Every option our single command gives a rung, the usual way gives it too."""
     from bench import commands
-    from transcoding.media import ffmpeg
-    from transcoding.media.containers import source_input
-    from transcoding.media.ladder import PresetSpec, RungSpec, SourceInfo, plan_encode
 
     info = SourceInfo(
         container="mp4", duration=30.0, width=1920, height=1080, video_codec="h264", fps=30,

@@ -4,12 +4,14 @@ from pathlib import Path
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.staticfiles import finders
 from django.db import connection
 from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from transcoding import services
+from transcoding.admin.display import HLS_SCRIPT
 from transcoding.ingest.create import default_preset, video_create
 from transcoding.jobs.dispatch import recording
 from transcoding.jobs.dispatch.recording import run_recorded
@@ -411,10 +413,6 @@ def test_job_admin_lists_filters_and_searches_read_only(admin_client):
 
 
 def test_the_admin_scripts_and_the_vendored_player_are_static_files():
-    from django.contrib.staticfiles import finders
-
-    from transcoding.admin.display import HLS_SCRIPT
-
     for name in ("admin-live.js", "admin-upload.js", "admin.css"):
         assert finders.find(f"transcoding/{name}"), name
     licence = Path(finders.find(HLS_SCRIPT)).with_name("LICENSE").read_text()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import m3u8
 import pytest
+from django.utils import timezone
 
 from tests.support.media import make_clip
 from tests.support.processes import ffmpeg_in_group, group_alive, wait_for
@@ -30,16 +31,27 @@ from tests.support.services import (
     shell,
     video_row,
 )
+from transcoding import services
 from transcoding.ingest.create import video_create
+from transcoding.jobs import tasks
+from transcoding.jobs.dispatch import get_dispatcher, recording
+from transcoding.jobs.dispatch.celery import (
+    FIRST_QUEUE,
+    LEASE_MARGIN_SECONDS,
+    CeleryDispatcher,
+    process_job,
+    requeue_stuck,
+)
 from transcoding.jobs.watchdog import jobs_recover_stuck
+from transcoding.models import JobState, ProcessingJob
+from transcoding.status import jobs
+from videoproject.celery import app
 
 # --- In-process, no broker: what the tasks do with each outcome ------------------------------
 
 
 @pytest.fixture
 def queued_job(clips):
-    from transcoding import services
-
     video = video_create(source=clips["silent"])
     return services.video_request_processing(video)  # recorded, not sent
 
@@ -47,7 +59,6 @@ def queued_job(clips):
 @pytest.fixture
 def sent(monkeypatch):
     """Messages the task would send, as (args, options), instead of sending them."""
-    from transcoding.jobs.dispatch.celery import process_job
 
     messages = []
     monkeypatch.setattr(process_job, "apply_async", lambda args, **options: messages.append((args, options)))
@@ -57,11 +68,7 @@ def sent(monkeypatch):
 
 @pytest.mark.django_db
 def test_the_dispatcher_sends_the_job_id_first_chunks_to_their_own_queue(settings, sent, queued_job):
-    from transcoding.jobs.dispatch import get_dispatcher
-    from transcoding.jobs.dispatch.celery import FIRST_QUEUE, CeleryDispatcher
-
     settings.TRANSCODING_DISPATCH = "celery"
-    from transcoding.models import ProcessingJob
 
     chunk = ProcessingJob.objects.create(video=queued_job.video, parent=queued_job, chunk=1)
     dispatcher = get_dispatcher()
@@ -70,18 +77,12 @@ def test_the_dispatcher_sends_the_job_id_first_chunks_to_their_own_queue(setting
     assert isinstance(dispatcher, CeleryDispatcher)
     # A video's start is never queued behind the later chunks of another video.
     assert sent == [((queued_job.pk,), {"queue": FIRST_QUEUE}), ((chunk.pk,), {})]
-    from videoproject.celery import app
 
     assert {q.name for q in app.amqp.queues.consume_from.values()} >= {FIRST_QUEUE, "celery"}
 
 
 @pytest.mark.django_db
 def test_a_retry_is_sent_again_at_the_jobs_next_attempt(queued_job, monkeypatch, sent):
-    from transcoding.jobs import tasks
-    from transcoding.jobs.dispatch.celery import process_job
-    from transcoding.models import ProcessingJob
-    from transcoding.status import jobs
-
     def fail_transiently(job_id):
         jobs.job_fail(jobs.job_claim(job_id), "S3 said 503", permanent=False)
         return "retry"
@@ -95,9 +96,6 @@ def test_a_retry_is_sent_again_at_the_jobs_next_attempt(queued_job, monkeypatch,
 @pytest.mark.django_db
 @pytest.mark.parametrize("redelivered, follow_up", [(True, True), (False, False)])
 def test_a_redelivery_refused_by_a_live_lease_tries_again_after_it(queued_job, sent, redelivered, follow_up):
-    from transcoding.jobs.dispatch.celery import LEASE_MARGIN_SECONDS, process_job
-    from transcoding.status import jobs
-
     claimed = jobs.job_claim(queued_job.pk, "a worker that died")
     process_job.push_request(delivery_info={"redelivered": redelivered})
     try:
@@ -110,9 +108,6 @@ def test_a_redelivery_refused_by_a_live_lease_tries_again_after_it(queued_job, s
 
 @pytest.mark.django_db
 def test_a_finished_job_delivered_again_is_skipped_without_follow_up(queued_job, sent):
-    from transcoding.jobs.dispatch.celery import process_job
-    from transcoding.models import JobState, ProcessingJob
-
     ProcessingJob.objects.filter(pk=queued_job.pk).update(state=JobState.DONE)
     process_job.push_request(delivery_info={"redelivered": True})
     try:
@@ -124,12 +119,6 @@ def test_a_finished_job_delivered_again_is_skipped_without_follow_up(queued_job,
 
 @pytest.mark.django_db
 def test_the_watchdog_task_re_dispatches_expired_leases(queued_job, django_capture_on_commit_callbacks):
-    from django.utils import timezone
-
-    from transcoding.jobs.dispatch import recording
-    from transcoding.jobs.dispatch.celery import requeue_stuck
-    from transcoding.models import JobState, ProcessingJob
-
     ProcessingJob.objects.filter(pk=queued_job.pk).update(
         state=JobState.RUNNING, attempt=1, lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
@@ -141,8 +130,6 @@ def test_the_watchdog_task_re_dispatches_expired_leases(queued_job, django_captu
 
 
 def test_the_app_knows_the_tasks_and_the_watchdog_schedule():
-    from videoproject.celery import app
-
     app.loader.import_default_modules()
     assert {"transcoding.process_job", "transcoding.requeue_stuck"} <= set(app.tasks)
     (entry,) = app.conf.beat_schedule.values()
@@ -329,10 +316,6 @@ def test_the_watchdog_does_not_resend_jobs_waiting_in_the_broker(
     """A long video's chunks may wait in the queue for hours behind each other: the broker
     holds them, so sending them again every minute would only pile up duplicates. (A backend
     without such a queue, like Lambda's async invocations, gets them sent again.)"""
-    from django.utils import timezone
-
-    from transcoding.jobs.dispatch import recording
-    from transcoding.models import ProcessingJob
 
     ProcessingJob.objects.filter(pk=queued_job.pk).update(created_at=timezone.now() - timedelta(hours=2))
     settings.TRANSCODING_DISPATCH = "celery"

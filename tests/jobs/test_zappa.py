@@ -41,6 +41,7 @@ from zappa.utilities import add_event_source, import_and_get_function
 
 from tests.support import checks
 from tests.support.lambda_runtime import REGION, zappa_cli
+from tests.support.media import make_clip
 from tests.support.s3 import storage_settings
 from transcoding import services
 from transcoding.conf import chunk_seconds
@@ -482,7 +483,6 @@ def test_a_long_video_fans_out_one_invocation_per_chunk(
     """On Lambda the root invocation dispatches the other chunks as invocations of their own
     (the default chunk there is 30 s: 32 s of whole segments); delivered in any order, the
     last one stitches."""
-    from tests.support.media import make_clip
 
     settings.TRANSCODING_CHUNK_SECONDS = settings.TRANSCODING_CHUNK_THRESHOLD_SECONDS = None  # the defaults
     assert chunk_seconds() == 30.0

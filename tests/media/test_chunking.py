@@ -5,6 +5,8 @@ from fractions import Fraction
 import pytest
 
 from transcoding.encoding.results import ChunkResult
+from transcoding.encoding.stitch import _check_joins
+from transcoding.errors import StitchError
 from transcoding.media import ffmpeg
 from transcoding.media.chunking import ChunkSpan, chunk_containing, plan_chunks
 from transcoding.media.containers import source_input
@@ -152,9 +154,6 @@ def _result(first: int, count: int, init: str = "same") -> ChunkResult:
     ],
 )
 def test_chunks_join_only_with_one_init_segment_and_no_gap(results, error):
-    from transcoding.encoding.stitch import _check_joins
-    from transcoding.errors import StitchError
-
     if error is None:
         assert [s[0] for s in _check_joins("720p", results)][-1] == "seg_00004.m4s"
     else:

@@ -7,6 +7,7 @@ installs Debian's chromium package first.
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.support.browser import (
@@ -19,9 +20,11 @@ from tests.support.browser import (
     shot,
     wait_js,
 )
+from tests.support.media import make_clip
 from transcoding import services
 from transcoding.ingest.create import video_create
-from transcoding.jobs.dispatch.recording import run_recorded
+from transcoding.jobs.dispatch.recording import outbox, run_recorded
+from transcoding.jobs.tasks import process_job
 from transcoding.models import Subtitle, Video
 
 pytestmark = BROWSER_MARKS
@@ -130,8 +133,6 @@ def test_processing_video_shows_progress_then_plays(live_server, page, transacti
 
 
 def test_admin_upload_then_status_reaches_ready_without_reload(live_server, page, transactional_db, clips):
-    from django.contrib.auth import get_user_model
-
     get_user_model().objects.create_superuser("staff", "staff@example.com", "a-long-password")
     page.goto(f"{live_server.url}/admin/login/")
     page.fill("#id_username", "staff")
@@ -169,9 +170,6 @@ def test_long_video_plays_from_the_start_while_later_chunks_encode(
 ):
     """First playable in seconds: after chunk 0 of three the page plays from 0 (not the live
     edge of the EVENT playlists), and keeps playing across the join once the rest lands."""
-    from tests.support.media import make_clip
-    from transcoding.jobs.dispatch.recording import outbox
-    from transcoding.jobs.tasks import process_job
 
     settings.TRANSCODING_CHUNK_SECONDS = 4
     settings.TRANSCODING_CHUNK_THRESHOLD_SECONDS = 6

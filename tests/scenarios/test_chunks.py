@@ -4,6 +4,8 @@ timestamps continuous across the joins, one audio track, playable after the firs
 
 import m3u8
 import pytest
+from django.db import connection
+from django.utils import timezone
 
 from tests.support import checks
 from tests.support.media import make_clip
@@ -15,6 +17,7 @@ from transcoding.jobs.watchdog import jobs_recover_stuck
 from transcoding.models import JobState, PartStatus, ProcessingJob, Rendition, Video
 from transcoding.status import jobs
 from transcoding.status import parts as part_status
+from transcoding.status.jobs import job_claim
 from transcoding.status.videos import video_refresh_status
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -142,10 +145,6 @@ def test_a_chunk_whose_worker_stopped_is_retried_alone(
     chunk only, and the video finishes with the other chunks' work kept."""
     from datetime import timedelta
 
-    from django.utils import timezone
-
-    from transcoding.status.jobs import job_claim
-
     capture = django_capture_on_commit_callbacks
     video = request(ntsc_clip, capture)
     assert run_next(capture) == "done"
@@ -187,9 +186,6 @@ def test_two_chunks_finishing_together_leave_the_video_ready(clips, monkeypatch)
     not write that after the last chunk's refresh wrote "ready" (it did: a video stayed
     "processing" for good). Refreshes take the video's row lock, so the second waits."""
     import threading
-
-    from django.db import connection
-    from django.utils import timezone
 
     video = video_create(source=clips["silent"])
     first = ProcessingJob.objects.create(video=video, state=JobState.DONE, chunk=0)

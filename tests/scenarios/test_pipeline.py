@@ -4,11 +4,13 @@ would read them."""
 import pytest
 
 from tests.support import checks
-from tests.support.media import make_clip
+from tests.support.media import ffmpeg, make_clip
 from transcoding import services
+from transcoding.encoding.encode import encode
 from transcoding.ingest.create import video_create
 from transcoding.jobs.dispatch.recording import outbox, run_recorded
 from transcoding.models import PartStatus, Rendition, Video
+from transcoding.status import jobs
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -59,7 +61,6 @@ def test_source_without_audio_gives_video_only_output(clips, django_capture_on_c
 def test_rotated_phone_video_becomes_portrait(tmp_path, django_capture_on_commit_callbacks):
     source = make_clip(tmp_path / "landscape.mp4", seconds=3, size="640x360")
     rotated = tmp_path / "phone.mp4"
-    from tests.support.media import ffmpeg
 
     ffmpeg("-display_rotation", "90", "-i", str(source), "-c", "copy", str(rotated))
     with django_capture_on_commit_callbacks(execute=True):
@@ -144,8 +145,6 @@ def test_duplicate_delivery_does_no_second_encode(clips, django_capture_on_commi
 def test_progress_and_heartbeats_while_ffmpeg_holds_its_report(tmp_path, settings):
     """ffmpeg prints no -progress until the poster and storyboard outputs start (near the end);
     progress and heartbeats must flow all the same."""
-    from transcoding.encoding.encode import encode
-    from transcoding.status import jobs
 
     settings.TRANSCODING_PROGRESS_INTERVAL = 0.2
     source = make_clip(tmp_path / "ten.mp4", seconds=10, size="1280x720", audio=False)

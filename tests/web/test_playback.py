@@ -35,8 +35,10 @@ from transcoding.ingest.dedupe import video_find_duplicate, video_link_duplicate
 from transcoding.jobs.dispatch import recording
 from transcoding.jobs.dispatch.recording import run_recorded
 from transcoding.media import manifest_rewrite, manifests
+from transcoding.media.ladder import StoryboardPlan
 from transcoding.models import PartStatus, Preset, ProcessingJob, Rendition, Subtitle, Video
 from transcoding.storage import objects, signing
+from transcoding.web.playback_views import _respond
 
 db = pytest.mark.django_db
 
@@ -271,8 +273,6 @@ def test_mpd_constructs_not_supported_are_refused(mpd):
 
 
 def test_storyboard_vtt_sprites_are_signed_once_each_fragment_kept():
-    from transcoding.media.ladder import StoryboardPlan
-
     plan = StoryboardPlan(interval=1.0, count=12, tile_width=160, tile_height=90, columns=2, rows=3)
     text = manifests.storyboard_vtt(plan, 12.0, ["sheet_0001.jpg", "sheet_0002.jpg"])
     calls = []
@@ -716,9 +716,6 @@ def test_a_growing_event_playlist_is_cached_for_a_second_only():
     """While a video encodes, its playlists grow: a browser holding one for minutes would stall
     the player at the end of what it saw."""
     from types import SimpleNamespace
-
-    from transcoding.media import manifests
-    from transcoding.web.playback_views import _respond
 
     signer = SimpleNamespace(seconds=600)
     segments = (manifests.Segment("seg_00001.m4s", 4.0),)
