@@ -229,7 +229,7 @@ def test_ffmpeg_peak_memory_is_its_own_not_the_worker_that_started_it():
     runner reports ffmpeg's own high-water mark, so a small encode is far below this process."""
     args = [
         ffmpeg_binary(), "-hide_banner", "-nostdin",
-        "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=25:duration=3",
+        "-re", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=25:duration=1",  # 1 s: sampled
         "-c:v", "libx264", "-preset", "ultrafast", "-f", "null", "-",
         "-progress", "pipe:1", "-stats_period", "0.1",
     ]  # fmt: skip

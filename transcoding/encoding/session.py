@@ -119,7 +119,7 @@ class ChunkSession:
             self.live = live.LivePublisher(self.job, self.root_id, self.workdir, segment_dirs, self.uploader)
             stderr, cpu, peak_rss = run_encodes(main_args, side_args, ProgressWriter(self, self.main_parts))
         ProcessingJob.objects.filter(pk=self.job.pk).update(
-            peak_rss_bytes=peak_rss, peak_temp_bytes=self.uploader.peak_local_bytes
+            peak_rss_bytes=peak_rss or None, peak_temp_bytes=self.uploader.peak_local_bytes
         )
         if stderr.strip():
             log.warning("video %s: ffmpeg said: %s", self.video.pk, stderr.strip()[-500:])

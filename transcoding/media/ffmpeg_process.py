@@ -4,9 +4,10 @@ speech step.
 
 A killed worker takes its ffmpeg with it (PR_SET_PDEATHSIG); CPU comes from wait4's rusage of
 the process itself, exact even with other work in flight. Peak memory is ffmpeg's own VmHWM,
-read from /proc with the limit checks: wait4's ru_maxrss would carry the worker's RSS from
-before exec (a forked child starts as a copy of its parent), so a 20 MB ffmpeg would report
-the 150 MB Python process that started it.
+read from /proc at each progress block and with the limit checks (0 for a run over before the
+first sample): wait4's ru_maxrss would carry the worker's RSS from before exec (a forked child
+starts as a copy of its parent), so a 30 MB ffmpeg would report the Python process that
+started it.
 
 Limits (`TRANSCODING_FFMPEG_TIMEOUT_SECONDS`, `TRANSCODING_FFMPEG_MAX_MEMORY_MB`): a process
 that runs longer, or whose resident memory grows past the limit (read from /proc twice a
@@ -92,10 +93,24 @@ def _over_limit(proc, limits: FfmpegLimits, started: float) -> str | None:
     return None
 
 
-def _pump(stream, lines: queue.Queue) -> None:
-    for line in stream:
-        lines.put(line)
-    lines.put(None)
+class _Reader(threading.Thread):
+    """Reads ffmpeg's -progress output into a queue. At each block's last line it samples
+    ffmpeg's VmHWM: ffmpeg is alive then (even at `progress=end`, written just before it
+    exits), so a run too short for the twice-a-second checks is measured all the same."""
+
+    def __init__(self, proc):
+        super().__init__(daemon=True)
+        self.proc, self.lines, self.peak = proc, queue.Queue(), 0
+
+    def run(self) -> None:
+        for line in self.proc.stdout:
+            if line.startswith("progress="):
+                self.sample()
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def sample(self) -> None:
+        self.peak = max(self.peak, peak_resident_bytes(self.proc.pid))
 
 
 class FfmpegRun(NamedTuple):
@@ -129,22 +144,21 @@ def run_ffmpeg(
             preexec_fn=_die_with_parent if os.name == "posix" else None,
         ) as proc,
     ):
-        lines: queue.Queue = queue.Queue()
-        threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
+        reader = _Reader(proc)
+        reader.start()
         block: list[str] = []
         checked = started
-        peak = 0
         try:
             while True:
                 now = time.monotonic()
                 if now - checked >= 0.5:
                     checked = now
-                    peak = max(peak, peak_resident_bytes(proc.pid))
+                    reader.sample()
                     reason = _over_limit(proc, limits, started)
                     if reason:
                         raise LimitExceeded(reason)
                 try:
-                    line = lines.get(timeout=tick)
+                    line = reader.lines.get(timeout=tick)
                 except queue.Empty:
                     on_progress(None)
                     continue
@@ -152,15 +166,14 @@ def run_ffmpeg(
                     break
                 block.append(line)
                 if line.startswith("progress="):
-                    peak = max(peak, peak_resident_bytes(proc.pid))
                     on_progress(ffmpeg.parse_progress("".join(block)))
                     block = []
         except BaseException:
             proc.kill()
             proc.wait()
             raise
+        reader.join()  # it has read to the end (the None above)
         proc.stdout.close()
-        peak = max(peak, peak_resident_bytes(proc.pid))  # a zombie-to-be may still answer
         # wait4 reaps ffmpeg and gives its own rusage, exact even with other work in flight.
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -173,8 +186,9 @@ def run_ffmpeg(
         killed = proc.returncode < 0
         reason = f"ffmpeg was killed by signal {-proc.returncode}." if killed else ffmpeg.parse_error(err)
         raise EncodeError(reason, transient=killed or "No space left" in err)
-    # ru_maxrss (kilobytes on Linux) only when /proc never answered: it includes the parent's RSS.
-    return FfmpegRun(err, cpu, peak or usage.ru_maxrss * 1024)
+    # 0 when ffmpeg ended before any sample (well under a second): unknown, rather than
+    # ru_maxrss, which carries the worker's RSS from before exec.
+    return FfmpegRun(err, cpu, reader.peak)
 
 
 class _Stopped(Exception):
