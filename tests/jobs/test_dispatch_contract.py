@@ -14,17 +14,16 @@ Each backend below runs for real, in the way this machine allows:
 
 import os
 import signal
-import socket
 import uuid
 
 import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
-from django.db import connection
 
 from tests.support import checks
 from tests.support.media import make_clip
-from tests.support.processes import wait_for
+from tests.support.processes import wait_for, worker_env
+from tests.support.services import REDIS_DB, REDIS_HOST, REDIS_PORT, redis_missing
 from transcoding import services
 from transcoding.ingest.create import video_create
 from transcoding.jobs.dispatch import get_dispatcher, local, recording
@@ -37,18 +36,10 @@ pytestmark = [
     pytest.mark.usefixtures("small_preset"),
 ]
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
+REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"
 # One key prefix for this process's broker traffic (kombu's global_keyprefix): the app's
 # producer pool, made on first use, keeps the settings it was made with.
 PREFIX = f"dispatch-contract-{os.getpid()}-{uuid.uuid4().hex[:6]}:"
-
-
-def _redis_missing() -> str | None:
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=2).close()
-    except OSError as exc:
-        return f"Redis is not reachable at 127.0.0.1:6379 ({exc})"
-    return None
 
 
 def terminal(video: Video) -> bool:
@@ -79,13 +70,14 @@ class Recording(Backend):
 class Local(Backend):
     """`manage.py worker` reads its settings from the environment: configure sets both."""
 
-    def __init__(self, settings, monkeypatch):
+    def __init__(self, settings, monkeypatch, tmp_path):
         super().__init__(settings)
         self.monkeypatch = monkeypatch
         settings.TRANSCODING_LOCAL_IDLE_SECONDS = 3  # the worker enqueue starts exits soon after
-        monkeypatch.setenv("DATABASE_URL", f"sqlite:///{connection.settings_dict['NAME']}")
-        monkeypatch.setenv("MEDIA_ROOT", str(settings.MEDIA_ROOT))
-        monkeypatch.setenv("TRANSCODING_RUN_DIR", str(settings.TRANSCODING_RUN_DIR))
+        env = worker_env(tmp_path)
+        for name in ("DATABASE_URL", "MEDIA_ROOT", "TRANSCODING_RUN_DIR"):
+            monkeypatch.setenv(name, env[name])
+        settings.TRANSCODING_RUN_DIR = env["TRANSCODING_RUN_DIR"]  # one lock file for both sides
 
     def configure(self, **transcoding):
         super().configure(**transcoding)
@@ -99,18 +91,31 @@ class Local(Backend):
             wait_for(lambda: not local.worker_running(), 20, "the local worker never stopped")
 
 
+class Zappa(Backend):
+    """Lambda invokes the function with each payload: here, Zappa's handler is called with it."""
+
+    def __init__(self, settings, runtime, invokes):
+        super().__init__(settings)
+        self.runtime, self.invokes, self.delivered = runtime, invokes, 0
+
+    def drain(self, video: Video) -> None:
+        while self.delivered < len(self.invokes):
+            self.runtime.deliver(self.invokes[self.delivered]["payload"])
+            self.delivered += 1
+
+
 @pytest.fixture(params=["recording", "local", "celery", "zappa"])
-def backend(request, settings, monkeypatch):
+def backend(request, settings, monkeypatch, tmp_path):
     settings.TRANSCODING_DISPATCH = request.param
     if request.param == "recording":
         yield Recording(settings)
     elif request.param == "local":
-        runner = Local(settings, monkeypatch)
+        runner = Local(settings, monkeypatch, tmp_path)
         yield runner
         runner.stop()
     elif request.param == "celery":
-        if _redis_missing():
-            pytest.skip(_redis_missing())
+        if redis_missing():
+            pytest.skip(redis_missing())
         celery_app.conf.update(broker_url=REDIS_URL, broker_transport_options={"global_keyprefix": PREFIX})
         try:
             with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
@@ -124,19 +129,6 @@ def backend(request, settings, monkeypatch):
         request.getfixturevalue("lambda_api")  # Invoke goes to moto; TRANSCODING_DISPATCH=zappa
         runtime = request.getfixturevalue("lambda_runtime")
         yield Zappa(settings, runtime, request.getfixturevalue("lambda_api"))
-
-
-class Zappa(Backend):
-    """Lambda invokes the function with each payload: here, Zappa's handler is called with it."""
-
-    def __init__(self, settings, runtime, invokes):
-        super().__init__(settings)
-        self.runtime, self.invokes, self.delivered = runtime, invokes, 0
-
-    def drain(self, video: Video) -> None:
-        while self.delivered < len(self.invokes):
-            self.runtime.deliver(self.invokes[self.delivered]["payload"])
-            self.delivered += 1
 
 
 @pytest.fixture(scope="module")

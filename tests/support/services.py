@@ -28,7 +28,7 @@ PG_DSN = "host=127.0.0.1 port=5432 user=postgres connect_timeout=3"
 LADDER = ["720p", "480p", "360p", "240p"]
 
 
-def _redis_missing() -> str | None:
+def redis_missing() -> str | None:
     try:
         with socket.create_connection((REDIS_HOST, REDIS_PORT), timeout=2) as sock:
             sock.sendall(b"PING\r\n")
@@ -50,7 +50,7 @@ def _postgres_missing() -> str | None:
     return None
 
 
-MISSING = _redis_missing() or _postgres_missing()
+MISSING = redis_missing() or _postgres_missing()
 real_services = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
 
 
