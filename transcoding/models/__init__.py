@@ -1,0 +1,34 @@
+"""The data, one module per concern; every model is importable from `transcoding.models`.
+
+- `videos`: Video, Preset and its rungs, the status vocabulary (VideoStatus, PartStatus, PartKind).
+- `parts`: what a video is made of (Rendition, Storyboard, Poster, Subtitle), with shared status fields.
+- `jobs`: ProcessingJob, the unit of dispatched work.
+- `uploads`: uploads in progress (PendingUpload).
+"""
+
+from transcoding.models.jobs import (  # noqa: F401
+    ACTIVE_JOB_STATES,
+    JobState,
+    ProcessingJob,
+    ProcessingJobQuerySet,
+    stuck_q,
+)
+from transcoding.models.parts import PartMixin, Poster, Rendition, Storyboard, Subtitle  # noqa: F401
+from transcoding.models.uploads import PendingUpload  # noqa: F401
+from transcoding.models.videos import (  # noqa: F401
+    ENCODE_PARTS,
+    LANGUAGE_CODE,
+    PART_DONE,
+    PartKind,
+    PartStatus,
+    Preset,
+    PresetRung,
+    Video,
+    VideoStatus,
+    preset_spec,
+    private_default,
+    source_upload_to,
+    subtitle_upload_to,
+    validate_language_code,
+    validate_one_line,
+)
