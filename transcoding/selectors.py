@@ -30,7 +30,7 @@ def videos_published() -> QuerySet:
 def with_parts(videos: QuerySet) -> QuerySet:
     """Everything `video_status` reads, in a fixed number of queries however many videos:
     the one-to-one parts and the linked video joined, renditions and subtitles prefetched."""
-    return videos.select_related("poster", "storyboard", "outputs_from").prefetch_related(
+    return videos.select_related("poster", "storyboard", "outputs_from", "preset").prefetch_related(
         "renditions", "subtitles"
     )
 
@@ -113,6 +113,21 @@ def video_status(video: Video) -> dict:
             }
             for s in video.subtitles.all()
         ],
+    }
+
+
+def video_document(video: Video) -> dict:
+    """The API v1 document (and every webhook's `data`): the status document above, unchanged,
+    plus what a program editing the video needs. Read `with_parts` (and `preset`) first."""
+    return {
+        **video_status(video),
+        "description": video.description,
+        "published": video.published,
+        "private": video.private,
+        "preset": video.preset.name if video.preset_id else None,
+        "poster_time": video.poster_time,
+        "created_at": video.created_at.isoformat() if video.created_at else None,
+        "updated_at": video.updated_at.isoformat() if video.updated_at else None,
     }
 
 
