@@ -1,8 +1,9 @@
 """Who may see a video, and whether its files may be fetched by plain, permanent URLs.
 
 - **Visible** (the player page, the status API, the playback views): a published video, to
-  anyone; every video, to a user Django's permissions allow to view videos (`view_video`, or
-  `change_video`, which implies it in the admin). Being staff is not enough.
+  anyone; a video to the user who uploaded it (`Video.created_by`: an API key's user sees its
+  own uploads); every video, to a user Django's permissions allow to view videos (`view_video`,
+  or `change_video`, which implies it in the admin). Being staff is not enough.
 - **Public** (plain URLs to its files, no signature): visible to anyone and not private.
 
 A video that plays another video's outputs (same source bytes, `Video.outputs_from`) gets no
@@ -37,9 +38,25 @@ def public_q(prefix: str = "") -> Q:
     )
 
 
+def visible_q(user) -> Q:
+    """Published, or uploaded by `user` (for a user who does not see every video)."""
+    if user is not None and user.is_authenticated and user.is_active:
+        return published_q() | Q(created_by=user.pk)
+    return published_q()
+
+
 def videos_visible_to(user) -> QuerySet:
     videos = Video.objects.all()
-    return videos if sees_every_video(user) else videos.filter(published_q())
+    return videos if sees_every_video(user) else videos.filter(visible_q(user))
+
+
+def may_fetch_files(user, video: Video) -> bool:
+    """Whether `user` may fetch a non-public video's files without a signature: who sees every
+    video, and its uploader. (Being published is not enough: a private video's files go out
+    only through signed URLs.)"""
+    if sees_every_video(user):
+        return True
+    return bool(user is not None and user.is_authenticated and video.created_by_id == user.pk)
 
 
 def is_public(video: Video) -> bool:

@@ -95,6 +95,22 @@ def video_request_processing(video: Video, *, parts=None, force: bool = False) -
     return job
 
 
+EDITABLE_FIELDS = ("title", "description", "published", "private", "poster_time", "preset", "speech_language")
+
+
+def video_update(video: Video, changes: dict) -> Video:
+    """Change a video's details (the API's PATCH; the admin saves its form itself). A new
+    preset or poster time applies at the next processing (`video_request_processing`), which
+    the caller asks for: changing them never starts an encode by itself."""
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise InvalidRequest(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
+    for name, value in changes.items():
+        setattr(video, name, value)
+    video.save(update_fields=[*changes, "updated_at"])
+    return video
+
+
 def video_cancel(video: Video) -> int:
     """Cancel queued and running work. A running worker sees it at its next heartbeat and
     stops ffmpeg; finished parts are kept."""

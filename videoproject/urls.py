@@ -6,6 +6,7 @@ from transcoding.web import media_views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/", include("transcoding.api.urls")),
     path("", include("transcoding.web.urls")),
 ]
 

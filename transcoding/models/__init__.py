@@ -4,8 +4,10 @@
 - `parts`: what a video is made of (Rendition, Storyboard, Poster, Subtitle), with shared status fields.
 - `jobs`: ProcessingJob, the unit of dispatched work.
 - `uploads`: uploads in progress (PendingUpload).
+- `api_keys`: ApiKey, a program acting for a user through /api/v1/.
 """
 
+from transcoding.models.api_keys import ApiKey  # noqa: F401
 from transcoding.models.jobs import (  # noqa: F401
     ACTIVE_JOB_STATES,
     JobState,

@@ -5,6 +5,7 @@ import re
 import unicodedata
 import uuid
 
+from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -171,6 +172,15 @@ class Video(models.Model):
         blank=True,
         validators=[validate_language_code],
         help_text="Language spoken in the video (e.g. en), for generated subtitles; empty detects it.",
+    )
+
+    created_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who uploaded it (through the admin or the API); may always see it.",
     )
 
     status = models.CharField(max_length=16, choices=VideoStatus.choices, default=VideoStatus.UPLOADED)

@@ -55,9 +55,11 @@ def _allowed(request, key: str, owner: int) -> tuple[bool, bool]:
     if "signature" in query:
         return signing.local_signature_valid(key, query.get("expires"), query.get("signature")), False
     video = Video.objects.filter(pk=owner).first()
-    if video is not None and access.is_public(video):
+    if video is None:
+        return access.sees_every_video(request.user), False
+    if access.is_public(video):
         return True, True
-    return access.sees_every_video(request.user), False
+    return access.may_fetch_files(request.user, video), False
 
 
 def serve(request, path: str):
