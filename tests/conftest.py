@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.support.s3",
     "tests.support.canary",
     "tests.support.browser",
+    "tests.support.api",
     "tests.support.services",
     "tests.support.lambda_runtime",
 ]

@@ -4,11 +4,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from tests.support.rows import ready_rows
 from transcoding import services
 from transcoding.ingest.create import video_create
 from transcoding.jobs.dispatch.recording import run_recorded
-from transcoding.models import Poster, Rendition, Storyboard, Subtitle, Video
-from transcoding.storage.objects import video_prefix
+from transcoding.models import Video
 
 pytestmark = pytest.mark.django_db
 
@@ -95,40 +95,11 @@ def test_processing_video_shows_progress(admin_client, clips):
     assert "Processing 0%" in page
 
 
-def _ready_rows(count: int, *, linked_to=None) -> list[int]:
-    """Videos with every part a status document names (rungs, audio, poster, storyboard,
-    subtitles), written as rows: what is counted is the API's queries, not an encode."""
-    ids = []
-    for i in range(count):
-        video = Video.objects.create(
-            title=f"v{i}", status="ready", playable=True, published=True, private=i % 2 == 1,
-            duration=10.0,
-            outputs_from=linked_to if i % 3 == 0 else None,
-        )  # fmt: skip
-        prefix = video_prefix(video.pk)
-        Video.objects.filter(pk=video.pk).update(
-            hls_path=f"{prefix}/master.m3u8", dash_path=f"{prefix}/manifest.mpd"
-        )
-        for name in ("720p", "360p"):
-            Rendition.objects.create(video=video, name=name, status="ready", width=640, height=360)
-        Rendition.objects.create(video=video, name="audio", kind=Rendition.Kind.AUDIO, status="ready")
-        Poster.objects.create(video=video, status="ready", path=f"{prefix}/poster.jpg")
-        Storyboard.objects.create(
-            video=video, status="ready", vtt_path=f"{prefix}/sb.vtt", image_paths=[f"{prefix}/sb_1.jpg"]
-        )
-        for language in ("en", "fr"):
-            Subtitle.objects.create(
-                video=video, language=language, status="ready", vtt_path=f"{prefix}/{language}.vtt"
-            )
-        ids.append(video.pk)
-    return ids
-
-
 def test_api_list_queries_do_not_grow_with_the_number_of_videos(admin_client, django_assert_max_num_queries):
     """The admin polls the list every 2 s with up to 100 ids: a fixed number of queries,
     whatever the count, with private, public and linked videos mixed."""
     source = Video.objects.create(title="source", published=True)
-    few, many = _ready_rows(3, linked_to=source), _ready_rows(100, linked_to=source)
+    few, many = ready_rows(3, linked_to=source), ready_rows(100, linked_to=source)
     admin_client.get(f"/api/videos/?ids={few[0]}")  # the session and permissions, cached after
 
     with CaptureQueriesContext(connection) as small:

@@ -2,6 +2,7 @@
 session): rate `API_WRITE_RATE` (default 120/min), counted in Django's cache."""
 
 from rest_framework.permissions import SAFE_METHODS
+from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from transcoding.models import ApiKey
@@ -9,6 +10,11 @@ from transcoding.models import ApiKey
 
 class WriteRateThrottle(SimpleRateThrottle):
     scope = "write"
+
+    def get_rate(self):
+        """Read when used (REST framework binds the rates at import, so a changed setting
+        would otherwise be ignored)."""
+        return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
 
     def get_cache_key(self, request, view):
         if request.method in SAFE_METHODS:
