@@ -11,7 +11,9 @@ from transcoding.api.keys import api_key_create
 def make_user(username: str, *perms: str) -> User:
     """A user with these transcoding permissions (codenames such as "change_video")."""
     user = User.objects.create_user(username, password="x")
-    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="transcoding", codename__in=perms))
+    user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="transcoding", codename__in=perms)
+    )
     return User.objects.get(pk=user.pk)  # a fresh permission cache
 
 
