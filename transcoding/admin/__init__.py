@@ -8,9 +8,9 @@ API while a video is processing; `admin-upload.js` streams uploads with a progre
     display.py  HTML for columns and read-only fields (chips, progress, player preview)
     inlines.py  renditions, subtitles and jobs on a video's page; a preset's rungs
     actions.py  reprocess, generate subtitles, cancel
-    videos.py, presets.py, jobs.py   the registered model admins
+    videos.py, presets.py, jobs.py, api_keys.py   the registered model admins
 """
 
-from transcoding.admin import jobs, presets, videos
+from transcoding.admin import api_keys, jobs, presets, videos
 
-__all__ = ["jobs", "presets", "videos"]
+__all__ = ["api_keys", "jobs", "presets", "videos"]
