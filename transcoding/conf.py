@@ -74,7 +74,15 @@ SETTINGS: dict[str, Setting] = {
     "WHISPER_MODEL": Setting("small", str, "a model name (from the hub) or a local CTranslate2 model dir"),
     "WHISPER_COMPUTE_TYPE": Setting("int8", str, "CTranslate2 compute type"),
     "TRANSCRIBE_BUCKET": Setting("", str, "aws-transcribe: the bucket for audio and transcripts"),
-    "TRANSCRIBE_POLL_SECONDS": Setting(5.0, float, "aws-transcribe: how often the job is polled"),
+    "GENERATE_SUBTITLES": Setting(
+        False, bool, "new uploads get generated subtitles, unless their preset says otherwise"
+    ),
+    "TRANSCRIBE_POLL_SECONDS": Setting(
+        30.0, float, "aws-transcribe: a subtitles job looks at its Transcribe job this often"
+    ),
+    "TRANSCRIBE_MAX_WAIT_SECONDS": Setting(
+        4 * 3600.0, float, "aws-transcribe: the track fails when Transcribe has not finished by then"
+    ),
 }
 DEFAULTS = {name: setting.default for name, setting in SETTINGS.items()}
 

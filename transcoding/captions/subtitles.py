@@ -193,10 +193,15 @@ def segment_texts(cues: list[manifests.Cue], durations: list[float], whole_bytes
     return texts
 
 
-def publish_track(subtitle: Subtitle, cues: list[manifests.Cue]) -> None:
+def publish_track(subtitle: Subtitle, cues: list[manifests.Cue], *, follow_grid: bool = True) -> None:
     """Store the whole track and its HLS segments, mark the part ready, then rewrite the video's
     manifests so they name it. Raises SubtitleInvalid, storing nothing, for a track whose
-    segments would be out of all proportion to it."""
+    segments would be out of all proportion to it.
+
+    A subtitles job runs beside the encode: when the encode stitched its segment grid while
+    this track was cut on the old one (its `republish_tracks` read the track before it was
+    ready), the track is cut again. Writing the manifests waits for the stitch's row lock, so
+    the grid read after it is the stitched one."""
     prefix = track_prefix(subtitle)
     durations = segment_durations(subtitle)
     cues = clip_to(cues, subtitle.video.duration)
@@ -215,6 +220,8 @@ def publish_track(subtitle: Subtitle, cues: list[manifests.Cue]) -> None:
         bytes_written=written,
     )  # fmt: skip
     packaging.write_manifests(subtitle.video)
+    if follow_grid and segment_durations(subtitle) != durations:
+        publish_track(subtitle, cues, follow_grid=False)
 
 
 def unpublish_track(subtitle: Subtitle) -> None:

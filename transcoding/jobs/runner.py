@@ -4,13 +4,19 @@ record how it ended, and derive the video's status again.
 Whether a failure is retried is decided by what failed (`errors.is_transient`): the network,
 the storage and the database retry with backoff; bad input, a passed limit and program errors
 fail at once, since the same code on the same input would fail the same way again.
+
+A step may also ask to be run again later (`errors.WaitUntil`: an outside service is working
+for it): the job waits in the queue, due then, without counting an attempt (`job_wait`).
 """
 
 import logging
 import time
+from datetime import timedelta
+
+from django.utils import timezone
 
 from transcoding.conf import settings
-from transcoding.errors import EncodeError, PermanentError, is_transient, one_line
+from transcoding.errors import EncodeError, PermanentError, WaitUntil, is_transient, one_line
 from transcoding.jobs.steps import run_step
 from transcoding.models import ProcessingJob
 from transcoding.status import jobs, videos
@@ -33,8 +39,9 @@ class Heartbeat:
 
 
 def job_run(job_id: int, token: str | None = None) -> str:
-    """Claim and run one job. Returns what happened: "done", "retry", "failed" or "skipped"
-    (not ours to run: a duplicate delivery, or cancelled meanwhile)."""
+    """Claim and run one job. Returns what happened: "done", "retry", "waiting" (due again at
+    its `next_attempt_at`), "failed" or "skipped" (not ours to run: a duplicate delivery, or
+    cancelled meanwhile)."""
     job = jobs.job_claim(job_id, token)
     if job is None:
         return "skipped"
@@ -43,6 +50,12 @@ def job_run(job_id: int, token: str | None = None) -> str:
     except jobs.JobCancelled:
         log.info("job %s: cancelled or taken over; stopped", job_id)
         return "skipped"
+    except WaitUntil as wait:
+        until = timezone.now() + timedelta(seconds=wait.seconds)
+        if not jobs.job_wait(job, until, wait.note):
+            return "skipped"
+        log.info("job %s: waiting until %s: %s", job_id, until.isoformat(), wait.note)
+        outcome = "waiting"
     except Exception as exc:
         outcome = _failed(job, exc)
     else:

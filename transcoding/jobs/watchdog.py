@@ -4,8 +4,8 @@ what a dead worker or a lost delivery leaves behind is put right.
 - Running jobs whose lease expired go back to the queue and are dispatched again; those with
   no attempts left fail, and so do the parts they were making.
 - Queued jobs nobody has claimed although they are due (a retry whose backoff has passed, a
-  dispatch lost on the way) are dispatched again, unless the backend's queue holds them
-  (`keeps_messages`). Claiming makes a duplicate harmless.
+  step whose wait is over, a dispatch lost on the way) are dispatched again, unless the
+  backend's queue holds them (`keeps_messages`). Claiming makes a duplicate harmless.
 """
 
 from django.db import transaction

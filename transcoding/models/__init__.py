@@ -27,6 +27,7 @@ from transcoding.models.videos import (  # noqa: F401
     PresetRung,
     Video,
     VideoStatus,
+    generates_subtitles,
     preset_spec,
     private_default,
     source_upload_to,

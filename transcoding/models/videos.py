@@ -101,6 +101,13 @@ class Preset(models.Model):
     storyboard_rows = models.PositiveSmallIntegerField(
         default=10, validators=[MinValueValidator(1), MaxValueValidator(10)]
     )
+    generate_subtitles = models.BooleanField(
+        null=True,
+        blank=True,
+        default=None,
+        choices=[(None, "As TRANSCODING_GENERATE_SUBTITLES says"), (True, "Yes"), (False, "No")],
+        help_text="Generate subtitles (speech recognition) for every new upload on this preset.",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -252,3 +259,10 @@ def preset_spec(preset: Preset | None):
         storyboard_columns=preset.storyboard_columns,
         storyboard_rows=preset.storyboard_rows,
     )
+
+
+def generates_subtitles(preset: Preset | None) -> bool:
+    """Whether a new upload on this preset (None: the built-in ladder) gets generated
+    subtitles: the preset's choice, or TRANSCODING_GENERATE_SUBTITLES when it has none."""
+    choice = preset.generate_subtitles if preset is not None else None
+    return bool(settings.GENERATE_SUBTITLES) if choice is None else choice

@@ -1,4 +1,4 @@
-"""The life of a ProcessingJob: claim, heartbeat, finish, fail, retry, cancel; and what a job
+"""The life of a ProcessingJob: claim, heartbeat, wait, finish, fail, retry, cancel; and what a job
 that ends for good means for its video's parts. Backend-agnostic.
 
 Delivery is at least once on every backend, so a job is claimed by one conditional UPDATE:
@@ -85,6 +85,37 @@ def job_heartbeat(job: ProcessingJob) -> None:
     )
     if not updated:
         raise JobCancelled(f"Job {job.pk} was cancelled or taken over.")
+
+
+def job_record_result(job: ProcessingJob, **values) -> None:
+    """Merge `values` into the job's result while the worker owns it (what a step must find
+    again on a later run, before it does what cannot be undone: an outside job's name before
+    starting it). Raises JobCancelled when the job is no longer ours."""
+    result = {**(job.result or {}), **values}
+    if not _owned(job).update(result=result):
+        raise JobCancelled(f"Job {job.pk} was cancelled or taken over.")
+    job.result = result
+
+
+def job_wait(job: ProcessingJob, until, note: str = "") -> bool:
+    """The step asked to be run again at `until` (`errors.WaitUntil`): back to the queue, due
+    then, and every backend delivers it again (Celery with an eta, the local worker when it is
+    claimable, Lambda through the watchdog's `jobs_due_unclaimed_ids`). Waiting is not an
+    attempt: the one the claim counted is given back, so no number of waits fails a job, and
+    its parts stay as they are (running). Returns False when the job was no longer ours."""
+    waited = bool(
+        _owned(job).update(
+            state=JobState.QUEUED,
+            attempt=F("attempt") - 1,
+            next_attempt_at=until,
+            lease_expires_at=None,
+            error="",
+            log_tail=note[-LOG_TAIL_CHARS:],
+        )
+    )
+    if waited:
+        _ended(job.pk, job.video_id, JobState.RUNNING, JobState.QUEUED)
+    return waited
 
 
 def job_finish(job: ProcessingJob, *, log_tail: str = "", cpu_seconds: float | None = None) -> bool:
@@ -213,7 +244,8 @@ def jobs_requeue_stuck_ids() -> tuple[list[int], list[int]]:
 
 def jobs_due_unclaimed_ids(grace_seconds: float | None = None) -> list[int]:
     """Queued jobs that have been due for a while and nobody claimed: their delivery was lost,
-    or their retry's backoff has passed on a backend that does not schedule retries (Lambda).
+    or their retry's backoff or their step's wait (`job_wait`) has passed on a backend that
+    does not schedule deliveries (Lambda).
     The grace covers a normal delivery (a Lambda cold start takes tens of seconds)."""
     grace = settings.REDISPATCH_GRACE_SECONDS if grace_seconds is None else grace_seconds
     cutoff = timezone.now() - timedelta(seconds=grace)

@@ -144,6 +144,13 @@ def track_queued(track: Subtitle) -> None:
     _track_status(track, PartStatus.QUEUED, whole=True, origin=Subtitle.Origin.UPLOADED, error="", progress=0)
 
 
+def track_requested(track: Subtitle) -> None:
+    """A generated track asked for (on upload, or by staff): waiting for its subtitles job."""
+    _track_status(
+        track, PartStatus.QUEUED, origin=Subtitle.Origin.GENERATED, error="", progress=0, finished_at=None
+    )
+
+
 def track_running(track: Subtitle, *, progress: int = 0, started_at=None) -> None:
     """A subtitles job starts this track (or carries on in it, from `started_at`)."""
     _track_status(

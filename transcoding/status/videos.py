@@ -8,7 +8,7 @@ explicit transitions are the ones a request, an encode or a link makes before it
 from django.db import transaction
 from django.utils import timezone
 
-from transcoding.models import JobState, PartStatus, Rendition, Video, VideoStatus
+from transcoding.models import JobState, PartStatus, ProcessingJob, Rendition, Video, VideoStatus
 from transcoding.status import parts
 from transcoding.status.events import announce
 
@@ -80,10 +80,22 @@ def video_refresh_status(video: Video) -> Video:
 
 
 def derived_status(video: Video) -> dict:
-    """The fields `video_refresh_status` writes, from the parts and the active jobs."""
-    active = set(video.jobs.active().values_list("state", flat=True))
+    """The fields `video_refresh_status` writes, from the parts and the active jobs.
+
+    A video whose encode parts are all ready is ready, whatever its subtitles jobs are doing:
+    a generated track (Amazon Transcribe can take hours) is announced on its own when it is
+    published, and never holds back the video. Before that, any active job counts (a video
+    never encoded with only a subtitles job running is processing)."""
+    active_jobs = list(video.jobs.active().values_list("step", "state"))
     all_parts = parts.all_parts(video.pk)
     renditions = [p for p in all_parts if isinstance(p, Rendition) and p.kind == Rendition.Kind.VIDEO]
+    audio_ok = all(
+        p.status in (PartStatus.READY, PartStatus.SKIPPED)
+        for p in all_parts
+        if isinstance(p, Rendition) and p.kind == Rendition.Kind.AUDIO
+    )
+    encoded = bool(renditions) and audio_ok and all(r.status == PartStatus.READY for r in renditions)
+    active = {state for step, state in active_jobs if not encoded or step == ProcessingJob.Step.ENCODE}
     counted = [p for p in all_parts if p.status != PartStatus.SKIPPED]
     # Playable once a master playlist names renditions that can play: ready ones, or ones an
     # encode is publishing as EVENT playlists (they have segments).
@@ -100,12 +112,7 @@ def derived_status(video: Video) -> dict:
             VideoStatus.PROCESSING if video.status == VideoStatus.PROCESSING else VideoStatus.QUEUED
         )
     elif video.status != VideoStatus.FAILED or playable:
-        audio_ok = all(
-            p.status in (PartStatus.READY, PartStatus.SKIPPED)
-            for p in all_parts
-            if isinstance(p, Rendition) and p.kind == Rendition.Kind.AUDIO
-        )
-        if renditions and audio_ok and all(r.status == PartStatus.READY for r in renditions):
+        if encoded:
             fields.update(status=VideoStatus.READY, progress=100, error="")
         elif any(p.status in (PartStatus.QUEUED, PartStatus.RUNNING) for p in all_parts):
             fields["status"] = VideoStatus.QUEUED

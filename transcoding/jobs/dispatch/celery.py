@@ -41,12 +41,14 @@ LEASE_MARGIN_SECONDS = 1.0
     max_retries=10,
 )
 def process_job(self, job_id: int) -> str:
-    """Run one ProcessingJob; returns "done", "retry", "failed" or "skipped"."""
+    """Run one ProcessingJob; returns "done", "retry", "waiting", "failed" or "skipped"."""
     outcome = tasks.process_job(job_id)
-    if outcome == "retry":
+    if outcome in ("retry", "waiting"):
         _schedule_retry(job_id)
-    elif outcome == "skipped" and (self.request.delivery_info or {}).get("redelivered"):
-        _await_dead_lease(job_id)
+    elif outcome == "skipped":
+        if (self.request.delivery_info or {}).get("redelivered"):
+            _await_dead_lease(job_id)
+        _not_yet_due(job_id)
     return outcome
 
 
@@ -59,14 +61,26 @@ def requeue_stuck() -> list[list[int]]:
 
 
 def _schedule_retry(job_id: int) -> None:
-    """`job_fail` put the job back in the queue with a backoff (`next_attempt_at`): deliver it
-    again at that time. The claim refuses it earlier, so the clock of the broker does not matter."""
+    """`job_fail` put the job back in the queue with a backoff, or `job_wait` until its step
+    wants to look again (`next_attempt_at`): deliver it again at that time. The claim refuses
+    it earlier, and `_not_yet_due` sends such an early message on again."""
     row = ProcessingJob.objects.filter(pk=job_id, state=JobState.QUEUED).values("next_attempt_at").first()
     if row is None:
         return
     eta = row["next_attempt_at"] or timezone.now()
     log.info("job %s: retrying at %s", job_id, eta.isoformat())
     process_job.apply_async((job_id,), eta=eta)
+
+
+def _not_yet_due(job_id: int) -> None:
+    """A message that arrived before its job was due (a broker or worker clock ahead of the
+    database's) was refused by the claim; it may be the job's only message (a job waiting for
+    Transcribe has no other), so it is sent on for the due time rather than dropped."""
+    due = ProcessingJob.objects.filter(
+        pk=job_id, state=JobState.QUEUED, next_attempt_at__gt=timezone.now()
+    ).exists()
+    if due:
+        _schedule_retry(job_id)
 
 
 def _await_dead_lease(job_id: int) -> None:

@@ -17,12 +17,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings as django_settings
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 
 from transcoding.conf import settings
 from transcoding.jobs import tasks
 from transcoding.jobs.dispatch.base import BaseDispatcher
-from transcoding.models import ProcessingJob
+from transcoding.models import JobState, ProcessingJob
 from transcoding.status.jobs import jobs_claimable_ids
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,15 @@ class LocalDispatcher(BaseDispatcher):
             self.enqueue(job_id)
 
 
+def _queued() -> bool:
+    """Jobs queued for later (a retry's backoff, a step waiting for a service): a worker
+    started on demand stays for them, since nothing else would start one when they are due."""
+    try:
+        return ProcessingJob.objects.filter(state=JobState.QUEUED).exists()
+    except DatabaseError:  # the database is away: idle as before, the next enqueue starts one
+        return False
+
+
 def _work_loop(stop: threading.Event, idle_exit: float | None, poll: float) -> None:
     idle_since = time.monotonic()
     while not stop.is_set():
@@ -117,7 +126,7 @@ def _work_loop(stop: threading.Event, idle_exit: float | None, poll: float) -> N
             connection.close()
         if ran:
             idle_since = time.monotonic()
-        elif idle_exit is not None and time.monotonic() - idle_since > idle_exit:
+        elif idle_exit is not None and time.monotonic() - idle_since > idle_exit and not _queued():
             stop.set()
             break
         stop.wait(poll)

@@ -12,6 +12,10 @@ function (the same function that serves the site). See docs/deploy-zappa.md.
   propagates too. The conditional claim makes duplicates harmless; the watchdog
   (`requeue_stuck`, scheduled every minute by the stage's `events`) dispatches due retries and
   jobs whose worker died (timeout, out of memory) again.
+- A job whose step waits for an outside service ("waiting": a subtitles job whose Amazon
+  Transcribe job runs) ends its invocation normally; it is queued with the time it wants to
+  look again, and the watchdog dispatches it once that time (plus the redispatch grace) has
+  passed. No invocation stays open while Transcribe works.
 - `ingest_s3_object` is the optional S3 ObjectCreated router: an object stored under
   `incoming/` becomes a video and is queued.
 
@@ -50,7 +54,8 @@ def _drop_stale_connections() -> None:
 
 @task
 def run_job(job_id: int) -> str:
-    """Run one ProcessingJob; returns "done", "failed" or "skipped" (a duplicate delivery)."""
+    """Run one ProcessingJob; returns "done", "waiting", "failed" or "skipped" (a duplicate
+    delivery)."""
     _drop_stale_connections()
     try:
         outcome = tasks.process_job(job_id)

@@ -64,7 +64,7 @@ class Command(BaseCommand):
 
         queued, errors = [], 0
         for video in videos:
-            active = selectors.video_active_job(video)
+            active = selectors.video_active_job(video, parts)
             replace = active is not None and (force or active.is_stuck)
             if active is not None and not replace:
                 self.stdout.write(
@@ -97,7 +97,7 @@ class Command(BaseCommand):
         except InvalidRequest as exc:
             label, problem = ",".join(parts or ()), waiting.one_line(exc)
         for video in videos:
-            active = selectors.video_active_job(video)
+            active = selectors.video_active_job(video, parts)
             if problem:
                 action = f"would fail: {problem}"
             elif active is None:
