@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('transcoding', '0008_input_limits_and_server_hashes'),
+        ('transcoding', '0009_api_keys'),
     ]
 
     operations = [
