@@ -1,5 +1,5 @@
 """Requests for work, used by the admin, the views, the commands and the S3 router: queue a
-video's processing or its subtitles, cancel, delete, and edit subtitle tracks. Every job is
+video's processing, its subtitles or its MP4 downloads, cancel, delete, and edit subtitle tracks. Every job is
 dispatched only after the transaction that created it commits.
 
 Status writes are `transcoding.status`'s; creating videos is `transcoding.ingest.create`'s.
@@ -12,11 +12,13 @@ from django.utils import timezone
 
 from transcoding.captions import subtitles
 from transcoding.conf import settings
+from transcoding.downloads import requests as downloads
 from transcoding.errors import InvalidRequest
 from transcoding.ingest.dedupe import video_link_duplicate, video_unlink
 from transcoding.jobs.dispatch import get_dispatcher
 from transcoding.models import (
     ENCODE_PARTS,
+    RUNG_NAME,
     JobState,
     PartKind,
     PartStatus,
@@ -26,6 +28,7 @@ from transcoding.models import (
     Storyboard,
     Subtitle,
     Video,
+    VideoStatus,
 )
 from transcoding.status import jobs, videos
 from transcoding.status import parts as part_status
@@ -62,11 +65,15 @@ def video_request_processing(video: Video, *, parts=None, force: bool = False) -
     """Queue (re)processing of some or all parts. One active job per video: asking again
     while one is queued or running returns it, unless `force` cancels it first."""
     kinds = processing_parts(parts)
-    if PartKind.SUBTITLES in kinds:
-        job = subtitle_request_generation(video, force=force)
-        kinds = tuple(k for k in kinds if k != PartKind.SUBTITLES)
-        if not kinds:
-            return job
+    for kind, request in (
+        (PartKind.SUBTITLES, subtitle_request_generation),
+        (PartKind.DOWNLOADS, downloads_request),
+    ):
+        if kind in kinds:
+            job = request(video, force=force)
+            kinds = tuple(k for k in kinds if k != kind)
+            if not kinds:
+                return job
     with transaction.atomic():
         video = Video.objects.select_for_update().get(pk=video.pk)
         active = video.jobs.active().filter(step=ProcessingJob.Step.ENCODE).first()
@@ -87,6 +94,8 @@ def video_request_processing(video: Video, *, parts=None, force: bool = False) -
             kinds = tuple(dict.fromkeys([*(k.value for k in ENCODE_PARTS), *kinds]))
             video_unlink(video)
         jobs.jobs_cancel(video.pk, REPLACED, step=ProcessingJob.Step.ENCODE)
+        if PartKind.RENDITIONS in kinds or PartKind.AUDIO in kinds:
+            downloads.downloads_invalidate(video)  # MP4s of the old segments; the stitch remakes them
         Storyboard.objects.get_or_create(video=video)
         Poster.objects.get_or_create(video=video)
         part_status.parts_queue(video.pk, kinds)
@@ -168,5 +177,37 @@ def subtitle_request_generation(video: Video, *, language: str = "", force: bool
         job = _create_job(
             video, ProcessingJob.Step.SUBTITLES, [PartKind.SUBTITLES.value], options={"language": language}
         )
+        videos.video_queued(video.pk)
+    return job
+
+
+def downloads_request(video: Video, rungs: list[str] | None = None, *, force: bool = False) -> ProcessingJob:
+    """Queue MP4 downloads of `rungs` (names such as "720p"; None: what the preset asks for,
+    else the highest rung). Downloads already made (since their rendition was) are kept unless
+    `force`. Raises InvalidRequest, with one line, for a video whose renditions are not made
+    or a rung it does not have."""
+    if video.jobs.active().filter(step=ProcessingJob.Step.ENCODE).exists() or (
+        video.status == VideoStatus.FAILED and not video.playable
+    ):
+        raise InvalidRequest(
+            f"Video {video.pk} is not ready: downloads are made from its finished renditions."
+        )
+    ready = downloads.ready_rungs(video)
+    if not ready:
+        raise InvalidRequest(f"Video {video.pk} is not ready: it has no finished renditions.")
+    if rungs is None:
+        names = downloads.rungs_for_choice(downloads.preset_choice(video), ready) or ready[:1]
+    else:
+        if isinstance(rungs, str) or not rungs:
+            raise InvalidRequest('Give a list of rung names, such as ["720p"].')
+        names = list(dict.fromkeys(rungs))
+        unknown = next(
+            (n for n in names if not isinstance(n, str) or not RUNG_NAME.match(n) or n not in ready), None
+        )
+        if unknown is not None:
+            shown = "".join(c for c in str(unknown)[:20] if c.isprintable())
+            raise InvalidRequest(f"Unknown rung {shown!r}: video {video.pk} has {', '.join(ready)}.")
+    job = downloads.downloads_queue(video, names, force=force)
+    if job.state != JobState.DONE:
         videos.video_queued(video.pk)
     return job

@@ -1,5 +1,5 @@
-"""What a video's page lists below its fields (renditions, subtitles, the job log) and a
-preset's rungs. Renditions and jobs are read-only: the pipeline writes them."""
+"""What a video's page lists below its fields (renditions, subtitles, MP4 downloads, the job log)
+and a preset's rungs. Renditions, downloads and jobs are read-only: the pipeline writes them."""
 
 from django.contrib import admin
 from django.template.defaultfilters import filesizeformat
@@ -7,7 +7,8 @@ from django.utils.html import format_html
 
 from transcoding.admin.display import bitrate, chip, shown
 from transcoding.admin.forms import SubtitleForm
-from transcoding.models import PresetRung, ProcessingJob, Rendition, Subtitle
+from transcoding.models import Download, PresetRung, ProcessingJob, Rendition, Subtitle
+from transcoding.video_urls import VideoUrls
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -46,6 +47,25 @@ class RenditionInline(ReadOnlyInline):
     average = shown("average_bitrate", "Average", bitrate)
     peak = shown("peak_bitrate", "Peak", bitrate)
     written = shown("bytes_written", "Written", filesizeformat)
+
+
+class DownloadInline(ReadOnlyInline):
+    model = Download
+    verbose_name_plural = "MP4 downloads"
+    fields = readonly_fields = [
+        "name", "status_chip", "size_text", "duration", "finished_at", "link", "error",
+    ]  # fmt: skip
+
+    @admin.display(description="Status")
+    def status_chip(self, obj):
+        return chip(obj.name, obj.status, obj.progress, obj.error)
+
+    size_text = shown("size", "Size", lambda n: "–" if n is None else filesizeformat(n))
+
+    @admin.display(description="File")
+    def link(self, obj):
+        url = VideoUrls(obj.video).download(obj)
+        return format_html('<a href="{}">Download</a>', url) if url else "–"
 
 
 class SubtitleInline(admin.TabularInline):

@@ -10,7 +10,7 @@ from transcoding.models import Preset
 @admin.register(Preset)
 class PresetAdmin(admin.ModelAdmin):
     inlines = [PresetRungInline]
-    list_display = ["name", "is_default", "ladder", "x264_preset", "audio_bitrate_text"]
+    list_display = ["name", "is_default", "ladder", "x264_preset", "audio_bitrate_text", "download_rungs"]
     search_fields = ["name"]
 
     class Media:

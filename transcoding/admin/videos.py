@@ -12,7 +12,7 @@ from transcoding import selectors, services
 from transcoding.admin.actions import video_actions
 from transcoding.admin.display import LiveDisplays, shown
 from transcoding.admin.forms import VideoForm
-from transcoding.admin.inlines import JobInline, RenditionInline, SubtitleInline
+from transcoding.admin.inlines import DownloadInline, JobInline, RenditionInline, SubtitleInline
 from transcoding.conf import settings
 from transcoding.ingest import direct_uploads
 from transcoding.ingest.create import default_preset, video_store_upload
@@ -96,7 +96,7 @@ class VideoAdmin(LiveDisplays, admin.ModelAdmin):
             # A direct upload to S3 sends the file and the video's fields, not the whole form:
             # subtitles are added on the video's page afterwards.
             return [] if direct_uploads.enabled() else [SubtitleInline]
-        return [RenditionInline, SubtitleInline, JobInline]
+        return [RenditionInline, SubtitleInline, DownloadInline, JobInline]
 
     def get_changeform_initial_data(self, request):
         return {"preset": default_preset(), **super().get_changeform_initial_data(request)}

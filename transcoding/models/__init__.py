@@ -4,8 +4,10 @@
 - `parts`: what a video is made of (Rendition, Storyboard, Poster, Subtitle), with shared status fields.
 - `jobs`: ProcessingJob, the unit of dispatched work.
 - `uploads`: uploads in progress (PendingUpload).
+- `downloads`: MP4 downloads of chosen rungs (Download).
 """
 
+from transcoding.models.downloads import RUNG_NAME, Download  # noqa: F401
 from transcoding.models.jobs import (  # noqa: F401
     ACTIVE_JOB_STATES,
     JobState,
@@ -19,12 +21,14 @@ from transcoding.models.videos import (  # noqa: F401
     ENCODE_PARTS,
     LANGUAGE_CODE,
     PART_DONE,
+    DownloadRungs,
     PartKind,
     PartStatus,
     Preset,
     PresetRung,
     Video,
     VideoStatus,
+    download_rungs_default,
     preset_spec,
     private_default,
     source_upload_to,
