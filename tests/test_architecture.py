@@ -93,6 +93,10 @@ def test_no_import_cycles():
         ("transcoding.ingest", ("transcoding.encoding", "transcoding.jobs.runner", "transcoding.services")),
         ("transcoding.captions", ("transcoding.encoding", "transcoding.jobs", "transcoding.services")),
         ("transcoding.encoding", ("transcoding.services", "transcoding.web", "transcoding.admin")),
+        (
+            "transcoding.downloads",
+            ("transcoding.encoding", "transcoding.services", "transcoding.web", "transcoding.admin"),
+        ),
     ],
 )
 def test_layers_import_only_downwards(layer, forbidden):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import av
 import pytest
+import requests
 from django.core.files.storage import default_storage
 
 from tests.support import checks
@@ -200,3 +201,27 @@ def test_reprocessing_the_renditions_removes_the_downloads_and_the_preset_remake
     assert remade.status == PartStatus.READY and default_storage.exists(remade.path)
     services.video_delete(video)
     assert not default_storage.exists(remade.path)
+
+
+def test_on_s3_the_download_is_made_from_streamed_segments_and_fetched_by_its_signed_url(
+    s3, small_preset, tiny, client, tmp_path, django_capture_on_commit_callbacks
+):
+    small_preset.download_rungs = "highest"
+    small_preset.save()
+    video = encoded(tiny, django_capture_on_commit_callbacks, title="On S3")
+    assert video.private and video.status == "ready", video.error
+    download = video.downloads.get()
+    assert s3.keys(f"videos/{video.pk}/downloads/") == [download.path]
+    url = selectors.video_document(selectors.with_parts(Video.objects.filter(pk=video.pk)).get())[
+        "download_urls"
+    ][download.name]
+    redirect = client.get(url)
+    assert redirect.status_code == 302
+    fetched = requests.get(redirect["Location"], timeout=30)
+    assert fetched.status_code == 200 and fetched.headers["Content-Type"] == "video/mp4"
+    assert fetched.headers["Content-Disposition"].startswith(f'attachment; filename="on-s3-{download.name}.mp4"')
+    path = tmp_path / "download.mp4"
+    path.write_bytes(fetched.content)
+    assert top_atoms(path)[:2] == ["ftyp", "moov"]
+    info = decoded(path)
+    assert info["codecs"] == ["aac", "h264"] and abs(info["duration"] - 2.0) <= checks.DURATION_TOLERANCE
