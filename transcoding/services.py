@@ -65,12 +65,14 @@ def video_request_processing(video: Video, *, parts=None, force: bool = False) -
     """Queue (re)processing of some or all parts. One active job per video: asking again
     while one is queued or running returns it, unless `force` cancels it first."""
     kinds = processing_parts(parts)
+    # Downloads asked for with new renditions or audio are made from them, after the encode.
+    downloads_after = PartKind.DOWNLOADS in kinds and bool({PartKind.RENDITIONS, PartKind.AUDIO} & set(kinds))
     for kind, request in (
         (PartKind.SUBTITLES, subtitle_request_generation),
-        (PartKind.DOWNLOADS, downloads_request),
+        (PartKind.DOWNLOADS, None if downloads_after else downloads_request),
     ):
         if kind in kinds:
-            job = request(video, force=force)
+            job = request(video, force=force) if request else None
             kinds = tuple(k for k in kinds if k != kind)
             if not kinds:
                 return job
@@ -99,7 +101,8 @@ def video_request_processing(video: Video, *, parts=None, force: bool = False) -
         Storyboard.objects.get_or_create(video=video)
         Poster.objects.get_or_create(video=video)
         part_status.parts_queue(video.pk, kinds)
-        job = _create_job(video, ProcessingJob.Step.ENCODE, list(kinds))
+        options = {"downloads": True} if downloads_after else {}
+        job = _create_job(video, ProcessingJob.Step.ENCODE, list(kinds), options=options)
         videos.video_queued(video.pk, error="", progress=0, processing_finished_at=None, outputs_from=None)
     return job
 

@@ -186,19 +186,21 @@ def test_requests_name_only_rungs_the_video_has(small_preset, clips, django_capt
     assert ProcessingJob.objects.get(step="download").options == {"rungs": ["360p"]}
 
 
-def test_reprocessing_the_renditions_removes_the_downloads_and_the_preset_remakes_them(
+def test_reprocessing_the_renditions_removes_the_downloads_and_remakes_those_asked_for(
     small_preset, clips, django_capture_on_commit_callbacks
 ):
-    small_preset.download_rungs = "highest"
-    small_preset.save()
-    video = encoded(clips["silent"], django_capture_on_commit_callbacks)
-    first = video.downloads.get()
+    video = encoded(clips["silent"], django_capture_on_commit_callbacks)  # the preset asks for none
     with django_capture_on_commit_callbacks(execute=True):
-        services.video_request_processing(video, parts=["renditions"], force=True)
+        services.downloads_request(video, ["240p"])
+    assert run_all(django_capture_on_commit_callbacks) == ["done"]
+    first = video.downloads.get()
+    assert default_storage.exists(first.path)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.video_request_processing(video, parts=["renditions", "downloads"], force=True)
     assert not video.downloads.exists() and not default_storage.exists(first.path)
     assert run_all(django_capture_on_commit_callbacks) == ["done", "done"]  # the encode, then the downloads
     remade = Video.objects.get(pk=video.pk).downloads.get()
-    assert remade.status == PartStatus.READY and default_storage.exists(remade.path)
+    assert remade.name == "360p" and remade.status == PartStatus.READY and default_storage.exists(remade.path)
     services.video_delete(video)
     assert not default_storage.exists(remade.path)
 
@@ -219,7 +221,9 @@ def test_on_s3_the_download_is_made_from_streamed_segments_and_fetched_by_its_si
     assert redirect.status_code == 302
     fetched = requests.get(redirect["Location"], timeout=30)
     assert fetched.status_code == 200 and fetched.headers["Content-Type"] == "video/mp4"
-    assert fetched.headers["Content-Disposition"].startswith(f'attachment; filename="on-s3-{download.name}.mp4"')
+    assert fetched.headers["Content-Disposition"].startswith(
+        f'attachment; filename="on-s3-{download.name}.mp4"'
+    )
     path = tmp_path / "download.mp4"
     path.write_bytes(fetched.content)
     assert top_atoms(path)[:2] == ["ftyp", "moov"]

@@ -113,10 +113,13 @@ def _up_to_date(video: Video, names: list[str]) -> set[str]:
     return fresh
 
 
-def downloads_after_encode(video: Video) -> ProcessingJob | None:
+def downloads_after_encode(video: Video, *, asked: bool = False) -> ProcessingJob | None:
     """The stitch made new renditions: queue the downloads the preset asks for (in the
-    stitch's transaction: an active job keeps the video from `ready` until they are made)."""
-    names = rungs_for_choice(preset_choice(video), ready_rungs(video))
+    stitch's transaction: an active job keeps the video from `ready` until they are made).
+    `asked`: the encode's request named downloads too; the highest rung, if the preset asks
+    for none."""
+    ready = ready_rungs(video)
+    names = rungs_for_choice(preset_choice(video), ready) or (ready[:1] if asked else [])
     if not names:
         return None
     log.info("video %s: queueing downloads of %s", video.pk, ", ".join(names))

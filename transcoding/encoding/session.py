@@ -139,7 +139,8 @@ class ChunkSession:
         if PartKind.AUDIO in parts and self.whole_plan.audio is not None:
             publish.publish_audio(self.video, self.workdir, stored, self.live)
             if PartKind.RENDITIONS not in self.job.parts:  # else the stitch queues them
-                downloads_after_encode(self.video)  # the preset's MP4s, with the new audio
+                # The preset's MP4s (or those the request asked for), with the new audio.
+                downloads_after_encode(self.video, asked=bool(self.job.options.get("downloads")))
         if any(p in fanout.CHUNKED_PARTS for p in parts):
             result = stitch.chunk_result(self.plan, self.workdir, parts, stored, self.live, cpu_seconds=cpu)
             stitch.finish_chunk(self.job, result)

@@ -135,7 +135,8 @@ def fan_in(job: ProcessingJob, root_id: int, plan: Plan) -> bool:
         packaging.write_manifests(video)
         if PartKind.RENDITIONS in batch_parts:
             republish_tracks(video)  # the subtitle tracks' segments follow the new grid
-            downloads_after_encode(video)  # the preset's MP4s, of the new renditions
+            # The preset's MP4s (or those the request asked for), of the new renditions.
+            downloads_after_encode(video, asked=bool(root.options.get("downloads")))
         publish.apportion_cpu(video, batch_parts, sum(r.cpu for r in results), plan)
         Video.objects.filter(pk=video.pk).update(updated_at=timezone.now())
     log.info("video %s: stitched %d chunks", job.video_id, len(jobs))
