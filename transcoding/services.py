@@ -1,6 +1,6 @@
 """Requests for work, used by the admin, the views, the commands and the S3 router: queue a
-video's processing, its subtitles or its MP4 downloads, cancel, delete, and edit subtitle tracks. Every job is
-dispatched only after the transaction that created it commits.
+video's processing, its subtitles or its MP4 downloads, cancel, delete, and edit subtitle
+tracks. Every job is dispatched only after the transaction that created it commits.
 
 Status writes are `transcoding.status`'s; creating videos is `transcoding.ingest.create`'s.
 """
@@ -201,15 +201,15 @@ def downloads_request(video: Video, rungs: list[str] | None = None, *, force: bo
     if rungs is None:
         names = downloads.rungs_for_choice(downloads.preset_choice(video), ready) or ready[:1]
     else:
-        if isinstance(rungs, str) or not rungs:
+        if not isinstance(rungs, (list, tuple)) or not rungs:
             raise InvalidRequest('Give a list of rung names, such as ["720p"].')
-        names = list(dict.fromkeys(rungs))
         unknown = next(
-            (n for n in names if not isinstance(n, str) or not RUNG_NAME.match(n) or n not in ready), None
+            (n for n in rungs if not isinstance(n, str) or not RUNG_NAME.match(n) or n not in ready), None
         )
         if unknown is not None:
             shown = "".join(c for c in str(unknown)[:20] if c.isprintable())
             raise InvalidRequest(f"Unknown rung {shown!r}: video {video.pk} has {', '.join(ready)}.")
+        names = list(dict.fromkeys(rungs))
     job = downloads.downloads_queue(video, names, force=force)
     if job.state != JobState.DONE:
         videos.video_queued(video.pk)

@@ -57,5 +57,5 @@ def test_the_video_page_lists_its_downloads(admin_client):
         status=PartStatus.READY,
     )  # fmt: skip
     page = admin_client.get(reverse("admin:transcoding_video_change", args=[video.pk])).content.decode()
-    assert "MP4 downloads" in page and "2.4\xa0MB" in page
+    assert "MP4 downloads" in page and "2.4\xa0MB" in page and "tc-downloads" in page
     assert f'href="/videos/{video.pk}/download/720p.mp4?expires=' in page  # unpublished: signed

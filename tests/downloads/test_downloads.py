@@ -176,7 +176,17 @@ def test_requests_name_only_rungs_the_video_has(small_preset, clips, django_capt
     with pytest.raises(InvalidRequest, match="not ready"):
         services.downloads_request(video)
     video = encoded(clips["silent"], django_capture_on_commit_callbacks)
-    for rungs in (["1080p"], ["../../etc/passwd"], ["360p", "x" * 10_000], ["720p\n"], "360p", []):
+    for rungs in (
+        ["1080p"],
+        ["../../etc/passwd"],
+        ["360p", "x" * 10_000],
+        ["720p\n"],
+        "360p",
+        [],
+        [["360p"]],
+        [360],
+        {"360p": 1},
+    ):
         with pytest.raises(InvalidRequest) as refused:
             services.downloads_request(video, rungs)
         assert "\n" not in str(refused.value) and len(str(refused.value)) < 200

@@ -1,13 +1,15 @@
-"""What a video's page lists below its fields (renditions, subtitles, MP4 downloads, the job log)
-and a preset's rungs. Renditions, downloads and jobs are read-only: the pipeline writes them."""
+"""What a video's page lists below its fields (renditions, subtitles, the job log; the MP4
+downloads as a table) and a preset's rungs. Renditions, downloads and jobs are read-only: the
+pipeline writes them."""
 
 from django.contrib import admin
 from django.template.defaultfilters import filesizeformat
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from transcoding.admin.display import bitrate, chip, shown
 from transcoding.admin.forms import SubtitleForm
-from transcoding.models import Download, PresetRung, ProcessingJob, Rendition, Subtitle
+from transcoding.models import PresetRung, ProcessingJob, Rendition, Subtitle
 from transcoding.video_urls import VideoUrls
 
 
@@ -49,23 +51,34 @@ class RenditionInline(ReadOnlyInline):
     written = shown("bytes_written", "Written", filesizeformat)
 
 
-class DownloadInline(ReadOnlyInline):
-    model = Download
-    verbose_name_plural = "MP4 downloads"
-    fields = readonly_fields = [
-        "name", "status_chip", "size_text", "duration", "finished_at", "link", "error",
-    ]  # fmt: skip
-
-    @admin.display(description="Status")
-    def status_chip(self, obj):
-        return chip(obj.name, obj.status, obj.progress, obj.error)
-
-    size_text = shown("size", "Size", lambda n: "–" if n is None else filesizeformat(n))
-
-    @admin.display(description="File")
-    def link(self, obj):
-        url = VideoUrls(obj.video).download(obj)
-        return format_html('<a href="{}">Download</a>', url) if url else "–"
+def downloads_table(video) -> str:
+    """The video's MP4 downloads (status, size, duration, a link), as a read-only field rather
+    than an inline: a formset would make every POST of the change form carry its management
+    data, and nothing here is edited."""
+    rows = list(video.downloads.all()) if video.pk else []
+    if not rows:
+        return "–"
+    urls = VideoUrls(video)
+    body = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                d.name,
+                chip(d.name, d.status, d.progress, d.error),
+                "–" if d.size is None else filesizeformat(d.size),
+                "–" if d.duration is None else f"{d.duration:.1f} s",
+                format_html('<a href="{}">Download</a>', url)
+                if (url := urls.download(d))
+                else d.error or "–",
+            )
+            for d in rows
+        ),
+    )
+    head = "<tr><th>Rung</th><th>Status</th><th>Size</th><th>Duration</th><th>File</th></tr>"
+    return format_html(
+        '<table class="tc-downloads"><thead>{}</thead><tbody>{}</tbody></table>', mark_safe(head), body
+    )
 
 
 class SubtitleInline(admin.TabularInline):
