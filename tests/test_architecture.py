@@ -104,6 +104,10 @@ def test_no_import_cycles():
                 "transcoding.admin",
             ),
         ),
+        (
+            "transcoding.downloads",
+            ("transcoding.encoding", "transcoding.services", "transcoding.web", "transcoding.admin"),
+        ),
     ],
 )
 def test_layers_import_only_downwards(layer, forbidden):

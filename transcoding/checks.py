@@ -1,11 +1,13 @@
-"""System checks: the ffmpeg binary runs and the dispatch backend imports."""
+"""System checks: the ffmpeg binary runs, the dispatch backend imports, and the download
+default is one of its choices."""
 
 import subprocess
 
 from django.core.checks import Error, register
 from django.utils.module_loading import import_string
 
-from transcoding.conf import dispatch_path, ffmpeg_binary
+from transcoding.conf import dispatch_path, ffmpeg_binary, settings
+from transcoding.models import DownloadRungs
 
 
 @register()
@@ -37,3 +39,17 @@ def check_dispatch(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register()
+def check_download_rungs(app_configs, **kwargs):
+    """A wrong value would otherwise surface as a traceback the first time a preset is made."""
+    if str(settings.DOWNLOAD_RUNGS) in DownloadRungs.values:
+        return []
+    return [
+        Error(
+            f"TRANSCODING_DOWNLOAD_RUNGS is {settings.DOWNLOAD_RUNGS!r}.",
+            hint=f"Set it to one of {', '.join(DownloadRungs.values)}.",
+            id="transcoding.E003",
+        )
+    ]

@@ -69,6 +69,10 @@ SETTINGS: dict[str, Setting] = {
     "PRIVATE_DEFAULT": Setting(None, bool, "whether new videos are private (default: with S3 storage)"),
     "PUBLIC_BASE_URL": Setting("", str, "base URL (a CDN) for public videos' files"),
     "SIGNED_URL_SECONDS": Setting(600, int, "a signed URL's lifetime after the player may first need it"),
+    # --- downloads (docs/downloads.md)
+    "DOWNLOAD_RUNGS": Setting(
+        "none", str, "MP4 downloads a new preset (and a video without one) makes: `none`, `highest` or `all`"
+    ),
     # --- generated subtitles
     "SPEECH_ENGINE": Setting("faster-whisper", str, "`faster-whisper`, `aws-transcribe` or a dotted path"),
     "WHISPER_MODEL": Setting("small", str, "a model name (from the hub) or a local CTranslate2 model dir"),

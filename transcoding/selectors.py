@@ -33,7 +33,7 @@ def with_parts(videos: QuerySet) -> QuerySet:
     """Everything `video_status` reads, in a fixed number of queries however many videos:
     the one-to-one parts and the linked video joined, renditions and subtitles prefetched."""
     return videos.select_related("poster", "storyboard", "outputs_from", "preset").prefetch_related(
-        "renditions", "subtitles"
+        "renditions", "subtitles", "downloads"
     )
 
 
@@ -120,7 +120,8 @@ def video_status(video: Video) -> dict:
 
 def video_document(video: Video) -> dict:
     """The API v1 document (and every webhook's `data`): the status document above, unchanged,
-    plus what a program editing the video needs. Read `with_parts` (and `preset`) first."""
+    plus what a program editing the video needs, and `download_urls` ({"720p": url}: the ready
+    MP4 downloads, signed for a video that is not public). Read `with_parts` first."""
     return {
         **video_status(video),
         "description": video.description,
@@ -128,6 +129,7 @@ def video_document(video: Video) -> dict:
         "private": video.private,
         "preset": video.preset.name if video.preset_id else None,
         "poster_time": video.poster_time,
+        "download_urls": VideoUrls(video).downloads(video.downloads.all()),
         "created_at": video.created_at.isoformat() if video.created_at else None,
         "updated_at": video.updated_at.isoformat() if video.updated_at else None,
     }

@@ -1,6 +1,6 @@
 """Requests for work, used by the admin, the views, the commands and the S3 router: queue a
-video's processing or its subtitles, cancel, delete, and edit subtitle tracks. Every job is
-dispatched only after the transaction that created it commits.
+video's processing, its subtitles or its MP4 downloads, cancel, delete, and edit subtitle
+tracks. Every job is dispatched only after the transaction that created it commits.
 
 Status writes are `transcoding.status`'s; creating videos is `transcoding.ingest.create`'s.
 """
@@ -12,11 +12,13 @@ from django.utils import timezone
 
 from transcoding.captions import speech, subtitles
 from transcoding.conf import settings
+from transcoding.downloads import requests as downloads
 from transcoding.errors import InvalidRequest
 from transcoding.ingest.dedupe import video_link_duplicate, video_unlink
 from transcoding.jobs.dispatch import get_dispatcher
 from transcoding.models import (
     ENCODE_PARTS,
+    RUNG_NAME,
     JobState,
     PartKind,
     PartStatus,
@@ -26,6 +28,7 @@ from transcoding.models import (
     Storyboard,
     Subtitle,
     Video,
+    VideoStatus,
     generates_subtitles,
 )
 from transcoding.status import jobs, videos
@@ -72,11 +75,17 @@ def video_request_processing(
     `generate_subtitles` decides instead when given. A later request (a reprocess) generates
     subtitles only when asked (`parts` naming subtitles, or `generate_subtitles=True`)."""
     kinds = processing_parts(parts)
-    if PartKind.SUBTITLES in kinds:
-        job = subtitle_request_generation(video, force=force)
-        kinds = tuple(k for k in kinds if k != PartKind.SUBTITLES)
-        if not kinds:
-            return job
+    # Downloads asked for with new renditions or audio are made from them, after the encode.
+    downloads_after = PartKind.DOWNLOADS in kinds and bool({PartKind.RENDITIONS, PartKind.AUDIO} & set(kinds))
+    for kind, request in (
+        (PartKind.SUBTITLES, subtitle_request_generation),
+        (PartKind.DOWNLOADS, None if downloads_after else downloads_request),
+    ):
+        if kind in kinds:
+            job = request(video, force=force) if request else None
+            kinds = tuple(k for k in kinds if k != kind)
+            if not kinds:
+                return job
     with transaction.atomic():
         video = Video.objects.select_for_update().get(pk=video.pk)
         active = video.jobs.active().filter(step=ProcessingJob.Step.ENCODE).first()
@@ -85,7 +94,7 @@ def video_request_processing(
         if generate_subtitles is None:
             first = parts is None and not video.jobs.filter(step=ProcessingJob.Step.ENCODE).exists()
             generate_subtitles = first and generates_subtitles(video.preset)
-        job = _request_encode(video, kinds, force)
+        job = _request_encode(video, kinds, force, downloads_after=downloads_after)
         if generate_subtitles and not _plays_another_video(video):
             subtitle_request_generation(video, force=force)
     return job
@@ -98,7 +107,7 @@ def _plays_another_video(video: Video) -> bool:
     return Video.objects.filter(pk=video.pk, outputs_from__isnull=False).exists()
 
 
-def _request_encode(video: Video, kinds: tuple, force: bool) -> ProcessingJob:
+def _request_encode(video: Video, kinds: tuple, force: bool, *, downloads_after: bool) -> ProcessingJob:
     """The encode part of `video_request_processing`, under the video's row lock."""
     if not force and set(ENCODE_PARTS) <= set(kinds) and video_link_duplicate(video):
         # The same bytes were processed already: reuse those outputs, encode nothing.
@@ -115,10 +124,13 @@ def _request_encode(video: Video, kinds: tuple, force: bool) -> ProcessingJob:
         kinds = tuple(dict.fromkeys([*(k.value for k in ENCODE_PARTS), *kinds]))
         video_unlink(video)
     jobs.jobs_cancel(video.pk, REPLACED, step=ProcessingJob.Step.ENCODE)
+    if PartKind.RENDITIONS in kinds or PartKind.AUDIO in kinds:
+        downloads.downloads_invalidate(video)  # MP4s of the old segments; the stitch remakes them
     Storyboard.objects.get_or_create(video=video)
     Poster.objects.get_or_create(video=video)
     part_status.parts_queue(video.pk, kinds)
-    job = _create_job(video, ProcessingJob.Step.ENCODE, list(kinds))
+    options = {"downloads": True} if downloads_after else {}
+    job = _create_job(video, ProcessingJob.Step.ENCODE, list(kinds), options=options)
     videos.video_queued(video.pk, error="", progress=0, processing_finished_at=None, outputs_from=None)
     return job
 
@@ -216,4 +228,36 @@ def subtitle_request_generation(video: Video, *, language: str = "", force: bool
         options = {"language": language, **({"track": track.pk} if track is not None else {})}
         job = _create_job(video, ProcessingJob.Step.SUBTITLES, [PartKind.SUBTITLES.value], options=options)
         videos.video_refresh_status(video)
+    return job
+
+
+def downloads_request(video: Video, rungs: list[str] | None = None, *, force: bool = False) -> ProcessingJob:
+    """Queue MP4 downloads of `rungs` (names such as "720p"; None: what the preset asks for,
+    else the highest rung). Downloads already made (since their rendition was) are kept unless
+    `force`. Raises InvalidRequest, with one line, for a video whose renditions are not made
+    or a rung it does not have."""
+    if video.jobs.active().filter(step=ProcessingJob.Step.ENCODE).exists() or (
+        video.status == VideoStatus.FAILED and not video.playable
+    ):
+        raise InvalidRequest(
+            f"Video {video.pk} is not ready: downloads are made from its finished renditions."
+        )
+    ready = downloads.ready_rungs(video)
+    if not ready:
+        raise InvalidRequest(f"Video {video.pk} is not ready: it has no finished renditions.")
+    if rungs is None:
+        names = downloads.rungs_for_choice(downloads.preset_choice(video), ready) or ready[:1]
+    else:
+        if not isinstance(rungs, (list, tuple)) or not rungs:
+            raise InvalidRequest('Give a list of rung names, such as ["720p"].')
+        unknown = next(
+            (n for n in rungs if not isinstance(n, str) or not RUNG_NAME.match(n) or n not in ready), None
+        )
+        if unknown is not None:
+            shown = "".join(c for c in str(unknown)[:20] if c.isprintable())
+            raise InvalidRequest(f"Unknown rung {shown!r}: video {video.pk} has {', '.join(ready)}.")
+        names = list(dict.fromkeys(rungs))
+    job = downloads.downloads_queue(video, names, force=force)
+    if job.state != JobState.DONE:
+        videos.video_queued(video.pk)
     return job

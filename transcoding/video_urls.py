@@ -8,6 +8,11 @@ admin (docs/private-playback.md):
   rewritten so every file they name is a signed URL that expires (`storage.signing`). A public
   video whose storage only has expiring URLs (a private bucket and no public base URL) is
   served the same way, since relative URIs inside a manifest cannot inherit its signature.
+
+MP4 downloads (docs/downloads.md) follow the same rule: a public video's is its plain URL
+(served as an attachment by `/media/`, or by S3 and a CDN from the object's own headers); any
+other's is the download view, `/videos/<id>/download/<rung>.mp4`, with a signature and an
+expiry, which streams the file or redirects to a short-lived presigned URL.
 """
 
 from urllib.parse import urlsplit
@@ -19,9 +24,9 @@ from django.utils.encoding import filepath_to_uri
 
 from transcoding import access
 from transcoding.conf import settings
-from transcoding.models import PartStatus, Poster, Storyboard, Video
+from transcoding.models import RUNG_NAME, Download, PartStatus, Poster, Storyboard, Video
 from transcoding.storage.backends import media_store
-from transcoding.storage.signing import video_signer
+from transcoding.storage.signing import signed_query, signed_url_seconds, video_signer
 
 
 def served_signed(video: Video) -> bool:
@@ -107,3 +112,18 @@ class VideoUrls:
         if self.signed:
             return self._view("play-subtitle", _track(subtitle))
         return public_url(subtitle.vtt_path)
+
+    def download(self, download: Download) -> str | None:
+        """A ready download's URL: plain for a public video, else the signed download view."""
+        if download.status != PartStatus.READY or not download.path:
+            return None
+        if not self.signed:
+            return public_url(download.path)
+        view = self._view("download", download.name)
+        return f"{view}?{signed_query(download.path, signed_url_seconds())}"
+
+    def downloads(self, downloads) -> dict[str, str]:
+        """{"720p": url, ...} of the ready downloads, highest rung first."""
+        ready = [(d.name, self.download(d)) for d in downloads]
+        height = {d.name: int(d.name[:-1]) if RUNG_NAME.match(d.name) else 0 for d in downloads}
+        return dict(sorted((item for item in ready if item[1]), key=lambda item: -height[item[0]]))

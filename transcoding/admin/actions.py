@@ -20,6 +20,10 @@ def _reprocess(modeladmin, request, queryset, parts, what):
             done += 1
         except InvalidRequest as exc:
             errors.append(f"{video}: {exc}")
+    _report(modeladmin, request, done, errors, what)
+
+
+def _report(modeladmin, request, done: int, errors: list[str], what: str) -> None:
     if done:
         modeladmin.message_user(request, f"Queued {what} for {_count(done)}.", messages.SUCCESS)
     if errors:
@@ -45,6 +49,20 @@ def generate_subtitles(modeladmin, request, queryset):
     _reprocess(modeladmin, request, queryset, [PartKind.SUBTITLES.value], "subtitle generation")
 
 
+@admin.action(description="Make MP4 downloads", permissions=["change"])
+def make_downloads(modeladmin, request, queryset):
+    """The preset's downloads (else the highest rung), those not made yet or made from older
+    renditions (`services.downloads_request`)."""
+    done, errors = 0, []
+    for video in queryset:
+        try:
+            services.downloads_request(video)
+            done += 1
+        except InvalidRequest as exc:
+            errors.append(f"{video}: {exc}")
+    _report(modeladmin, request, done, errors, "MP4 downloads")
+
+
 @admin.action(description="Cancel processing", permissions=["change"])
 def cancel_processing(modeladmin, request, queryset):
     videos = list(queryset)
@@ -60,5 +78,6 @@ def video_actions() -> list:
         reprocess_all,
         *(_reprocess_action(kind) for kind in ENCODE_PARTS),
         generate_subtitles,
+        make_downloads,
         cancel_processing,
     ]

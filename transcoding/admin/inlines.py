@@ -1,13 +1,16 @@
-"""What a video's page lists below its fields (renditions, subtitles, the job log) and a
-preset's rungs. Renditions and jobs are read-only: the pipeline writes them."""
+"""What a video's page lists below its fields (renditions, subtitles, the job log; the MP4
+downloads as a table) and a preset's rungs. Renditions, downloads and jobs are read-only: the
+pipeline writes them."""
 
 from django.contrib import admin
 from django.template.defaultfilters import filesizeformat
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from transcoding.admin.display import bitrate, chip, shown
 from transcoding.admin.forms import SubtitleForm
 from transcoding.models import PresetRung, ProcessingJob, Rendition, Subtitle
+from transcoding.video_urls import VideoUrls
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -46,6 +49,36 @@ class RenditionInline(ReadOnlyInline):
     average = shown("average_bitrate", "Average", bitrate)
     peak = shown("peak_bitrate", "Peak", bitrate)
     written = shown("bytes_written", "Written", filesizeformat)
+
+
+def downloads_table(video) -> str:
+    """The video's MP4 downloads (status, size, duration, a link), as a read-only field rather
+    than an inline: a formset would make every POST of the change form carry its management
+    data, and nothing here is edited."""
+    rows = list(video.downloads.all()) if video.pk else []
+    if not rows:
+        return "–"
+    urls = VideoUrls(video)
+    body = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                d.name,
+                chip(d.name, d.status, d.progress, d.error),
+                "–" if d.size is None else filesizeformat(d.size),
+                "–" if d.duration is None else f"{d.duration:.1f} s",
+                format_html('<a href="{}">Download</a>', url)
+                if (url := urls.download(d))
+                else d.error or "–",
+            )
+            for d in rows
+        ),
+    )
+    head = "<tr><th>Rung</th><th>Status</th><th>Size</th><th>Duration</th><th>File</th></tr>"
+    return format_html(
+        '<table class="tc-downloads"><thead>{}</thead><tbody>{}</tbody></table>', mark_safe(head), body
+    )
 
 
 class SubtitleInline(admin.TabularInline):

@@ -10,7 +10,15 @@ from transcoding.models import Preset
 @admin.register(Preset)
 class PresetAdmin(admin.ModelAdmin):
     inlines = [PresetRungInline]
-    list_display = ["name", "is_default", "ladder", "x264_preset", "audio_bitrate_text", "generate_subtitles"]
+    list_display = [
+        "name",
+        "is_default",
+        "ladder",
+        "x264_preset",
+        "audio_bitrate_text",
+        "generate_subtitles",
+        "download_rungs",
+    ]
     search_fields = ["name"]
 
     class Media:

@@ -12,7 +12,7 @@ from transcoding import selectors, services
 from transcoding.admin.actions import video_actions
 from transcoding.admin.display import LiveDisplays, shown
 from transcoding.admin.forms import VideoForm
-from transcoding.admin.inlines import JobInline, RenditionInline, SubtitleInline
+from transcoding.admin.inlines import JobInline, RenditionInline, SubtitleInline, downloads_table
 from transcoding.conf import settings
 from transcoding.ingest import direct_uploads
 from transcoding.ingest.create import default_preset, video_store_upload
@@ -58,6 +58,7 @@ class VideoAdmin(LiveDisplays, admin.ModelAdmin):
             "container", "video_codec", "audio_codec", "fps",
         ]}),
         ("Storyboard and poster", {"fields": ["storyboard_summary", "poster_summary"]}),
+        ("MP4 downloads", {"fields": ["downloads_list"]}),
         ("Times", {"classes": ["collapse"], "fields": [
             "created_at", "updated_at", "processing_started_at", "processing_finished_at",
         ]}),
@@ -67,7 +68,7 @@ class VideoAdmin(LiveDisplays, admin.ModelAdmin):
         "original_filename", "original_download", "outputs_link", "source_size_text", "source_sha256",
         "duration_text", "resolution",
         "container", "video_codec", "audio_codec", "fps", "storyboard_summary", "poster_summary",
-        "created_at", "updated_at", "processing_started_at", "processing_finished_at",
+        "downloads_list", "created_at", "updated_at", "processing_started_at", "processing_finished_at",
     ]  # fmt: skip
 
     class Media:
@@ -155,5 +156,9 @@ class VideoAdmin(LiveDisplays, admin.ModelAdmin):
     def delete_selected(self, request, queryset):
         """Django's confirmation page, then `delete_queryset`: files go with the rows."""
         return admin_actions.delete_selected(self, request, queryset)
+
+    @admin.display(description="Downloads")
+    def downloads_list(self, obj):
+        return downloads_table(obj)
 
     source_size_text = shown("source_size", "Size", lambda n: "–" if n is None else filesizeformat(n))

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from transcoding.conf import ffmpeg_binary, settings
+from transcoding.downloads.requests import downloads_after_encode
 from transcoding.encoding import fanout, live, publish, stitch
 from transcoding.encoding.segment_uploader import SegmentUploader
 from transcoding.media import ffmpeg
@@ -137,6 +138,9 @@ class ChunkSession:
         self.live.tick()
         if PartKind.AUDIO in parts and self.whole_plan.audio is not None:
             publish.publish_audio(self.video, self.workdir, stored, self.live)
+            if PartKind.RENDITIONS not in self.job.parts:  # else the stitch queues them
+                # The preset's MP4s (or those the request asked for), with the new audio.
+                downloads_after_encode(self.video, asked=bool(self.job.options.get("downloads")))
         if any(p in fanout.CHUNKED_PARTS for p in parts):
             result = stitch.chunk_result(self.plan, self.workdir, parts, stored, self.live, cpu_seconds=cpu)
             stitch.finish_chunk(self.job, result)

@@ -4,7 +4,8 @@ A chunk that finished records its complete result (`finish_chunk`), in its own t
 then takes the video's row lock (`fan_in`): the last one finds every chunk complete and nobody
 stitched yet, checks that the chunks can be joined (identical init segments, no gap in the
 segment numbers), and writes the VOD playlists and the MPD naming the chunks' segments where
-they are, and a storyboard WebVTT pointing into each chunk's sheets.
+they are, and a storyboard WebVTT pointing into each chunk's sheets; then queues the MP4
+downloads the preset asks for (`downloads.requests`), in the same transaction.
 """
 
 import logging
@@ -16,6 +17,7 @@ from django.utils import timezone
 
 from transcoding import packaging
 from transcoding.captions.subtitles import republish_tracks
+from transcoding.downloads.requests import downloads_after_encode
 from transcoding.encoding import publish
 from transcoding.encoding.fanout import chunk_count
 from transcoding.encoding.results import ChunkResult
@@ -133,6 +135,8 @@ def fan_in(job: ProcessingJob, root_id: int, plan: Plan) -> bool:
         packaging.write_manifests(video)
         if PartKind.RENDITIONS in batch_parts:
             republish_tracks(video)  # the subtitle tracks' segments follow the new grid
+            # The preset's MP4s (or those the request asked for), of the new renditions.
+            downloads_after_encode(video, asked=bool(root.options.get("downloads")))
         publish.apportion_cpu(video, batch_parts, sum(r.cpu for r in results), plan)
         Video.objects.filter(pk=video.pk).update(updated_at=timezone.now())
     log.info("video %s: stitched %d chunks", job.video_id, len(jobs))

@@ -6,7 +6,16 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from transcoding.models import PartStatus, Poster, Rendition, Storyboard, Subtitle, Video, VideoStatus
+from transcoding.models import (
+    Download,
+    PartStatus,
+    Poster,
+    Rendition,
+    Storyboard,
+    Subtitle,
+    Video,
+    VideoStatus,
+)
 from transcoding.storage import objects
 
 log = logging.getLogger(__name__)
@@ -49,6 +58,7 @@ def video_unlink(video: Video) -> None:
     publishes. Without this the copied rows would go on naming the other video's files after
     `outputs_from` no longer says whose they are."""
     video.renditions.all().delete()
+    video.downloads.all().delete()
     Storyboard.objects.filter(video=video).delete()
     Poster.objects.filter(video=video).delete()
     own = objects.video_prefix(video.pk) + "/"
@@ -63,7 +73,7 @@ def video_unlink(video: Video) -> None:
 def video_link_duplicate(video: Video) -> bool:
     """Content addressing: when a ready video has the same source (`video_find_duplicate`),
     make this one play its outputs instead of encoding again, and return True. The parts'
-    rows (renditions, storyboard, poster, ready subtitle tracks) are copied with their keys,
+    rows (renditions, storyboard, poster, ready subtitle tracks and MP4 downloads) are copied with their keys,
     which stay under the other video's prefix; `outputs_from` records the link. Deleting
     either video keeps keys the other still names (`cleanup.video_delete_outputs`).
     A video that has subtitle tracks of its own is not linked (its manifests must name them)."""
@@ -92,6 +102,9 @@ def video_link_duplicate(video: Video) -> bool:
                 model.objects.update_or_create(video=video, defaults=_copied(row, **part))
         for track in source.subtitles.filter(status=PartStatus.READY):
             Subtitle.objects.create(video=video, **_copied(track, file="", **part))
+        video.downloads.all().delete()
+        for download in source.downloads.filter(status=PartStatus.READY):
+            Download.objects.create(video=video, **_copied(download, **part))
         probed = ("duration", "width", "height", "container", "video_codec", "audio_codec", "fps", "probe")
         Video.objects.filter(pk=video.pk).update(
             **{name: getattr(source, name) for name in probed},

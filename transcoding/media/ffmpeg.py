@@ -355,3 +355,47 @@ def build_audio_extract_args(
         "-c:a", "pcm_s16le", "-f", "wav",
         out_path,
     ]  # fmt: skip
+
+
+# --- MP4 downloads --------------------------------------------------------------------------
+# A track file for a download is a rung's (or the audio's) init segment followed by its media
+# segments: a fragmented MP4 the `mov` demuxer reads as one stream.
+TRACK_CONTAINER = "mov"
+
+
+def build_remux_args(
+    ffmpeg: str,
+    video: SourceInput,
+    audio: SourceInput | None,
+    out_path: str,
+    *,
+    offset: float = TIMELINE_OFFSET,
+) -> list[str]:
+    """One MP4 from a rung's track file and the audio's, copied packet for packet (`-c copy`:
+    no decoding, no encoding), with the index (moov) before the media (`+faststart`), so a
+    player starts before the whole file is fetched. The segments' timestamps start at `offset`
+    (TIMELINE_OFFSET); both inputs are moved back by it under `-copyts`, which keeps the audio
+    in step with the video (each input shifted by its own start would misplace the audio by
+    its encoder delay) and starts the download at 0. The inputs are the server's own local
+    files, opened by the forced demuxer over `file` only (`containers`)."""
+    args = [
+        ffmpeg, "-hide_banner", "-nostdin", "-y",
+        "-loglevel", "error",
+        "-nostats", "-progress", "pipe:1", "-stats_period", "1",
+        "-copyts",
+    ]  # fmt: skip
+    for track in (video, audio):
+        if track is not None:
+            args += ["-itsoffset", f"{-offset:g}", *ffmpeg_input_options(track), "-i", track.location]
+    args += ["-map", "0:v:0"]
+    if audio is not None:
+        args += ["-map", "1:a:0"]
+    return [
+        *args,
+        "-c", "copy",
+        "-sn", "-dn",
+        "-map_metadata", "-1",
+        "-movflags", "+faststart",
+        "-f", "mp4",
+        out_path,
+    ]  # fmt: skip

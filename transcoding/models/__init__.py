@@ -5,9 +5,11 @@
 - `jobs`: ProcessingJob, the unit of dispatched work.
 - `uploads`: uploads in progress (PendingUpload).
 - `api_keys`: ApiKey, a program acting for a user through /api/v1/.
+- `downloads`: MP4 downloads of chosen rungs (Download).
 """
 
 from transcoding.models.api_keys import ApiKey  # noqa: F401
+from transcoding.models.downloads import RUNG_NAME, Download  # noqa: F401
 from transcoding.models.jobs import (  # noqa: F401
     ACTIVE_JOB_STATES,
     JobState,
@@ -21,12 +23,14 @@ from transcoding.models.videos import (  # noqa: F401
     ENCODE_PARTS,
     LANGUAGE_CODE,
     PART_DONE,
+    DownloadRungs,
     PartKind,
     PartStatus,
     Preset,
     PresetRung,
     Video,
     VideoStatus,
+    download_rungs_default,
     generates_subtitles,
     preset_spec,
     private_default,

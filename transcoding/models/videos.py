@@ -54,10 +54,24 @@ class PartKind(models.TextChoices):
     STORYBOARD = "storyboard", "Storyboard"
     POSTER = "poster", "Poster"
     SUBTITLES = "subtitles", "Subtitles"
+    DOWNLOADS = "downloads", "MP4 downloads"
 
 
-# The parts one encode job produces; subtitles are a job of their own.
+# The parts one encode job produces; subtitles and downloads are jobs of their own.
 ENCODE_PARTS = (PartKind.RENDITIONS, PartKind.AUDIO, PartKind.STORYBOARD, PartKind.POSTER)
+
+
+class DownloadRungs(models.TextChoices):
+    """Which rungs get an MP4 download after an encode (`Preset.download_rungs`)."""
+
+    NONE = "none", "None"
+    HIGHEST = "highest", "The highest rung"
+    ALL = "all", "Every rung"
+
+
+def download_rungs_default() -> str:
+    """New presets start from TRANSCODING_DOWNLOAD_RUNGS (docs/downloads.md)."""
+    return DownloadRungs(settings.DOWNLOAD_RUNGS).value
 
 
 class Preset(models.Model):
@@ -107,6 +121,12 @@ class Preset(models.Model):
         default=None,
         choices=[(None, "As TRANSCODING_GENERATE_SUBTITLES says"), (True, "Yes"), (False, "No")],
         help_text="Generate subtitles (speech recognition) for every new upload on this preset.",
+    )
+    download_rungs = models.CharField(
+        max_length=8,
+        choices=DownloadRungs.choices,
+        default=download_rungs_default,
+        help_text="MP4 downloads made after every encode (remuxed, no re-encode).",
     )
 
     class Meta:

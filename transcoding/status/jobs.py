@@ -171,10 +171,13 @@ def job_will_retry(job: ProcessingJob, reason: str) -> None:
 
 def job_failed_for_good(job: ProcessingJob, reason: str) -> None:
     """An encode that failed for good fails its video (every waiting part, with the reason; the
-    original stays) and stops its other chunks; a subtitles job fails only its track, the
-    video plays on."""
+    original stays) and stops its other chunks; a subtitles job fails only its track, and a
+    download job only its downloads: the video plays on."""
     if job.step == ProcessingJob.Step.SUBTITLES:
         parts.generated_tracks_fail(job.video_id, reason)
+        return
+    if job.step == ProcessingJob.Step.DOWNLOAD:
+        parts.downloads_fail(job.video_id, reason, job.options.get("rungs"))
         return
     chunks_cancel(job, f"Another chunk failed: {reason}")
     videos.video_fail(Video.objects.get(pk=job.video_id), reason)

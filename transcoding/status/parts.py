@@ -1,9 +1,10 @@
 """The parts of a video, and every change of their status.
 
 A video's outputs are *parts*: each rendition (the video rungs, and the audio), the storyboard
-and the poster, made by encode jobs, and each subtitle track, uploaded or made by a subtitles
-job. `PARTS` is the one registry of the encode parts: the model that holds each kind and the
-filter that picks its rows. Everything that changes a part's status goes through here.
+and the poster, made by encode jobs, each subtitle track, uploaded or made by a subtitles
+job, and each MP4 download, made by a download job. `PARTS` is the one registry of the parts
+made from the renditions' rows (encode parts and downloads): the model that holds each kind
+and the filter that picks its rows. Everything that changes a part's status goes through here.
 """
 
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from django.utils import timezone
 from transcoding.models import (
     ENCODE_PARTS,
     PART_DONE,
+    Download,
     PartKind,
     PartStatus,
     Poster,
@@ -35,6 +37,7 @@ PARTS: dict[str, PartSpec] = {
     PartKind.AUDIO: PartSpec(Rendition, {"kind": Rendition.Kind.AUDIO}),
     PartKind.STORYBOARD: PartSpec(Storyboard, {}),
     PartKind.POSTER: PartSpec(Poster, {}),
+    PartKind.DOWNLOADS: PartSpec(Download, {}),
 }
 
 
@@ -96,9 +99,11 @@ def parts_fail(video_id: int, reason: str) -> None:
 
 
 def parts_cancel(video_id: int, reason: str) -> None:
-    """Staff cancelled: waiting and running parts (subtitle tracks too) fail with the reason."""
+    """Staff cancelled: waiting and running parts (subtitle tracks and downloads too) fail with
+    the reason."""
     now = timezone.now()
-    for queryset in [*rows(video_id), Subtitle.objects.filter(video_id=video_id)]:
+    extra = [Subtitle.objects.filter(video_id=video_id), Download.objects.filter(video_id=video_id)]
+    for queryset in [*rows(video_id), *extra]:
         queryset.filter(status__in=[PartStatus.QUEUED, PartStatus.RUNNING]).update(
             status=PartStatus.FAILED, error=reason[:500], finished_at=now
         )
@@ -184,3 +189,29 @@ def generated_tracks_fail(video_id: int, reason: str) -> None:
         status__in=[PartStatus.QUEUED, PartStatus.RUNNING],
     ):
         track_ended(track, PartStatus.FAILED, reason)
+
+
+# --- MP4 downloads ---------------------------------------------------------------------------
+def downloads_queue(video_id: int, names) -> list[Download]:
+    """Requested: a row per rung (made once: the unique constraint), waiting for its job."""
+    queued = []
+    for name in names:
+        row, _ = Download.objects.get_or_create(video_id=video_id, name=name)
+        Download.objects.filter(pk=row.pk).update(status=PartStatus.QUEUED, progress=0, error="")
+        queued.append(row)
+    return queued
+
+
+def download_start(row: Download) -> None:
+    """A download job begins making it (or tries again)."""
+    row.status, row.progress, row.error = PartStatus.RUNNING, 0, ""
+    row.started_at, row.finished_at, row.attempts = timezone.now(), None, row.attempts + 1
+    row.save(update_fields=["status", "progress", "error", "started_at", "finished_at", "attempts"])
+
+
+def downloads_fail(video_id: int, reason: str, names=None) -> None:
+    """The download job failed for good: its unfinished downloads fail; the video plays on."""
+    queryset = Download.objects.filter(video_id=video_id).exclude(status__in=PART_DONE)
+    if names is not None:
+        queryset = queryset.filter(name__in=list(names))
+    queryset.update(status=PartStatus.FAILED, error=reason[:500], finished_at=timezone.now())

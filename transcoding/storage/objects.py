@@ -11,10 +11,21 @@ from django.core.files.storage import default_storage
 from transcoding.conf import settings
 from transcoding.media.containers import SourceInput, source_input
 from transcoding.storage.backends import StoredObject, media_store
+from transcoding.storage.content_types import DOWNLOADS_DIR
 
 
 def video_prefix(video_id: int) -> str:
     return f"{settings.OUTPUT_PREFIX}/{video_id}"
+
+
+def download_key(video_id: int, name: str) -> str:
+    """Where the MP4 download of rung `name` (already checked against `models.RUNG_NAME`) is stored."""
+    return f"{video_prefix(video_id)}/{DOWNLOADS_DIR}/{name}.mp4"
+
+
+def append_to(key: str, handle) -> int:
+    """Append a stored file to an open binary file (S3: streamed). Returns its size."""
+    return media_store().copy_to(key, handle)
 
 
 def store_file(local_path: Path, key: str) -> int:

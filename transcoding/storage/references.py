@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from transcoding.conf import settings
-from transcoding.models import Poster, Rendition, Storyboard, Subtitle, Video
+from transcoding.models import Download, Poster, Rendition, Storyboard, Subtitle, Video
 from transcoding.storage import objects
 from transcoding.storage.backends import StoredObject
 
@@ -31,6 +31,7 @@ _KEY_FIELDS = (
     (Storyboard, ("vtt_path",), "video_id"),
     (Poster, ("path",), "video_id"),
     (Subtitle, ("vtt_path", "playlist_path"), "video_id"),
+    (Download, ("path",), "video_id"),
 )
 
 
@@ -46,7 +47,7 @@ def output_prefix_of(key: str) -> str | None:
 
 def referenced_keys(video: Video) -> set[str]:
     """Every output key the video's rows name (manifests, playlists, init sections, storyboard,
-    poster, subtitle tracks; segments and sprite sheets sit beside these)."""
+    poster, subtitle tracks, MP4 downloads; segments and sprite sheets sit beside these)."""
     keys = {video.hls_path, video.dash_path}
     for model, fields, owner in _KEY_FIELDS[1:]:
         for row in model.objects.filter(**{owner: video.pk}).values_list(*fields):

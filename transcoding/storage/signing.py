@@ -47,10 +47,14 @@ def local_signature(key: str, expires: int) -> str:
 LOCAL_EXPIRY_STEP = 300
 
 
-def local_signed_url(storage, key: str, seconds: int) -> str:
+def signed_query(key: str, seconds: int) -> str:
+    """`expires=...&signature=...` for a stored key: what `/media/` and the download view check."""
     expires = math.ceil((time.time() + seconds) / LOCAL_EXPIRY_STEP) * LOCAL_EXPIRY_STEP
-    query = urlencode({"expires": expires, "signature": local_signature(key, expires)})
-    return f"{storage.url(key)}?{query}"
+    return urlencode({"expires": expires, "signature": local_signature(key, expires)})
+
+
+def local_signed_url(storage, key: str, seconds: int) -> str:
+    return f"{storage.url(key)}?{signed_query(key, seconds)}"
 
 
 def local_signature_valid(key: str, expires: str, signature: str) -> bool:

@@ -12,6 +12,7 @@ In development and in production alike (a front web server must not serve MEDIA_
   a video that does not exist.
 - With the server's content type, `X-Content-Type-Options: nosniff` and a sandboxing
   Content-Security-Policy, so no stored byte can run as a page on the site's origin.
+- MP4 downloads (`videos/<id>/downloads/<rung>.mp4`) as attachments, named after the video.
 """
 
 import posixpath
@@ -26,7 +27,12 @@ from transcoding.conf import settings
 from transcoding.models import Video
 from transcoding.storage import signing
 from transcoding.storage.backends import serve_media
-from transcoding.storage.content_types import SERVED_FILE_HEADERS, output_type
+from transcoding.storage.content_types import (
+    SERVED_FILE_HEADERS,
+    attachment_disposition,
+    is_download,
+    output_type,
+)
 
 SAFE_KEY = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
 
@@ -75,6 +81,9 @@ def serve(request, path: str):
         raise Http404("No such file.")
     response = FileResponse(handle, content_type=output_type(path))
     protect(response)
+    if is_download(path):
+        title = Video.objects.filter(pk=owner).values_list("title", flat=True).first() or ""
+        response.headers["Content-Disposition"] = attachment_disposition(title, path.rsplit("/", 1)[1][:-4])
     growing = path.endswith((".m3u8", ".mpd"))  # EVENT playlists grow while the encode runs
     if public:
         patch_cache_control(response, public=True, max_age=1 if growing else 3600)

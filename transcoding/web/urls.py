@@ -1,6 +1,6 @@
 from django.urls import path
 
-from transcoding.web import playback_views, upload_views, views
+from transcoding.web import download_views, playback_views, upload_views, views
 
 app_name = "transcoding"
 
@@ -34,4 +34,6 @@ urlpatterns = [
         name="play-rendition",
     ),
     path("videos/<int:pk>/original/", playback_views.original, name="original"),
+    # MP4 downloads of videos not served by plain URLs (docs/downloads.md).
+    path("videos/<int:pk>/download/<str:name>.mp4", download_views.download, name="download"),
 ]
