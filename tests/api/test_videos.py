@@ -170,3 +170,13 @@ def test_writes_are_rate_limited_per_key(editor, settings):
     assert int(limited["Retry-After"]) > 0 and "throttled" in limited.json()["detail"].lower()
     assert first.get(f"/api/v1/videos/{video.pk}/").status_code == 200  # reads are not limited
     assert second.patch(f"/api/v1/videos/{video.pk}/", {"title": "y"}, format="json").status_code == 200
+
+
+def test_downloads_are_refused_for_a_video_without_renditions_and_for_bad_rungs(api):
+    video = Video.objects.create(title="new", source="originals/x.mp4")
+    response = api.post(f"/api/v1/videos/{video.pk}/downloads/", {"rungs": ["720p"]}, format="json")
+    assert response.status_code == 400 and "not" in response.json()["detail"]
+    for rungs in (["../../etc/passwd"], "720p", [1] * 21, []):
+        response = api.post(f"/api/v1/videos/{video.pk}/downloads/", {"rungs": rungs}, format="json")
+        assert response.status_code == 400 and "\n" not in response.json()["detail"]
+    assert not ProcessingJob.objects.filter(video=video).exists()

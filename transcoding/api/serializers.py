@@ -120,6 +120,17 @@ class ReprocessSerializer(serializers.Serializer):
     force = serializers.BooleanField(default=False, help_text="Cancel work in progress and start over.")
 
 
+class DownloadsSerializer(serializers.Serializer):
+    rungs = serializers.ListField(
+        child=serializers.CharField(max_length=16),
+        required=False,
+        allow_empty=False,
+        max_length=20,
+        help_text="Rung names such as 720p (default: the preset's choice, else the highest rung).",
+    )
+    force = serializers.BooleanField(default=False, help_text="Make them again even if they exist.")
+
+
 class VideoFilterSerializer(serializers.Serializer):
     """The list's query parameters."""
 

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from transcoding import selectors, services
 from transcoding.api.serializers import (
+    DownloadsSerializer,
     ReprocessSerializer,
     VideoFilterSerializer,
     VideoSerializer,
@@ -95,6 +96,21 @@ class VideoViewSet(
         body.is_valid(raise_exception=True)
         services.video_request_processing(
             video, parts=body.validated_data.get("parts"), force=body.validated_data["force"]
+        )
+        return Response(VideoSerializer(self.get_object()).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="Make MP4 downloads", request=DownloadsSerializer, responses={202: VideoSerializer}
+    )
+    @action(detail=True, methods=["post"])
+    def downloads(self, request, pk=None):
+        """MP4s of chosen rungs, remuxed from the stored segments; `download_urls` in the
+        document names them once ready (a `video.ready` webhook follows)."""
+        video = self.get_object()
+        body = DownloadsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.downloads_request(
+            video, body.validated_data.get("rungs"), force=body.validated_data["force"]
         )
         return Response(VideoSerializer(self.get_object()).data, status=status.HTTP_202_ACCEPTED)
 
