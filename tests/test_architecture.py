@@ -93,6 +93,21 @@ def test_no_import_cycles():
         ("transcoding.ingest", ("transcoding.encoding", "transcoding.jobs.runner", "transcoding.services")),
         ("transcoding.captions", ("transcoding.encoding", "transcoding.jobs", "transcoding.services")),
         ("transcoding.encoding", ("transcoding.services", "transcoding.web", "transcoding.admin")),
+        (
+            # Requests to users' addresses: below everything but the settings and the errors.
+            "transcoding.outbound",
+            (
+                "transcoding.models",
+                "transcoding.storage",
+                "transcoding.status",
+                "transcoding.ingest",
+                "transcoding.jobs",
+                "transcoding.services",
+                "transcoding.media",
+                "django.db",
+                "django.core.files",
+            ),
+        ),  # fmt: skip
     ],
 )
 def test_layers_import_only_downwards(layer, forbidden):

@@ -13,6 +13,7 @@ from django.utils import timezone
 from transcoding.captions import subtitles
 from transcoding.conf import settings
 from transcoding.errors import InvalidRequest
+from transcoding.ingest import url_import
 from transcoding.ingest.dedupe import video_link_duplicate, video_unlink
 from transcoding.jobs.dispatch import get_dispatcher
 from transcoding.models import (
@@ -21,6 +22,7 @@ from transcoding.models import (
     PartKind,
     PartStatus,
     Poster,
+    Preset,
     ProcessingJob,
     Rendition,
     Storyboard,
@@ -93,6 +95,30 @@ def video_request_processing(video: Video, *, parts=None, force: bool = False) -
         job = _create_job(video, ProcessingJob.Step.ENCODE, list(kinds))
         videos.video_queued(video.pk, error="", progress=0, processing_finished_at=None, outputs_from=None)
     return job
+
+
+def video_import_url(
+    url: str,
+    *,
+    user=None,
+    title: str = "",
+    preset: Preset | None = None,
+    published: bool = False,
+    private: bool | None = None,
+    description: str = "",
+) -> Video:
+    """Create a video whose original the server fetches from `url` (an `import` job,
+    dispatched after commit; it then queues the encode). The URL is checked now, so a refused
+    one is an InvalidRequest with one line and nothing is created; every hop is checked again
+    when it is fetched. `user` is the requester, whose permissions the caller has checked."""
+    with transaction.atomic():
+        video = url_import.video_create_for_import(
+            url, title=title, description=description, preset=preset, published=published, private=private
+        )
+        videos.video_queued(video.pk)
+        _create_job(video, ProcessingJob.Step.IMPORT, [], options={"key": url_import.new_source_key()})
+    video.refresh_from_db(fields=["status"])
+    return video
 
 
 def video_cancel(video: Video) -> int:

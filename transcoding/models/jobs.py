@@ -53,6 +53,7 @@ class ProcessingJob(models.Model):
     class Step(models.TextChoices):
         ENCODE = "encode", "Probe, encode and package"
         SUBTITLES = "subtitles", "Generate subtitles"
+        IMPORT = "import", "Import the original from a URL"
 
     video = models.ForeignKey(Video, related_name="jobs", on_delete=models.CASCADE)
     step = models.CharField(max_length=16, choices=Step.choices, default=Step.ENCODE)
