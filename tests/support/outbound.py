@@ -33,8 +33,8 @@ ORIGIN_HOST = "127.0.0.2"
 
 
 class Origin:
-    """An HTTP/1.1 server on 127.0.0.2 answering the routes a test gives it (404 otherwise);
-    every connection is closed after one answer."""
+    """An HTTP/1.1 server on 127.0.0.2 answering the routes a test gives it by path (the query
+    is ignored; 404 otherwise); every connection is closed after one answer."""
 
     def __init__(self, host: str = ORIGIN_HOST, port: int = 0, tls: ssl.SSLContext | None = None):
         self.routes: dict[str, Callable[[BaseHTTPRequestHandler], None]] = {}
@@ -76,11 +76,11 @@ class Origin:
         return f"{self.scheme}://{host or self.server.server_address[0]}:{self.port}{path}"
 
     def serve(self, path: str, body: bytes, **options) -> str:
-        self.routes[path] = lambda h: answer(h, 200, body, **options)
+        self.routes[path.split("?")[0]] = lambda h: answer(h, 200, body, **options)
         return self.url(path)
 
     def redirect(self, path: str, location: str, status: int = 302) -> str:
-        self.routes[path] = lambda h: answer(h, status, b"", headers={"Location": location})
+        self.routes[path.split("?")[0]] = lambda h: answer(h, status, b"", headers={"Location": location})
         return self.url(path)
 
     def __enter__(self):

@@ -78,6 +78,11 @@ def video_create_for_import(
     return video
 
 
+def _size(n: int) -> str:
+    """A size for a one-line message (filesizeformat's no-break space would not survive it)."""
+    return filesizeformat(n).replace("\xa0", " ")
+
+
 def _limited(chunks: Iterable[bytes], limit: int, heartbeat: Callable[[], None]) -> Iterator[bytes]:
     """The chunks, stopped (LimitExceeded) as soon as they pass `limit` bytes, whatever the
     server announced; the heartbeat keeps the job's lease (and stops a cancelled one)."""
@@ -85,7 +90,7 @@ def _limited(chunks: Iterable[bytes], limit: int, heartbeat: Callable[[], None])
     for chunk in chunks:
         total += len(chunk)
         if total > limit:
-            raise LimitExceeded(f"The file at the URL is larger than the {filesizeformat(limit)} limit.")
+            raise LimitExceeded(f"The file at the URL is larger than the {_size(limit)} limit.")
         heartbeat()
         yield chunk
 
@@ -96,9 +101,7 @@ def _check_answer(status: int, length: str | None, limit: int) -> None:
     if not 200 <= status < 300:
         raise SourceRejected(f"The URL answered {status}.")
     if length and length.strip().isdigit() and int(length) > limit:
-        raise LimitExceeded(
-            f"The URL announces {filesizeformat(int(length))}, more than the {filesizeformat(limit)} limit."
-        )
+        raise LimitExceeded(f"The URL announces {_size(int(length))}, more than the {_size(limit)} limit.")
 
 
 def fetch_source(video: Video, key: str, heartbeat: Callable[[], None]) -> Video:
