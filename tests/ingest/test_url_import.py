@@ -8,6 +8,7 @@ The allowed server is `origin` on 127.0.0.2 (tests/support/outbound.py): only it
 through by TRANSCODING_OUTBOUND_ALLOW_ADDRESSES, and plain http is allowed for the tests."""
 
 import hashlib
+import threading
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from transcoding.jobs import tasks
 from transcoding.jobs.dispatch import recording
 from transcoding.jobs.steps import import_from_url
 from transcoding.models import JobState, ProcessingJob, Video, VideoStatus
+from transcoding.status.jobs import JobCancelled
 
 pytestmark = [pytest.mark.django_db]
 
@@ -285,3 +287,50 @@ def test_the_admin_shows_where_a_video_was_imported_from(admin_client, origin, r
     html = response.content.decode()
     assert response.status_code == 200 and url in html
     assert 'name="import_url"' not in html  # shown, not editable
+
+
+def test_an_import_streams_into_s3_in_parts(s3, origin, request_import, run):
+    """A body past S3's multipart threshold (8 MiB) goes up in parts as it arrives (the stream
+    is read once, never seeked), and is stored byte for byte."""
+    body = hashlib.sha256(b"seed").digest() * (12 * MIB // 32)
+    video = request_import(origin.serve("/big.mp4", body))
+    assert run()[:1] == ["done"]
+    video.refresh_from_db()
+    stored = s3.client.get_object(Bucket=s3.name, Key=video.source.name)["Body"].read()
+    assert stored == body and video.source_sha256 == hashlib.sha256(body).hexdigest()
+
+
+def test_an_import_over_the_limit_leaves_nothing_in_s3(s3, origin, request_import, run, settings):
+    settings.TRANSCODING_MAX_UPLOAD_BYTES = 9 * MIB
+    origin.serve("/big.mp4", b"\0" * 12 * MIB, length=False)
+    video = request_import(origin.url("/big.mp4"))
+    assert run() == ["failed"]
+    assert Video.objects.get(pk=video.pk).error == "The file at the URL is larger than the 9.0 MB limit."
+    assert s3.keys() == []
+
+
+def test_a_job_cancelled_while_it_downloads_stops_and_leaves_nothing(origin, request_import, settings):
+    """The heartbeat (in the job's thread) finds the job cancelled while storage is reading
+    the download (in a helper thread): the download stops at its next chunk, nothing stays."""
+    resume = threading.Event()
+
+    def slow(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(4 * MIB))
+        handler.end_headers()
+        handler.wfile.write(b"\0" * MIB)
+        resume.wait(10)
+        for _ in range(3):
+            handler.wfile.write(b"\0" * MIB)
+
+    def cancelled():
+        resume.set()  # the server goes on: the stop is seen at the next chunk, not at a timeout
+        raise JobCancelled("cancelled by staff")
+
+    origin.routes["/slow.mp4"] = slow
+    video = request_import(origin.url("/slow.mp4"))
+    job = ProcessingJob.objects.select_related("video").get(video=video)
+    with pytest.raises(JobCancelled):
+        import_from_url(job, cancelled)
+    assert stored_originals(settings) == []
+    assert not Video.objects.get(pk=video.pk).source

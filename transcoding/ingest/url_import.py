@@ -10,6 +10,7 @@ the rest of `ingest`, neither queues work: `services.video_import_url` and the `
 """
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
@@ -83,16 +84,49 @@ def _size(n: int) -> str:
     return filesizeformat(n).replace("\xa0", " ")
 
 
-def _limited(chunks: Iterable[bytes], limit: int, heartbeat: Callable[[], None]) -> Iterator[bytes]:
+class _Stopped(Exception):
+    """The job stopped (cancelled, or its lease lost) while storage was reading the download."""
+
+
+def _limited(chunks: Iterable[bytes], limit: int, stop: threading.Event) -> Iterator[bytes]:
     """The chunks, stopped (LimitExceeded) as soon as they pass `limit` bytes, whatever the
-    server announced; the heartbeat keeps the job's lease (and stops a cancelled one)."""
+    server announced, or when the job stops."""
     total = 0
     for chunk in chunks:
         total += len(chunk)
         if total > limit:
             raise LimitExceeded(f"The file at the URL is larger than the {_size(limit)} limit.")
-        heartbeat()
+        if stop.is_set():
+            raise _Stopped()
         yield chunk
+
+
+def _save_with_heartbeat(key: str, stream: HashingStream, stop: threading.Event, heartbeat) -> str:
+    """Store the stream while this thread keeps the job's lease. Storage may read the stream
+    in a thread of its own (S3's transfer manager does), and a heartbeat writes to the
+    database, so the save runs in a helper thread and the heartbeat stays here; when the
+    heartbeat raises (the job was cancelled) the save is stopped at its next chunk."""
+    outcome: dict = {}
+
+    def save():
+        try:
+            outcome["name"] = default_storage.save(key, File(stream, name=key))
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    saver = threading.Thread(target=save, name=f"url-import {key}", daemon=True)
+    saver.start()
+    try:
+        while saver.is_alive():
+            saver.join(timeout=1.0)
+            heartbeat()
+    except BaseException:
+        stop.set()
+        saver.join()
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["name"]
 
 
 def _check_answer(status: int, length: str | None, limit: int) -> None:
@@ -118,8 +152,9 @@ def fetch_source(video: Video, key: str, heartbeat: Callable[[], None]) -> Video
             timeout=float(settings.URL_IMPORT_TIMEOUT),
         ) as response:
             _check_answer(response.status, response.headers.get("Content-Length"), limit)
-            stream = HashingStream(_limited(response.iter_bytes(CHUNK), limit, heartbeat))
-            name = default_storage.save(key, File(stream, name=key))
+            stop = threading.Event()
+            stream = HashingStream(_limited(response.iter_bytes(CHUNK), limit, stop))
+            name = _save_with_heartbeat(key, stream, stop, heartbeat)
             if stream.count == 0:
                 raise SourceRejected("The URL answered an empty file.")
     except BaseException:
