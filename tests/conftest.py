@@ -7,6 +7,7 @@ pytest_plugins = [
     "tests.support.fixtures",
     "tests.support.s3",
     "tests.support.canary",
+    "tests.support.outbound",
     "tests.support.browser",
     "tests.support.api",
     "tests.support.services",

@@ -108,6 +108,21 @@ def test_no_import_cycles():
             "transcoding.downloads",
             ("transcoding.encoding", "transcoding.services", "transcoding.web", "transcoding.admin"),
         ),
+        (
+            # Requests to users' addresses: below everything but the settings and the errors.
+            "transcoding.outbound",
+            (
+                "transcoding.models",
+                "transcoding.storage",
+                "transcoding.status",
+                "transcoding.ingest",
+                "transcoding.jobs",
+                "transcoding.services",
+                "transcoding.media",
+                "django.db",
+                "django.core.files",
+            ),
+        ),  # fmt: skip
     ],
 )
 def test_layers_import_only_downwards(layer, forbidden):

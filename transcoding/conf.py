@@ -65,6 +65,19 @@ SETTINGS: dict[str, Setting] = {
     "SERVE_MEDIA": Setting(None, bool, "Django serves `/media/` itself (default: with local storage)"),
     "UPLOAD_PART_BYTES": Setting(8 * 1024**2, int, "direct S3 uploads: the browser's part size"),
     "UPLOAD_URL_SECONDS": Setting(3600, int, "direct S3 uploads: how long a presigned part URL is valid"),
+    # --- outbound requests: URL imports and webhooks (docs/url-import.md)
+    "URL_IMPORT_ALLOW_HTTP": Setting(False, bool, "URL imports may use plain http (default: https only)"),
+    "URL_IMPORT_ALLOW_INTERNAL": Setting(
+        False, bool, "URL imports may reach internal addresses (loopback, private, link-local...)"
+    ),
+    "URL_IMPORT_MAX_REDIRECTS": Setting(5, int, "redirects a URL import follows, each one checked"),
+    "URL_IMPORT_TIMEOUT": Setting(30.0, float, "URL imports: seconds to connect, and between two reads"),
+    "WEBHOOK_ALLOW_INTERNAL": Setting(False, bool, "webhook destinations may be internal addresses"),
+    "OUTBOUND_ALLOW_ADDRESSES": Setting(
+        "",
+        str,
+        "IP addresses or networks, comma-separated, that imports and webhooks may reach although internal",
+    ),
     # --- playback (docs/private-playback.md)
     "PRIVATE_DEFAULT": Setting(None, bool, "whether new videos are private (default: with S3 storage)"),
     "PUBLIC_BASE_URL": Setting("", str, "base URL (a CDN) for public videos' files"),

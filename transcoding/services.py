@@ -14,6 +14,7 @@ from transcoding.captions import speech, subtitles
 from transcoding.conf import settings
 from transcoding.downloads import requests as downloads
 from transcoding.errors import InvalidRequest
+from transcoding.ingest import url_import
 from transcoding.ingest.dedupe import video_link_duplicate, video_unlink
 from transcoding.jobs.dispatch import get_dispatcher
 from transcoding.models import (
@@ -23,6 +24,7 @@ from transcoding.models import (
     PartKind,
     PartStatus,
     Poster,
+    Preset,
     ProcessingJob,
     Rendition,
     Storyboard,
@@ -148,6 +150,29 @@ def video_update(video: Video, changes: dict) -> Video:
     for name, value in changes.items():
         setattr(video, name, value)
     video.save(update_fields=[*changes, "updated_at"])
+
+
+def video_import_url(
+    url: str,
+    *,
+    user=None,
+    title: str = "",
+    preset: Preset | None = None,
+    published: bool = False,
+    private: bool | None = None,
+    description: str = "",
+) -> Video:
+    """Create a video whose original the server fetches from `url` (an `import` job,
+    dispatched after commit; it then queues the encode). The URL is checked now, so a refused
+    one is an InvalidRequest with one line and nothing is created; every hop is checked again
+    when it is fetched. `user` is the requester, whose permissions the caller has checked."""
+    with transaction.atomic():
+        video = url_import.video_create_for_import(
+            url, title=title, description=description, preset=preset, published=published, private=private
+        )
+        videos.video_queued(video.pk)
+        _create_job(video, ProcessingJob.Step.IMPORT, [], options={"key": url_import.new_source_key()})
+    video.refresh_from_db(fields=["status"])
     return video
 
 

@@ -1,15 +1,22 @@
 """A canary HTTP server on 127.0.0.1 that counts the requests it receives: the witness that no
 file made the servers fetch the addresses it names (cloud metadata credentials, internal
-services). It answers every GET with a small "secret", as the metadata service would."""
+services). It answers every GET with a small "secret", as the metadata service would.
+`Canary(host="::1")` listens on IPv6 loopback (the `canary6` fixture), `port=` on a chosen port
+(a rebinding test needs the canary on the port the allowed server has)."""
 
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 
+class _Server6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 class Canary:
-    def __init__(self):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
         hits = self.hits = []
 
         class Handler(BaseHTTPRequestHandler):
@@ -26,13 +33,19 @@ class Canary:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server_class = _Server6 if ":" in host else ThreadingHTTPServer
+        self.server = server_class((host, port), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
-    def url(self, path: str) -> str:
-        host, port = self.server.server_address
-        return f"http://{host}:{port}{path}"
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    def url(self, path: str, scheme: str = "http") -> str:
+        host = self.server.server_address[0]
+        host = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{host}:{self.port}{path}"
 
     def __enter__(self):
         self.thread.start()
@@ -46,4 +59,10 @@ class Canary:
 @pytest.fixture
 def canary():
     with Canary() as server:
+        yield server
+
+
+@pytest.fixture
+def canary6():
+    with Canary(host="::1") as server:
         yield server

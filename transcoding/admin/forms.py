@@ -58,6 +58,8 @@ class VideoForm(RequestForm):
         self.fields["title"].required = False
         self.fields["title"].help_text = "Leave empty to use the file name."
         self.fields["source"].help_text = "Choosing a new file replaces the original and reprocesses."
+        if self.instance.import_url and not self.instance.source:
+            self.fields["source"].required = False  # still being imported: the details stay editable
         if self.instance.pk is None and direct_uploads.enabled():
             self.fields["source"].help_text = (
                 "Sent straight to storage in parts; if the upload is interrupted, choose the same file "

@@ -53,7 +53,8 @@ class VideoAdmin(LiveDisplays, admin.ModelAdmin):
             "status_badge", "progress_bar", "error_text", "playable_text", "parts_summary", "preview",
         ]}),
         ("Source", {"fields": [
-            "original_filename", "original_download", "outputs_link", "source_size_text", "source_sha256",
+            "import_url", "original_filename", "original_download", "outputs_link", "source_size_text",
+            "source_sha256",
             "duration_text", "resolution",
             "container", "video_codec", "audio_codec", "fps",
         ]}),
@@ -65,7 +66,8 @@ class VideoAdmin(LiveDisplays, admin.ModelAdmin):
     ]  # fmt: skip
     readonly_fields = [
         "status_badge", "progress_bar", "error_text", "playable_text", "parts_summary", "preview",
-        "original_filename", "original_download", "outputs_link", "source_size_text", "source_sha256",
+        "import_url", "original_filename", "original_download", "outputs_link", "source_size_text",
+        "source_sha256",
         "duration_text", "resolution",
         "container", "video_codec", "audio_codec", "fps", "storyboard_summary", "poster_summary",
         "downloads_list", "created_at", "updated_at", "processing_started_at", "processing_finished_at",

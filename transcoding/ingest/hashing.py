@@ -3,6 +3,8 @@ content dedupe trusts (a hash a client claims is never used). Computed while the
 in, so an original is not read a second time just to identify it."""
 
 import hashlib
+import io
+from collections.abc import Iterable
 from pathlib import Path
 
 from django.core.files import File
@@ -34,6 +36,43 @@ class HashingFile(File):
     def hexdigest(self) -> str:
         """The SHA-256, or "" unless storage read every byte."""
         return self._digest.hexdigest() if self._hashed and self._hashed == self.size else ""
+
+
+class HashingStream(io.RawIOBase):
+    """Chunks arriving from elsewhere (a URL import's download) as a read-once file storage
+    can save: the SHA-256 and the byte count are taken as storage reads them, so the bytes
+    pass through once and are never held whole. Not seekable: storages then stream it
+    (S3: a multipart upload of fixed-size parts)."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        super().__init__()
+        self._chunks = iter(chunks)
+        self._buffer = bytearray()
+        self._digest = hashlib.sha256()
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        size = -1 if size is None else size
+        while size < 0 or len(self._buffer) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._digest.update(chunk)
+            self.count += len(chunk)
+            self._buffer += chunk
+        end = len(self._buffer) if size < 0 else size
+        data = bytes(self._buffer[:end])
+        del self._buffer[:end]
+        return data
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
 
 
 class HashingUploadHandler:

@@ -54,6 +54,7 @@ class ProcessingJob(models.Model):
         ENCODE = "encode", "Probe, encode and package"
         SUBTITLES = "subtitles", "Generate subtitles"
         DOWNLOAD = "download", "Make MP4 downloads"
+        IMPORT = "import", "Import the original from a URL"
 
     video = models.ForeignKey(Video, related_name="jobs", on_delete=models.CASCADE)
     step = models.CharField(max_length=16, choices=Step.choices, default=Step.ENCODE)

@@ -185,6 +185,9 @@ class Video(models.Model):
     description = models.TextField(blank=True)
     source = models.FileField(upload_to=source_upload_to, max_length=500)
     original_filename = models.CharField(max_length=255, blank=True)
+    import_url = models.URLField(
+        max_length=2000, blank=True, help_text="Imported from this URL (the server fetched the original)."
+    )
     preset = models.ForeignKey(Preset, null=True, blank=True, on_delete=models.PROTECT)
     poster_time = models.FloatField(
         null=True, blank=True, help_text="Seconds into the video; empty picks a representative frame."
