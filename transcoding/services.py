@@ -168,7 +168,13 @@ def video_import_url(
     when it is fetched. `user` is the requester, whose permissions the caller has checked."""
     with transaction.atomic():
         video = url_import.video_create_for_import(
-            url, title=title, description=description, preset=preset, published=published, private=private
+            url,
+            title=title,
+            description=description,
+            preset=preset,
+            published=published,
+            private=private,
+            created_by=user,
         )
         videos.video_queued(video.pk)
         _create_job(video, ProcessingJob.Step.IMPORT, [], options={"key": url_import.new_source_key()})

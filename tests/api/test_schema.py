@@ -2,6 +2,7 @@
 to the JSON the API sends, and a bounded schema-driven fuzz run finds no 500 anywhere."""
 
 import re
+import socket
 
 import pytest
 import schemathesis
@@ -56,7 +57,18 @@ schema.config.generation.update(modes=list(GenerationMode), database="none")
 
 
 @pytest.fixture
-def fuzz_headers(editor):
+def offline_dns(monkeypatch):
+    """Every name the fuzzer puts in an import URL resolves to a documentation address (which
+    the import refuses), without asking a resolver: the test sends nothing off the machine."""
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.1", port or 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.fixture
+def fuzz_headers(editor, offline_dns):
     """Rows to find, and a read-write key: the fuzzer reaches past authentication. The
     requests go through the WSGI handler in this process, which would close the test's
     database connection after each one (Django's test client unhooks the same signal)."""

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from tests.support.api import key_client
+from tests.support.api import key_client, make_user
 from tests.support.rows import ready_rows
 from transcoding.jobs.dispatch.recording import outbox
 from transcoding.models import ProcessingJob, Video
@@ -180,3 +180,24 @@ def test_downloads_are_refused_for_a_video_without_renditions_and_for_bad_rungs(
         response = api.post(f"/api/v1/videos/{video.pk}/downloads/", {"rungs": rungs}, format="json")
         assert response.status_code == 400 and "\n" not in response.json()["detail"]
     assert not ProcessingJob.objects.filter(video=video).exists()
+
+
+def test_an_import_is_refused_for_an_internal_address_and_creates_nothing(api, canary):
+    """The API's door to the URL import (the attacks themselves: tests/ingest/test_url_import.py)."""
+    for url in (
+        canary.url("/v.mp4"),
+        canary.url("/v.mp4", "https"),
+        "https://127.0.0.1/x.mp4",
+        "https://169.254.169.254/latest/",
+        "https://[::1]/v.mp4",
+    ):
+        response = api.post("/api/v1/videos/import/", {"url": url}, format="json")
+        assert response.status_code == 400, url
+        assert "\n" not in response.json()["detail"]
+    assert canary.hits == [] and not Video.objects.exists()
+
+
+def test_an_import_needs_the_add_permission(db, canary):
+    client = key_client(make_user("viewer", "view_video", "change_video"))
+    response = client.post("/api/v1/videos/import/", {"url": "https://example.com/v.mp4"}, format="json")
+    assert response.status_code == 403 and "add_video" in response.json()["detail"]

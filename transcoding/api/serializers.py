@@ -109,6 +109,25 @@ class VideoUpdateSerializer(serializers.ModelSerializer):
         extra_kwargs = {"description": {"max_length": 10_000}}
 
 
+class VideoDetailsSerializer(serializers.Serializer):
+    """A new video's details, sent with an import (and an upload)."""
+
+    title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    description = serializers.CharField(max_length=10_000, required=False, allow_blank=True, default="")
+    preset = serializers.SlugRelatedField(
+        slug_field="name", queryset=Preset.objects.all(), allow_null=True, required=False, default=None
+    )
+    published = serializers.BooleanField(default=False)
+    private = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+class ImportSerializer(VideoDetailsSerializer):
+    url = serializers.URLField(
+        max_length=2000,
+        help_text="https only by default; internal addresses are refused after every redirect.",
+    )
+
+
 class ReprocessSerializer(serializers.Serializer):
     parts = serializers.ListField(
         child=serializers.ChoiceField(choices=PART_CHOICES),

@@ -6,6 +6,7 @@ while videos are added) in a fixed number of queries per page.
 """
 
 from django.db.models import Q
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -15,6 +16,7 @@ from rest_framework.response import Response
 from transcoding import selectors, services
 from transcoding.api.serializers import (
     DownloadsSerializer,
+    ImportSerializer,
     ReprocessSerializer,
     VideoFilterSerializer,
     VideoSerializer,
@@ -71,6 +73,8 @@ class VideoViewSet(
 ):
     serializer_class = VideoSerializer
     pagination_class = VideoCursorPagination
+    # The Django permission a write needs, when not the method's (`permissions.ApiPermission`).
+    required_permission = None
 
     def get_queryset(self):
         videos = selectors.with_parts(selectors.videos_visible_to(self.request.user))
@@ -87,6 +91,23 @@ class VideoViewSet(
 
     def perform_destroy(self, instance):
         services.video_delete(instance)
+
+    @extend_schema(
+        summary="Import a video from a URL",
+        description="The server fetches the file (after checking the address), then encodes it.",
+        request=ImportSerializer,
+        responses={202: VideoSerializer},
+    )
+    @action(detail=False, methods=["post"], url_path="import", required_permission="transcoding.add_video")
+    def import_url(self, request):
+        body = ImportSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        video = services.video_import_url(user=request.user, **body.validated_data)
+        response = Response(
+            VideoSerializer(self.get_queryset().get(pk=video.pk)).data, status=status.HTTP_202_ACCEPTED
+        )
+        response["Location"] = reverse("api:video-detail", args=[video.pk])
+        return response
 
     @extend_schema(summary="Process again", request=ReprocessSerializer, responses={202: VideoSerializer})
     @action(detail=True, methods=["post"])

@@ -53,6 +53,7 @@ def video_create_for_import(
     preset: Preset | None = None,
     published: bool = False,
     private: bool | None = None,
+    created_by=None,
 ) -> Video:
     """Check the URL as it resolves now (InvalidRequest, one line, when refused: nothing is
     stored) and create its video, still without an original."""
@@ -70,6 +71,7 @@ def video_create_for_import(
         description=description,
         preset=preset or default_preset(),
         published=published,
+        created_by=created_by,
         original_filename=filename,
         import_url=url,
     )
