@@ -389,6 +389,7 @@ def multipart_uploads(bucket) -> list[str]:
     return [u["Key"] for u in bucket.client.list_multipart_uploads(Bucket=bucket.name).get("Uploads", [])]
 
 
+@pytest.mark.slow  # makes a 6 MB clip
 @pytest.mark.django_db
 def test_the_same_protocol_straight_to_s3(
     api, uploader, s3, six_megabytes, settings, django_capture_on_commit_callbacks

@@ -182,7 +182,9 @@ def _refusal(serializer, *, resumable: bool = False) -> UploadError:
 
 
 # --- the views --------------------------------------------------------------------------------
-UPLOAD_ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="The upload's id (32 hex digits).")
+UPLOAD_ID = OpenApiParameter(
+    "id", str, OpenApiParameter.PATH, description="The upload's id (32 hex digits).", pattern="^[0-9a-f]{32}$"
+)
 
 
 @extend_schema_view(
