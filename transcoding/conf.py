@@ -63,8 +63,16 @@ SETTINGS: dict[str, Setting] = {
     "OUTPUT_PREFIX": Setting("videos", str, "storage prefix of the outputs (`videos/<id>/`)"),
     "SOURCE_PREFIX": Setting("originals", str, "storage prefix of uploaded originals"),
     "SERVE_MEDIA": Setting(None, bool, "Django serves `/media/` itself (default: with local storage)"),
-    "UPLOAD_PART_BYTES": Setting(8 * 1024**2, int, "direct S3 uploads: the browser's part size"),
+    "UPLOAD_PART_BYTES": Setting(
+        8 * 1024**2, int, "uploads in parts: the part size (S3: at least 5 MiB, in whole MiB)"
+    ),
     "UPLOAD_URL_SECONDS": Setting(3600, int, "direct S3 uploads: how long a presigned part URL is valid"),
+    "UPLOAD_EXPIRY_HOURS": Setting(
+        24.0, float, "an upload not completed this long after it started is removed by `cleanup_uploads`"
+    ),
+    "UPLOAD_PART_RATE": Setting(
+        "600/min", str, "API uploads to the site: part PUTs per key (not the write rate)"
+    ),
     # --- outbound requests: URL imports and webhooks (docs/url-import.md)
     "URL_IMPORT_ALLOW_HTTP": Setting(False, bool, "URL imports may use plain http (default: https only)"),
     "URL_IMPORT_ALLOW_INTERNAL": Setting(

@@ -5,10 +5,11 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from transcoding.api import problems, views
+from transcoding.api import problems, uploads, views
 
 router = DefaultRouter()
 router.register("videos", views.VideoViewSet, basename="video")
+router.register("uploads", uploads.UploadViewSet, basename="upload")
 
 app_name = "api"
 

@@ -4,8 +4,8 @@ chosen by the server), and records the size and the SHA-256 the server computed.
 
 Four ways in: a file or a path (`video_create`: the `ingest` command, tests), an object
 already in the bucket (`video_create_from_stored`: the S3 drop folder), an upload the admin
-form streamed in (`video_store_upload`), and a direct upload to S3 (`ingest.direct_uploads`,
-through `video_from_upload`). None of them queues work: the caller does
+form streamed in (`video_store_upload`), and an upload in parts (`ingest.uploads`: straight to
+S3 or to the site, through `video_from_upload`). None of them queues work: the caller does
 (`services.video_request_processing`).
 """
 
@@ -95,12 +95,13 @@ def video_create_from_stored(name: str, *, title: str = "", preset: Preset | Non
     return video
 
 
-def video_from_upload(video: Video, *, name: str, size: int, filename: str) -> Video:
-    """Save `video` (unsaved, its details filled by a form) with the directly uploaded object
-    `name` as its original. No SHA-256: the bytes never passed through the server."""
+def video_from_upload(video: Video, *, name: str, size: int, filename: str, sha256: str = "") -> Video:
+    """Save `video` (unsaved, its details filled by a form) with the uploaded object `name` as
+    its original. `sha256` only when the server computed it over the bytes it stored (an upload
+    in parts to the site); none for a direct upload to S3: the bytes never passed through."""
     video.source.name = name
     video.source_size = size
-    video.source_sha256 = ""
+    video.source_sha256 = sha256
     _defaults(video, filename).save()
     return video
 

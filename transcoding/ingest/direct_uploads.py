@@ -104,10 +104,10 @@ def part_count(upload: PendingUpload) -> int:
 
 
 # --- the service ------------------------------------------------------------------------------
-def upload_create(*, user, filename: str, size) -> PendingUpload:
+def upload_create(*, user, filename: str, size, details: dict | None = None) -> PendingUpload:
     """Start a multipart upload under a key chosen here, refusing what is over the limit. The
     object is written as a download (`content_types.object_headers`): what the browser says
-    the file is plays no part."""
+    the file is plays no part. `details`: the video's fields, kept for `complete` (the API's)."""
     if isinstance(size, bool) or not isinstance(size, int):
         raise UploadError("The file size is missing.")
     if size <= 0:
@@ -126,6 +126,8 @@ def upload_create(*, user, filename: str, size) -> PendingUpload:
         filename=safe_label(filename),
         content_type=headers["ContentType"],
         created_by=user,
+        mode=PendingUpload.Mode.S3,
+        details=details or {},
     )
 
 
@@ -134,7 +136,9 @@ def pending_upload(user, key, upload_id) -> PendingUpload:
     refused = UploadError("This upload was not started here, or it is finished.", 403)
     if not isinstance(key, str) or not isinstance(upload_id, str) or not KEY_PATTERN.fullmatch(key):
         raise refused
-    upload = PendingUpload.objects.filter(key=key, upload_id=upload_id).first()
+    upload = PendingUpload.objects.filter(
+        key=key, upload_id=upload_id, mode=PendingUpload.Mode.S3, completed_at__isnull=True
+    ).first()
     if upload is None or upload.created_by_id is None or upload.created_by_id != user.pk:
         raise refused
     return upload
@@ -222,10 +226,12 @@ def _completed_parts(upload: PendingUpload, parts) -> list[dict]:
     return cleaned
 
 
-def upload_complete(upload: PendingUpload, *, video: Video, parts=None, then=None) -> Video:
+def upload_complete(upload: PendingUpload, *, video: Video, parts=None, then=None, keep=False) -> Video:
     """Assemble the parts, check the object, then create `video` (unsaved, its details filled
     by the caller) with the uploaded key as its source, and call `then(video)` in the same
     transaction (the caller queues its processing there: a video is never left unqueued).
+    The record is deleted then, or with `keep` marked completed with its video (the API
+    answers a second completion with it).
 
     The video gets no SHA-256: the bytes went to S3, not through the server, and a hash the
     browser claims could name another video's content (content dedupe would then hand this
@@ -235,7 +241,7 @@ def upload_complete(upload: PendingUpload, *, video: Video, parts=None, then=Non
     Claimed once (a concurrent second request gets 409). When S3 refuses to assemble the parts
     the upload stays and can be resumed; when the object is refused (size, probe) it is deleted
     and so is the record, and the probe's sentence is the error."""
-    if upload.completing:
+    if upload.completing or upload.completed_at:
         raise UploadError("This upload is being completed already.", 409)
     parts = _completed_parts(upload, parts)
     if not PendingUpload.objects.filter(pk=upload.pk, completing=False).update(completing=True):
@@ -273,10 +279,19 @@ def upload_complete(upload: PendingUpload, *, video: Video, parts=None, then=Non
         raise
     with transaction.atomic():
         video_from_upload(video, name=upload.key, size=stored, filename=upload.filename)
-        upload.delete()
+        if keep:
+            upload_mark_completed(upload, video)
+        else:
+            upload.delete()
         if then is not None:
             then(video)
     return Video.objects.get(pk=video.pk)
+
+
+def upload_mark_completed(upload: PendingUpload, video: Video) -> None:
+    """The upload became `video`: kept as a record of that, its parts gone."""
+    upload.completing, upload.completed_at, upload.video = False, timezone.now(), video
+    upload.save(update_fields=["completing", "completed_at", "video"])
 
 
 def _exists(key: str) -> bool:
@@ -305,7 +320,12 @@ def uploads_abandoned(older_than: timedelta) -> list[Abandoned]:
     upload S3 no longer holds. The age is the record's (when the server started it), else
     the upload's `Initiated` time as S3 reports it."""
     cutoff = timezone.now() - older_than
-    records = {(r.key, r.upload_id): r for r in PendingUpload.objects.select_related("created_by")}
+    records = {
+        (r.key, r.upload_id): r
+        for r in PendingUpload.objects.filter(
+            mode=PendingUpload.Mode.S3, completed_at__isnull=True
+        ).select_related("created_by")
+    }
     found, listed = [], set()
     pages = (
         _client()

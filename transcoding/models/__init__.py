@@ -3,7 +3,7 @@
 - `videos`: Video, Preset and its rungs, the status vocabulary (VideoStatus, PartStatus, PartKind).
 - `parts`: what a video is made of (Rendition, Storyboard, Poster, Subtitle), with shared status fields.
 - `jobs`: ProcessingJob, the unit of dispatched work.
-- `uploads`: uploads in progress (PendingUpload).
+- `uploads`: uploads in progress (PendingUpload, and the parts of local ones: UploadPart).
 - `api_keys`: ApiKey, a program acting for a user through /api/v1/.
 - `downloads`: MP4 downloads of chosen rungs (Download).
 """
@@ -18,7 +18,7 @@ from transcoding.models.jobs import (  # noqa: F401
     stuck_q,
 )
 from transcoding.models.parts import PartMixin, Poster, Rendition, Storyboard, Subtitle  # noqa: F401
-from transcoding.models.uploads import PendingUpload  # noqa: F401
+from transcoding.models.uploads import PendingUpload, UploadPart  # noqa: F401
 from transcoding.models.videos import (  # noqa: F401
     ENCODE_PARTS,
     LANGUAGE_CODE,
