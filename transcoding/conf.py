@@ -75,6 +75,14 @@ SETTINGS: dict[str, Setting] = {
     "WHISPER_COMPUTE_TYPE": Setting("int8", str, "CTranslate2 compute type"),
     "TRANSCRIBE_BUCKET": Setting("", str, "aws-transcribe: the bucket for audio and transcripts"),
     "TRANSCRIBE_POLL_SECONDS": Setting(5.0, float, "aws-transcribe: how often the job is polled"),
+    # --- webhooks (docs/webhooks.md)
+    "WEBHOOK_ALLOW_HTTP": Setting(
+        False, bool, "webhook endpoints may be plain `http://` (always so with internal ones allowed)"
+    ),
+    "WEBHOOK_TIMEOUT_SECONDS": Setting(10.0, float, "a webhook attempt's connect and read timeout"),
+    "WEBHOOK_LEASE_SECONDS": Setting(
+        60, int, "a webhook delivery whose worker stopped this long ago is sent again (> the timeout)"
+    ),
 }
 DEFAULTS = {name: setting.default for name, setting in SETTINGS.items()}
 

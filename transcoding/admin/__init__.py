@@ -9,8 +9,9 @@ API while a video is processing; `admin-upload.js` streams uploads with a progre
     inlines.py  renditions, subtitles and jobs on a video's page; a preset's rungs
     actions.py  reprocess, generate subtitles, cancel
     videos.py, presets.py, jobs.py   the registered model admins
+    webhooks.py the webhook endpoints (secret shown once) and deliveries (log, redeliver)
 """
 
-from transcoding.admin import jobs, presets, videos
+from transcoding.admin import jobs, presets, videos, webhooks
 
-__all__ = ["jobs", "presets", "videos"]
+__all__ = ["jobs", "presets", "videos", "webhooks"]

@@ -4,6 +4,7 @@
 - `parts`: what a video is made of (Rendition, Storyboard, Poster, Subtitle), with shared status fields.
 - `jobs`: ProcessingJob, the unit of dispatched work.
 - `uploads`: uploads in progress (PendingUpload).
+- `webhooks`: endpoints, events, deliveries and their attempts (docs/webhooks.md).
 """
 
 from transcoding.models.jobs import (  # noqa: F401
@@ -31,4 +32,13 @@ from transcoding.models.videos import (  # noqa: F401
     subtitle_upload_to,
     validate_language_code,
     validate_one_line,
+)
+from transcoding.models.webhooks import (  # noqa: F401
+    EVENT_TYPES,
+    DeliveryState,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+    due_q,
 )
