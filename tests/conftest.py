@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.support.browser",
     "tests.support.services",
     "tests.support.lambda_runtime",
+    "tests.support.webhooks",
 ]
 
 

@@ -14,6 +14,10 @@ from transcoding.webhooks import endpoints
 
 
 class WebhookEndpointForm(forms.ModelForm):
+    url = forms.URLField(
+        assume_scheme="https", max_length=2000, label="URL",
+        help_text="HTTPS URL that receives the events (POST). Internal addresses are refused.",
+    )  # fmt: skip
     event_types = forms.MultipleChoiceField(
         choices=[(t, t) for t in EVENT_TYPES],
         required=False,
