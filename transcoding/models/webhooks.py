@@ -120,6 +120,7 @@ class WebhookAttempt(models.Model):
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     response = models.TextField(blank=True)
     error = models.CharField(max_length=500, blank=True)
+    token = models.CharField(max_length=64, blank=True, help_text="The claim that made it.")
 
     class Meta:
         ordering = ["number", "pk"]

@@ -36,6 +36,7 @@ MAX_ATTEMPTS = len(SCHEDULE) + 1
 JITTER = 0.1  # each delay is stretched or shrunk by up to 10 %
 RESPONSE_CHARS = 500
 USER_AGENT = "videoproject-webhooks/1 (Standard Webhooks)"
+INTERRUPTED = "No answer recorded: the worker stopped during the attempt."
 
 
 def retry_delay(attempt: int, rand: float | None = None) -> float | None:
@@ -115,20 +116,26 @@ def post(url: str, body: str, headers: dict) -> AttemptResult:
 
 def delivery_claim(delivery_id: int, now: datetime | None = None) -> WebhookDelivery | None:
     """Take the delivery for one attempt if it is due (or its lease expired); None otherwise
-    (delivered, failed, not due yet, or another worker has it)."""
+    (delivered, failed, not due yet, or another worker has it). The attempt is logged at once
+    as interrupted, and completed by `_record`: a worker killed mid-POST leaves that line."""
     now = now or timezone.now()
     token = uuid.uuid4().hex
-    claimed = (
-        WebhookDelivery.objects.filter(due_q(now), pk=delivery_id)
-        .update(
+    with transaction.atomic():
+        claimed = WebhookDelivery.objects.filter(due_q(now), pk=delivery_id).update(
             state=DeliveryState.SENDING,
             attempt=F("attempt") + 1,
             lease_token=token,
             lease_expires_at=now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS),
         )
-    )
-    if not claimed:
-        return None
+        if not claimed:
+            return None
+        WebhookAttempt.objects.create(
+            delivery_id=delivery_id,
+            number=WebhookAttempt.objects.filter(delivery_id=delivery_id).count() + 1,
+            started_at=now,
+            token=token,
+            error=INTERRUPTED,
+        )
     return WebhookDelivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
 
 
@@ -171,10 +178,7 @@ def _record(delivery: WebhookDelivery, result: AttemptResult, now: datetime, *, 
         outcome = "retry"
         fields.update(state=DeliveryState.PENDING, next_attempt_at=now + timedelta(seconds=delay))
     with transaction.atomic():
-        WebhookAttempt.objects.create(
-            delivery_id=delivery.pk,
-            number=WebhookAttempt.objects.filter(delivery_id=delivery.pk).count() + 1,
-            started_at=now,
+        WebhookAttempt.objects.filter(delivery_id=delivery.pk, token=delivery.lease_token).update(
             status_code=result.status_code,
             duration_ms=result.duration_ms,
             response=result.response,
