@@ -84,15 +84,41 @@ def test_no_import_cycles():
         ),
         (
             "transcoding.status",
-            ("transcoding.encoding", "transcoding.jobs", "transcoding.web", "transcoding.services"),
+            (
+                "transcoding.encoding",
+                "transcoding.jobs",
+                "transcoding.web",
+                "transcoding.services",
+                "transcoding.webhooks",
+            ),
         ),
         (
             "transcoding.storage",
             ("transcoding.encoding", "transcoding.jobs", "transcoding.web", "transcoding.status"),
         ),
-        ("transcoding.ingest", ("transcoding.encoding", "transcoding.jobs.runner", "transcoding.services")),
+        (
+            "transcoding.ingest",
+            (
+                "transcoding.encoding",
+                "transcoding.jobs.runner",
+                "transcoding.services",
+                "transcoding.webhooks",
+            ),
+        ),
         ("transcoding.captions", ("transcoding.encoding", "transcoding.jobs", "transcoding.services")),
         ("transcoding.encoding", ("transcoding.services", "transcoding.web", "transcoding.admin")),
+        (
+            "transcoding.webhooks",
+            (
+                "transcoding.services",
+                "transcoding.web.",  # the views (not webhooks itself)
+                "transcoding.admin",
+                "transcoding.encoding",
+                "transcoding.jobs.runner",
+                "transcoding.jobs.tasks",
+                "transcoding.jobs.watchdog",
+            ),
+        ),
     ],
 )
 def test_layers_import_only_downwards(layer, forbidden):

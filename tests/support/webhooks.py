@@ -44,10 +44,10 @@ class Receiver:
                     verified = True
                 except WebhookVerificationError:
                     payload, verified = None, False
+                kind = (payload or {}).get("type", "")
                 receiver.received.append(
-                    Received(headers.get("webhook-id", ""), (payload or {}).get("type", ""), payload, verified,
-                             headers, body)
-                )  # fmt: skip
+                    Received(headers.get("webhook-id", ""), kind, payload, verified, headers, body)
+                )
                 answer = receiver.script.pop(0) if receiver.script else 200
                 if answer == HOLD:
                     receiver.release.wait(60)
@@ -100,4 +100,6 @@ def webhook_endpoint(receiver, settings, db) -> WebhookEndpoint:
     """The receiver as an endpoint for every event type (internal addresses allowed: it is on
     127.0.0.1)."""
     settings.TRANSCODING_WEBHOOK_ALLOW_INTERNAL = True
-    return WebhookEndpoint.objects.create(url=receiver.url, secret=receiver.secret, description="test receiver")
+    return WebhookEndpoint.objects.create(
+        url=receiver.url, secret=receiver.secret, description="test receiver"
+    )

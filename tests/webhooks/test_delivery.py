@@ -160,7 +160,9 @@ def test_the_watchdog_dispatches_overdue_and_orphaned_deliveries(webhook_endpoin
     WebhookDelivery.objects.filter(pk=overdue.pk).update(next_attempt_at=long_ago)
     event_write("video.failed", video.pk)
     orphaned = WebhookDelivery.objects.exclude(pk=overdue.pk).get()
-    WebhookDelivery.objects.filter(pk=orphaned.pk).update(state=DeliveryState.SENDING, lease_expires_at=long_ago)
+    WebhookDelivery.objects.filter(pk=orphaned.pk).update(
+        state=DeliveryState.SENDING, lease_expires_at=long_ago
+    )
     event_write("video.playable", video.pk)  # fresh: its own dispatch is on the way
     recording.webhook_outbox.clear()
 

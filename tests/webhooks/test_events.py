@@ -81,7 +81,9 @@ def test_an_upload_to_ready_sends_created_playable_ready_once_each_in_order(
     assert set(WebhookDelivery.objects.values_list("state", flat=True)) == {DeliveryState.DELIVERED}
 
 
-def test_a_bad_upload_sends_video_failed(webhook_endpoint, receiver, tmp_path, django_capture_on_commit_callbacks):
+def test_a_bad_upload_sends_video_failed(
+    webhook_endpoint, receiver, tmp_path, django_capture_on_commit_callbacks
+):
     notes = tmp_path / "notes.mp4"
     notes.write_text("These are meeting notes, not a video.\n" * 20)
     with django_capture_on_commit_callbacks(execute=True):

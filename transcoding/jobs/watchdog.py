@@ -13,12 +13,11 @@ what a dead worker or a lost delivery leaves behind is put right.
 
 import logging
 
-
 from django.db import transaction
 
+from transcoding.conf import settings
 from transcoding.jobs.dispatch import get_dispatcher
 from transcoding.models import ProcessingJob
-from transcoding.conf import settings
 from transcoding.status import jobs, videos
 from transcoding.webhooks.delivery import deliveries_overdue_ids
 

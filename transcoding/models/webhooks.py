@@ -54,7 +54,9 @@ class WebhookEvent(models.Model):
 
     webhook_id = models.CharField(max_length=40, unique=True)
     type = models.CharField(max_length=40, db_index=True)
-    video_id = models.BigIntegerField(null=True, blank=True, db_index=True, help_text="Not a key: events outlive videos.")
+    video_id = models.BigIntegerField(
+        null=True, blank=True, db_index=True, help_text="Not a key: events outlive videos."
+    )
     body = models.TextField()
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
@@ -104,7 +106,9 @@ class WebhookDelivery(models.Model):
         verbose_name = "webhook delivery"
         verbose_name_plural = "webhook deliveries"
         indexes = [models.Index(fields=["state", "next_attempt_at"])]
-        constraints = [models.UniqueConstraint(fields=["event", "endpoint"], name="one_delivery_per_endpoint")]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "endpoint"], name="one_delivery_per_endpoint")
+        ]
 
     def __str__(self):
         return f"{self.event.type} to {self.endpoint} ({self.state})"

@@ -133,7 +133,11 @@ def _track_status(track: Subtitle, status: str, *, whole: bool = False, **fields
     """Set the track's status and `fields`, saving only those (`whole`, or a new track: the
     whole row, with whatever else the caller changed)."""
     with transaction.atomic():  # the change and what `status_changing` writes, together
-        old = Subtitle.objects.filter(pk=track.pk).values_list("status", flat=True).first() if track.pk else None
+        old = (
+            Subtitle.objects.filter(pk=track.pk).values_list("status", flat=True).first()
+            if track.pk
+            else None
+        )
         track.status = status
         for key, value in fields.items():
             setattr(track, key, value)

@@ -12,7 +12,6 @@ from transcoding.models import JobState, PartStatus, Rendition, Video, VideoStat
 from transcoding.status import parts
 from transcoding.status.events import announce
 
-
 # The error a video being deleted shows: its "failed" status is no outcome of its own.
 DELETING = "Deleting."
 

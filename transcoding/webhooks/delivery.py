@@ -151,9 +151,17 @@ def delivery_run(delivery_id: int) -> str:
     if not endpoint.active:
         result = AttemptResult(None, 0, error="The endpoint is not active.")
     else:
-        result = post(endpoint.url, event.body, signed_headers(endpoint.secret, event.webhook_id, event.body, now))
+        result = post(
+            endpoint.url, event.body, signed_headers(endpoint.secret, event.webhook_id, event.body, now)
+        )
     if not result.delivered:
-        log.info("webhook %s to %s: attempt %s failed: %s", event.webhook_id, endpoint.url, delivery.attempt, result.error)
+        log.info(
+            "webhook %s to %s: attempt %s failed: %s",
+            event.webhook_id,
+            endpoint.url,
+            delivery.attempt,
+            result.error,
+        )
     return _record(delivery, result, now, final=not endpoint.active)
 
 

@@ -75,8 +75,12 @@ def delivery_redeliver(delivery: WebhookDelivery) -> WebhookDelivery:
             WebhookDelivery.objects.filter(pk=delivery.pk)
             .exclude(state=DeliveryState.SENDING)
             .update(
-                state=DeliveryState.PENDING, attempt=0, next_attempt_at=timezone.now(),
-                lease_expires_at=None, lease_token="", delivered_at=None,
+                state=DeliveryState.PENDING,
+                attempt=0,
+                next_attempt_at=timezone.now(),
+                lease_expires_at=None,
+                lease_token="",
+                delivered_at=None,
             )  # fmt: skip
         )
         if not updated:

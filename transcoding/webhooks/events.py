@@ -78,7 +78,9 @@ def render(event_type: str, data: dict, at) -> str:
     return json.dumps(payload, separators=(",", ":"), cls=DjangoJSONEncoder)
 
 
-def event_write(event_type: str, video_id: int, *, data: dict | None = None, extra=None) -> WebhookEvent | None:
+def event_write(
+    event_type: str, video_id: int, *, data: dict | None = None, extra=None
+) -> WebhookEvent | None:
     """Write the event and one pending delivery per subscribed endpoint, in the current
     transaction, and dispatch each delivery once it commits. `data` is the document when the
     caller rendered it already (a video about to be deleted); `extra` is merged into it.
@@ -100,7 +102,9 @@ def event_write(event_type: str, video_id: int, *, data: dict | None = None, ext
             created_at=now,
         )
         deliveries = WebhookDelivery.objects.bulk_create(
-            WebhookDelivery(event=event, endpoint=e, state=DeliveryState.PENDING, next_attempt_at=now, created_at=now)
+            WebhookDelivery(
+                event=event, endpoint=e, state=DeliveryState.PENDING, next_attempt_at=now, created_at=now
+            )
             for e in endpoints
         )
         for delivery in deliveries:

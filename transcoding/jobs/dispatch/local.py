@@ -5,8 +5,10 @@ machine (`manage.py worker`) polls it. Nothing to install or run besides Django.
 --wait` or a bare `runserver` work on their own. Besides its job threads, a worker has one
 thread that sends the webhook deliveries that are due (a long encode never holds them back):
 new ones, retries whose backoff has passed, and those whose worker died mid-delivery (lease
-expired). A worker started on demand stays while deliveries are unfinished. "Running" means holding an exclusive lock on a file in the run
-directory; the kernel drops the lock when the process dies, even by SIGKILL.
+expired). A worker started on demand stays while deliveries are unfinished.
+
+"Running" means holding an exclusive lock on a file in the run directory; the kernel drops
+the lock when the process dies, even by SIGKILL.
 """
 
 import fcntl
@@ -173,7 +175,9 @@ def run_worker(*, concurrency: int = 1, idle_exit: float | None = None, poll: fl
             threading.Thread(target=_work_loop, args=(stop, idle_exit, poll), daemon=True, name=f"worker-{i}")
             for i in range(max(1, concurrency))
         ]
-        threads.append(threading.Thread(target=_delivery_loop, args=(stop, poll), daemon=True, name="webhooks"))
+        threads.append(
+            threading.Thread(target=_delivery_loop, args=(stop, poll), daemon=True, name="webhooks")
+        )
         for thread in threads:
             thread.start()
         try:
