@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.support.api",
     "tests.support.services",
     "tests.support.lambda_runtime",
+    "tests.support.webhooks",
 ]
 
 

@@ -84,13 +84,27 @@ def test_no_import_cycles():
         ),
         (
             "transcoding.status",
-            ("transcoding.encoding", "transcoding.jobs", "transcoding.web", "transcoding.services"),
+            (
+                "transcoding.encoding",
+                "transcoding.jobs",
+                "transcoding.web",
+                "transcoding.services",
+                "transcoding.webhooks",
+            ),
         ),
         (
             "transcoding.storage",
             ("transcoding.encoding", "transcoding.jobs", "transcoding.web", "transcoding.status"),
         ),
-        ("transcoding.ingest", ("transcoding.encoding", "transcoding.jobs.runner", "transcoding.services")),
+        (
+            "transcoding.ingest",
+            (
+                "transcoding.encoding",
+                "transcoding.jobs.runner",
+                "transcoding.services",
+                "transcoding.webhooks",
+            ),
+        ),
         ("transcoding.captions", ("transcoding.encoding", "transcoding.jobs", "transcoding.services")),
         ("transcoding.encoding", ("transcoding.services", "transcoding.web", "transcoding.admin")),
         # The API is thin: services and selectors below it, never the workers' internals.
@@ -123,6 +137,18 @@ def test_no_import_cycles():
                 "django.core.files",
             ),
         ),  # fmt: skip
+        (
+            "transcoding.webhooks",
+            (
+                "transcoding.services",
+                "transcoding.web.",  # the views (not webhooks itself)
+                "transcoding.admin",
+                "transcoding.encoding",
+                "transcoding.jobs.runner",
+                "transcoding.jobs.tasks",
+                "transcoding.jobs.watchdog",
+            ),
+        ),
     ],
 )
 def test_layers_import_only_downwards(layer, forbidden):

@@ -108,6 +108,14 @@ SETTINGS: dict[str, Setting] = {
     "TRANSCRIBE_MAX_WAIT_SECONDS": Setting(
         4 * 3600.0, float, "aws-transcribe: the track fails when Transcribe has not finished by then"
     ),
+    # --- webhooks (docs/webhooks.md)
+    "WEBHOOK_ALLOW_HTTP": Setting(
+        False, bool, "webhook endpoints may be plain `http://` (always so with internal ones allowed)"
+    ),
+    "WEBHOOK_TIMEOUT_SECONDS": Setting(10.0, float, "a webhook attempt's connect and read timeout"),
+    "WEBHOOK_LEASE_SECONDS": Setting(
+        60, int, "a webhook delivery whose worker stopped this long ago is sent again (> the timeout)"
+    ),
 }
 DEFAULTS = {name: setting.default for name, setting in SETTINGS.items()}
 

@@ -37,6 +37,7 @@ from transcoding.status import jobs, videos
 from transcoding.status import parts as part_status
 from transcoding.storage import references
 from transcoding.storage.objects import video_prefix
+from transcoding.webhooks import events as webhook_events
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,10 @@ def video_cancel(video: Video) -> int:
 def video_delete(video: Video) -> None:
     """Delete the video with every stored output (S3: deleted in batches of 1000) and its
     original. Outputs that another video plays (a duplicate linked to them by
-    `video_link_duplicate`) stay until the last video using them is deleted."""
+    `video_link_duplicate`) stay until the last video using them is deleted. The
+    `video.deleted` webhook carries the document as it was before anything went, and is
+    written in the transaction that deletes the row."""
+    document = webhook_events.video_deleting_document(video.pk)
     video_cancel(video)
     videos.video_deleting(video.pk)  # not ready any more: nothing new links to outputs about to go
     references.video_delete_outputs(video)
@@ -204,7 +208,9 @@ def video_delete(video: Video) -> None:
     for subtitle in video.subtitles.all():
         if subtitle.file:
             subtitle.file.delete(save=False)
-    video.delete()
+    with transaction.atomic():
+        webhook_events.video_deleted(video.pk, document)
+        video.delete()
 
 
 def subtitle_save(subtitle: Subtitle) -> Subtitle:

@@ -1,7 +1,8 @@
 """One contract, every dispatch backend (as Django runs one test class against every mail
 backend). `BaseDispatcher` promises: a job id handed over after commit reaches
-`transcoding.jobs.tasks.process_job` at least once, a duplicate delivery does nothing, and the
-chunk jobs a long video fans out travel the same way.
+`transcoding.jobs.tasks.process_job` at least once, a duplicate delivery does nothing, the
+chunk jobs a long video fans out travel the same way, and a webhook delivery id handed over
+reaches `transcoding.jobs.tasks.deliver_webhook` (a real receiver on 127.0.0.1 gets the event).
 
 Each backend below runs for real, in the way this machine allows:
 - recording: the test delivers what was recorded, in order;
@@ -27,7 +28,7 @@ from tests.support.services import REDIS_DB, REDIS_HOST, REDIS_PORT, redis_missi
 from transcoding import services
 from transcoding.ingest.create import video_create
 from transcoding.jobs.dispatch import get_dispatcher, local, recording
-from transcoding.models import JobState, ProcessingJob, Video
+from transcoding.models import DeliveryState, JobState, ProcessingJob, Video, WebhookDelivery
 from videoproject.celery import app as celery_app
 
 pytestmark = [
@@ -61,10 +62,16 @@ class Backend:
         wait_for(lambda: terminal(video), 90, "the video's jobs never ended", poll=0.2)
 
 
+def webhooks_delivered() -> bool:
+    states = set(WebhookDelivery.objects.values_list("state", flat=True))
+    return bool(states) and states <= {DeliveryState.DELIVERED}
+
+
 class Recording(Backend):
     def drain(self, video: Video) -> None:
-        while recording.outbox:
+        while recording.outbox or recording.webhook_outbox:
             recording.run_recorded()  # transactional database: commit hooks run at once
+            recording.run_recorded_webhooks()
 
 
 class Local(Backend):
@@ -177,3 +184,14 @@ class TestDispatchContract:
         assert len(chunks) >= 2 and chunks == list(range(len(chunks)))
         assert set(jobs.values_list("state", flat=True)) == {JobState.DONE}
         checks.assert_all_outputs(video, 6.0, LADDER, audio=True)
+
+    def test_a_webhook_reaches_its_endpoint(self, backend, clip, webhook_endpoint, receiver):
+        backend.configure(WEBHOOK_ALLOW_INTERNAL=True)  # the receiver is on 127.0.0.1
+        video = video_create(source=clip)
+        services.video_request_processing(video)
+        backend.drain(video)
+        wait_for(webhooks_delivered, 60, "the webhooks were never delivered", poll=0.2)
+
+        assert sorted(receiver.types()) == ["video.created", "video.playable", "video.ready"]
+        assert all(r.verified for r in receiver.received)
+        assert {r.payload["data"]["id"] for r in receiver.received} == {video.pk}

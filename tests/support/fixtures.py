@@ -85,8 +85,10 @@ def _isolated_media(settings, tmp_path):
     settings.TRANSCODING_DISPATCH = "recording"
     settings.TRANSCODING_RUN_DIR = str(tmp_path / "run")
     recording.outbox.clear()
+    recording.webhook_outbox.clear()
     yield
     recording.outbox.clear()
+    recording.webhook_outbox.clear()
 
 
 @pytest.fixture(scope="session")

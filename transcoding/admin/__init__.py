@@ -9,8 +9,9 @@ API while a video is processing; `admin-upload.js` streams uploads with a progre
     inlines.py  renditions, subtitles and jobs on a video's page; a preset's rungs
     actions.py  reprocess, generate subtitles, cancel
     videos.py, presets.py, jobs.py, api_keys.py   the registered model admins
+    webhooks.py the webhook endpoints (secret shown once) and deliveries (log, redeliver)
 """
 
-from transcoding.admin import api_keys, jobs, presets, videos
+from transcoding.admin import api_keys, jobs, presets, videos, webhooks
 
-__all__ = ["api_keys", "jobs", "presets", "videos"]
+__all__ = ["api_keys", "jobs", "presets", "videos", "webhooks"]

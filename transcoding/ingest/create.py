@@ -6,7 +6,8 @@ Four ways in: a file or a path (`video_create`: the `ingest` command, tests), an
 already in the bucket (`video_create_from_stored`: the S3 drop folder), an upload the admin
 form streamed in (`video_store_upload`), and an upload in parts (`ingest.uploads`: straight to
 S3 or to the site, through `video_from_upload`). None of them queues work: the caller does
-(`services.video_request_processing`).
+(`services.video_request_processing`). Each announces a new video
+(`status.events.video_created`) in the transaction that writes its row.
 """
 
 from pathlib import Path, PurePosixPath
@@ -18,6 +19,7 @@ from django.db import transaction
 from transcoding.errors import InvalidRequest
 from transcoding.ingest.hashing import HashingFile
 from transcoding.models import Preset, Video
+from transcoding.status.events import announce_created
 
 UNTITLED = "Untitled video"
 
@@ -39,6 +41,16 @@ def _defaults(video: Video, filename: str) -> Video:
     if video.pk is None and video.preset_id is None:
         video.preset = default_preset()
     return video
+
+
+def _save(video: Video) -> None:
+    """Save the row; a new video is announced (`status.events.video_created`, which the
+    webhooks' `video.created` hangs on) in the same transaction as its row is written."""
+    new = video.pk is None
+    with transaction.atomic():
+        video.save()
+        if new:
+            announce_created(Video, video.pk)
 
 
 def video_create(
@@ -77,7 +89,7 @@ def video_create(
     video.source.save(name, hashing, save=False)
     video.source_size = video.source.size
     video.source_sha256 = getattr(source, "sha256", "") or hashing.hexdigest()
-    video.save()
+    _save(video)
     return video
 
 
@@ -91,7 +103,7 @@ def video_create_from_stored(name: str, *, title: str = "", preset: Preset | Non
         video = _defaults(Video(title=title, preset=preset), PurePosixPath(name).name)
         video.source.name = name
         video.source_size = default_storage.size(name)
-        video.save()
+        _save(video)
     return video
 
 
@@ -102,7 +114,7 @@ def video_from_upload(video: Video, *, name: str, size: int, filename: str, sha2
     video.source.name = name
     video.source_size = size
     video.source_sha256 = sha256
-    _defaults(video, filename).save()
+    _save(_defaults(video, filename))
     return video
 
 
@@ -120,7 +132,7 @@ def video_store_upload(video: Video) -> Video:
     video.container = video.video_codec = video.audio_codec = ""
     video.duration = video.width = video.height = video.fps = None
     video.probe = {}
-    video.save()
+    _save(video)
     if previous and previous != video.source.name:
         storage = video.source.storage
         transaction.on_commit(lambda: storage.delete(previous))

@@ -6,13 +6,22 @@ what a dead worker or a lost delivery leaves behind is put right.
 - Queued jobs nobody has claimed although they are due (a retry whose backoff has passed, a
   step whose wait is over, a dispatch lost on the way) are dispatched again, unless the
   backend's queue holds them (`keeps_messages`). Claiming makes a duplicate harmless.
+- Webhook deliveries whose worker died mid-delivery (lease expired) are dispatched again, and
+  so are pending ones overdue (a lost dispatch; a retry's backoff over on a backend that does
+  not schedule retries), unless the backend's queue holds them.
 """
+
+import logging
 
 from django.db import transaction
 
+from transcoding.conf import settings
 from transcoding.jobs.dispatch import get_dispatcher
 from transcoding.models import ProcessingJob
 from transcoding.status import jobs, videos
+from transcoding.webhooks.delivery import deliveries_overdue_ids
+
+log = logging.getLogger(__name__)
 
 
 def jobs_recover_stuck() -> tuple[list[int], list[int], list[int]]:
@@ -27,4 +36,17 @@ def jobs_recover_stuck() -> tuple[list[int], list[int], list[int]]:
         due = [pk for pk in due if pk not in requeued]
         for job_id in [*requeued, *due]:
             transaction.on_commit(lambda job_id=job_id: get_dispatcher().enqueue(job_id), robust=True)
+    deliveries_recover()
     return requeued, failed, due
+
+
+def deliveries_recover() -> list[int]:
+    """Dispatch again the webhook deliveries a worker should have sent by now; returns their ids."""
+    overdue = deliveries_overdue_ids(
+        settings.REDISPATCH_GRACE_SECONDS, include_due=not get_dispatcher().keeps_messages
+    )
+    if overdue:
+        log.info("watchdog: webhook deliveries dispatched again: %s", overdue)
+    for delivery_id in overdue:
+        get_dispatcher().deliver_webhook(delivery_id)
+    return overdue

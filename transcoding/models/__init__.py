@@ -6,6 +6,7 @@
 - `uploads`: uploads in progress (PendingUpload, and the parts of local ones: UploadPart).
 - `api_keys`: ApiKey, a program acting for a user through /api/v1/.
 - `downloads`: MP4 downloads of chosen rungs (Download).
+- `webhooks`: endpoints, events, deliveries and their attempts (docs/webhooks.md).
 """
 
 from transcoding.models.api_keys import ApiKey  # noqa: F401
@@ -38,4 +39,13 @@ from transcoding.models.videos import (  # noqa: F401
     subtitle_upload_to,
     validate_language_code,
     validate_one_line,
+)
+from transcoding.models.webhooks import (  # noqa: F401
+    EVENT_TYPES,
+    DeliveryState,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+    due_q,
 )

@@ -9,6 +9,7 @@ and the filter that picks its rows. Everything that changes a part's status goes
 
 from dataclasses import dataclass
 
+from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
@@ -136,12 +137,17 @@ def finished_since(video_id: int, since) -> set[str]:
 def _track_status(track: Subtitle, status: str, *, whole: bool = False, **fields) -> None:
     """Set the track's status and `fields`, saving only those (`whole`, or a new track: the
     whole row, with whatever else the caller changed)."""
-    old = Subtitle.objects.filter(pk=track.pk).values_list("status", flat=True).first() if track.pk else None
-    track.status = status
-    for key, value in fields.items():
-        setattr(track, key, value)
-    track.save(update_fields=None if old is None or whole else ["status", *fields])
-    announce(Subtitle, track.pk, track.video_id, "status", old, status)
+    with transaction.atomic():  # the change and what `status_changing` writes, together
+        old = (
+            Subtitle.objects.filter(pk=track.pk).values_list("status", flat=True).first()
+            if track.pk
+            else None
+        )
+        track.status = status
+        for key, value in fields.items():
+            setattr(track, key, value)
+        track.save(update_fields=None if old is None or whole else ["status", *fields])
+        announce(Subtitle, track.pk, track.video_id, "status", old, status)
 
 
 def track_queued(track: Subtitle) -> None:

@@ -12,16 +12,22 @@ from transcoding.models import JobState, PartStatus, ProcessingJob, Rendition, V
 from transcoding.status import parts
 from transcoding.status.events import announce
 
+# The error a video being deleted shows: its "failed" status is no outcome of its own.
+DELETING = "Deleting."
+
 
 def _write(video_id: int, **fields) -> None:
-    """Update the row and announce what changed of its status and playability."""
-    before = Video.objects.filter(pk=video_id).values("status", "playable").first()
-    Video.objects.filter(pk=video_id).update(**fields)
-    if before is None:
-        return
-    for field in ("status", "playable"):
-        if field in fields:
-            announce(Video, video_id, video_id, field, before[field], fields[field])
+    """Update the row and announce what changed of its status and playability, in one
+    transaction (what `status_changing` writes commits with the change). Playability first:
+    a video that becomes playable and ready in one write was playable before it was ready."""
+    with transaction.atomic():
+        before = Video.objects.filter(pk=video_id).values("status", "playable").first()
+        Video.objects.filter(pk=video_id).update(**fields)
+        if before is None:
+            return
+        for field in ("playable", "status"):
+            if field in fields:
+                announce(Video, video_id, video_id, field, before[field], fields[field])
 
 
 def video_queued(video_id: int, **fields) -> None:
@@ -41,7 +47,7 @@ def video_playable(video_id: int) -> None:
 
 def video_deleting(video_id: int) -> None:
     """Not ready any more while its files go, so nothing new links to them."""
-    _write(video_id, status=VideoStatus.FAILED, playable=False, error="Deleting.")
+    _write(video_id, status=VideoStatus.FAILED, playable=False, error=DELETING)
 
 
 def video_linked(video_id: int, **fields) -> None:

@@ -1,7 +1,8 @@
 class BaseDispatcher:
     """The whole contract: deliver a job id to something that will call
-    `transcoding.jobs.tasks.process_job(job_id)`, at least once. Called after the transaction
-    that created the job has committed."""
+    `transcoding.jobs.tasks.process_job(job_id)`, and a webhook delivery id to something that
+    will call `transcoding.jobs.tasks.deliver_webhook(delivery_id)`, at least once. Called
+    after the transaction that created the job or the delivery has committed."""
 
     # True when a queue holds every undelivered message until a worker acknowledges it (a
     # Celery broker): a job waiting there behind others is not lost, and the watchdog does
@@ -9,6 +10,9 @@ class BaseDispatcher:
     keeps_messages = False
 
     def enqueue(self, job_id: int) -> None:
+        raise NotImplementedError
+
+    def deliver_webhook(self, delivery_id: int) -> None:
         raise NotImplementedError
 
     def while_waiting(self, video_ids: list[int]) -> None:

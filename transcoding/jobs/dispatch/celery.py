@@ -18,7 +18,7 @@ from django.utils import timezone
 from transcoding.jobs import tasks
 from transcoding.jobs.dispatch.base import BaseDispatcher
 from transcoding.jobs.watchdog import jobs_recover_stuck
-from transcoding.models import JobState, ProcessingJob
+from transcoding.models import DeliveryState, JobState, ProcessingJob, WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,37 @@ def process_job(self, job_id: int) -> str:
             _await_dead_lease(job_id)
         _not_yet_due(job_id)
     return outcome
+
+
+@shared_task(
+    name="transcoding.deliver_webhook",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(DatabaseError,),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=10,
+)
+def deliver_webhook(self, delivery_id: int) -> str:
+    """One attempt of a webhook delivery. A failed attempt is sent again at its backoff's end
+    (a message with that eta: the longest backoff, 10 h, is under the broker's visibility
+    timeout); a redelivered message that finds the delivery leased to a dead worker tries
+    again once the lease expires. The watchdog covers anything lost beyond that."""
+    outcome = tasks.deliver_webhook(delivery_id)
+    if outcome == "retry":
+        _schedule_delivery(delivery_id, DeliveryState.PENDING, "next_attempt_at", 0)
+    elif outcome == "skipped" and (self.request.delivery_info or {}).get("redelivered"):
+        _schedule_delivery(delivery_id, DeliveryState.SENDING, "lease_expires_at", LEASE_MARGIN_SECONDS)
+    return outcome
+
+
+def _schedule_delivery(delivery_id: int, state: str, field: str, margin: float) -> None:
+    row = WebhookDelivery.objects.filter(pk=delivery_id, state=state).values(field).first()
+    if row is None or row[field] is None:
+        return
+    deliver_webhook.apply_async((delivery_id,), eta=row[field] + timedelta(seconds=margin))
 
 
 @shared_task(name="transcoding.requeue_stuck")
@@ -110,3 +141,7 @@ class CeleryDispatcher(BaseDispatcher):
             process_job.delay(int(job_id))
         else:
             process_job.apply_async((int(job_id),), queue=FIRST_QUEUE)
+
+    def deliver_webhook(self, delivery_id: int) -> None:
+        """Webhooks go to the first queue: they are short, and must not wait behind chunks."""
+        deliver_webhook.apply_async((int(delivery_id),), queue=FIRST_QUEUE)

@@ -1,9 +1,14 @@
 """The embedded default: the ProcessingJob table is the queue, and a worker process on the same
 machine (`manage.py worker`) polls it. Nothing to install or run besides Django.
 
-`enqueue` starts a worker when none is running, so `manage.py ingest --wait` or a bare
-`runserver` work on their own. "Running" means holding an exclusive lock on a file in the run
-directory; the kernel drops the lock when the process dies, even by SIGKILL.
+`enqueue` (and `deliver_webhook`) start a worker when none is running, so `manage.py ingest
+--wait` or a bare `runserver` work on their own. Besides its job threads, a worker has one
+thread that sends the webhook deliveries that are due (a long encode never holds them back):
+new ones, retries whose backoff has passed, and those whose worker died mid-delivery (lease
+expired). A worker started on demand stays while deliveries are unfinished.
+
+"Running" means holding an exclusive lock on a file in the run directory; the kernel drops
+the lock when the process dies, even by SIGKILL.
 """
 
 import fcntl
@@ -24,6 +29,7 @@ from transcoding.jobs import tasks
 from transcoding.jobs.dispatch.base import BaseDispatcher
 from transcoding.models import JobState, ProcessingJob
 from transcoding.status.jobs import jobs_claimable_ids
+from transcoding.webhooks.delivery import deliveries_due_ids, deliveries_unfinished
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +91,12 @@ class LocalDispatcher(BaseDispatcher):
             log.info("no local worker running: starting one for job %s", job_id)
             start_worker()
 
+    def deliver_webhook(self, delivery_id: int) -> None:
+        # The delivery is in its table, due now: a worker's delivery thread sends it.
+        if not worker_running():
+            log.info("no local worker running: starting one for webhook delivery %s", delivery_id)
+            start_worker()
+
     def while_waiting(self, video_ids: list[int]) -> None:
         """A worker started on enqueue exits when idle for a while: make sure one runs while
         these videos still have claimable work."""
@@ -126,9 +138,37 @@ def _work_loop(stop: threading.Event, idle_exit: float | None, poll: float) -> N
             connection.close()
         if ran:
             idle_since = time.monotonic()
-        elif idle_exit is not None and time.monotonic() - idle_since > idle_exit and not _queued():
-            stop.set()
-            break
+        elif idle_exit is not None and time.monotonic() - idle_since > idle_exit:
+            if _queued() or _unfinished_deliveries():
+                idle_since = time.monotonic()
+            else:
+                stop.set()
+                break
+        stop.wait(poll)
+    connection.close()
+
+
+def _unfinished_deliveries() -> bool:
+    try:
+        return deliveries_unfinished()
+    except Exception:  # the database is away: not a reason to stay
+        log.exception("could not count webhook deliveries")
+        connection.close()
+        return False
+
+
+def _delivery_loop(stop: threading.Event, poll: float) -> None:
+    """Send due webhook deliveries, one at a time, until the worker stops."""
+    while not stop.is_set():
+        close_old_connections()
+        try:
+            for delivery_id in deliveries_due_ids():
+                if stop.is_set():
+                    break
+                tasks.deliver_webhook(delivery_id)
+        except Exception:  # a lost database connection must not end the worker
+            log.exception("webhook loop error; retrying in %s s", poll)
+            connection.close()
         stop.wait(poll)
     connection.close()
 
@@ -144,6 +184,9 @@ def run_worker(*, concurrency: int = 1, idle_exit: float | None = None, poll: fl
             threading.Thread(target=_work_loop, args=(stop, idle_exit, poll), daemon=True, name=f"worker-{i}")
             for i in range(max(1, concurrency))
         ]
+        threads.append(
+            threading.Thread(target=_delivery_loop, args=(stop, poll), daemon=True, name="webhooks")
+        )
         for thread in threads:
             thread.start()
         try:

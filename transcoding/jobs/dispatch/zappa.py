@@ -16,6 +16,8 @@ function (the same function that serves the site). See docs/deploy-zappa.md.
   Transcribe job runs) ends its invocation normally; it is queued with the time it wants to
   look again, and the watchdog dispatches it once that time (plus the redispatch grace) has
   passed. No invocation stays open while Transcribe works.
+- `deliver_webhook(delivery_id)` sends one webhook attempt in its own invocation; retries
+  after a backoff are dispatched by the watchdog.
 - `ingest_s3_object` is the optional S3 ObjectCreated router: an object stored under
   `incoming/` becomes a video and is queued.
 
@@ -66,6 +68,18 @@ def run_job(job_id: int) -> str:
     return outcome
 
 
+@task
+def deliver_webhook(delivery_id: int) -> str:
+    """One attempt of a webhook delivery. A failed attempt is not raised (Lambda's own retry
+    would not wait for the backoff): the watchdog, every minute, sends due retries and
+    deliveries whose invocation died."""
+    _drop_stale_connections()
+    try:
+        return tasks.deliver_webhook(delivery_id)
+    finally:
+        _drop_stale_connections()
+
+
 class ZappaDispatcher(BaseDispatcher):
     def enqueue(self, job_id: int) -> None:
         try:
@@ -74,6 +88,9 @@ class ZappaDispatcher(BaseDispatcher):
             # Only when Zappa ran the task inline (not on Lambda): the job is back in the queue
             # with its backoff, and the caller (a commit hook) must not fail because of it.
             log.warning("job %s: ran inline and failed transiently; queued for a retry", job_id)
+
+    def deliver_webhook(self, delivery_id: int) -> None:
+        deliver_webhook(int(delivery_id))
 
 
 def requeue_stuck(event=None, context=None) -> dict:
