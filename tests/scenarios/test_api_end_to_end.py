@@ -81,7 +81,7 @@ class Script:
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 content = response.read()
-                return response.status, dict(response.headers), content
+                return response.status, response.headers, content  # case-insensitive
         except urllib.error.HTTPError as exc:
             raise AssertionError(f"{method} {url}: {exc.code} {exc.read()[:300]!r}")
 

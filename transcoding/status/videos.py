@@ -90,7 +90,8 @@ def derived_status(video: Video) -> dict:
 
     A video whose encode parts are all ready is ready, whatever its subtitles jobs are doing:
     a generated track (Amazon Transcribe can take hours) is announced on its own when it is
-    published, and never holds back the video. Before that, any active job counts (a video
+    published, and never holds back the video. Its MP4 downloads do (they take seconds, and a
+    client told "ready" expects `download_urls`). Before that, any active job counts (a video
     never encoded with only a subtitles job running is processing)."""
     active_jobs = list(video.jobs.active().values_list("step", "state"))
     all_parts = parts.all_parts(video.pk)
@@ -101,7 +102,8 @@ def derived_status(video: Video) -> dict:
         if isinstance(p, Rendition) and p.kind == Rendition.Kind.AUDIO
     )
     encoded = bool(renditions) and audio_ok and all(r.status == PartStatus.READY for r in renditions)
-    active = {state for step, state in active_jobs if not encoded or step == ProcessingJob.Step.ENCODE}
+    holds_back = (ProcessingJob.Step.ENCODE, ProcessingJob.Step.DOWNLOAD)
+    active = {state for step, state in active_jobs if not encoded or step in holds_back}
     counted = [p for p in all_parts if p.status != PartStatus.SKIPPED]
     # Playable once a master playlist names renditions that can play: ready ones, or ones an
     # encode is publishing as EVENT playlists (they have segments).
