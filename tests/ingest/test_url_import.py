@@ -334,3 +334,32 @@ def test_a_job_cancelled_while_it_downloads_stops_and_leaves_nothing(origin, req
         import_from_url(job, cancelled)
     assert stored_originals(settings) == []
     assert not Video.objects.get(pk=video.pk).source
+
+
+def test_an_imported_video_is_editable_before_and_after_its_original_arrives(
+    admin_client, origin, request_import
+):
+    """Before: the form does not ask for a file. After: an edit keeps the imported original
+    (the admin writes only the fields the form changed)."""
+    video = request_import(origin.serve("/a.mp4", b"the original"), title="Before")
+    form = {
+        "title": "Renamed", "description": "", "preset": video.preset_id or "", "poster_time": "",
+        "speech_language": "", "subtitles-TOTAL_FORMS": "0", "subtitles-INITIAL_FORMS": "0",
+        "renditions-TOTAL_FORMS": "0", "renditions-INITIAL_FORMS": "0",
+        "jobs-TOTAL_FORMS": "0", "jobs-INITIAL_FORMS": "0",
+    }  # fmt: skip
+    response = admin_client.post(reverse("admin:transcoding_video_change", args=[video.pk]), form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert Video.objects.get(pk=video.pk).title == "Renamed"
+    job = ProcessingJob.objects.select_related("video").get(video=video)
+    import_from_url(job, lambda: None)
+    form = {
+        "title": "After", "description": "", "preset": video.preset_id or "", "poster_time": "",
+        "speech_language": "", "subtitles-TOTAL_FORMS": "0", "subtitles-INITIAL_FORMS": "0",
+        "renditions-TOTAL_FORMS": "0", "renditions-INITIAL_FORMS": "0",
+        "jobs-TOTAL_FORMS": "0", "jobs-INITIAL_FORMS": "0",
+    }  # fmt: skip
+    response = admin_client.post(reverse("admin:transcoding_video_change", args=[video.pk]), form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    video.refresh_from_db()
+    assert video.title == "After" and video.source and video.source_size == len(b"the original")

@@ -162,11 +162,12 @@ def test_urls_are_refused_in_one_line(url, message, no_request):
     assert str(refused.value) == message
 
 
-def test_allow_internal_lifts_the_address_rule(canary):
+def test_allow_internal_lifts_the_address_rule(canary, canary6):
     check_url(canary.url("/"), allow_http=True, allow_internal=True)
-    with open_url(canary.url("/x"), allow_http=True, allow_internal=True) as response:
-        assert (response.status, response.read(1000)) == (200, b"AKIA-canary-secret")
-    assert canary.hits == ["/x"]
+    for server in (canary, canary6):
+        with open_url(server.url("/x"), allow_http=True, allow_internal=True) as response:
+            assert (response.status, response.read(1000)) == (200, b"AKIA-canary-secret")
+        assert server.hits == ["/x"]
 
 
 def test_network_failures_are_transient(origin):

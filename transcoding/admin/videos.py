@@ -121,6 +121,9 @@ class VideoAdmin(LiveDisplays, admin.ModelAdmin):
         if "source" in form.changed_data:
             video_store_upload(obj)
             services.video_request_processing(obj, force=True)  # replaces work on an old original
+        elif change and obj.import_url:
+            # The import job records the original meanwhile: write only what the form changed.
+            obj.save(update_fields=[*form.changed_data, "updated_at"])
         else:
             super().save_model(request, obj, form, change)
 
