@@ -99,8 +99,9 @@ def free_kind(video: Video, language: str) -> str | None:
     return next((k for k in (Subtitle.Kind.SUBTITLES, Subtitle.Kind.CAPTIONS) if k not in uploaded), None)
 
 
-def start_track(video: Video, language: str) -> Subtitle | None:
-    """The generated track, marked running; None when uploaded tracks take both kinds."""
+def _generated_track(video: Video, language: str) -> Subtitle | None:
+    """The generated track of `language` in the first kind uploaded tracks leave free (made if
+    missing); None when they take both."""
     kind = free_kind(video, language)
     if kind is None:
         return None
@@ -110,7 +111,14 @@ def start_track(video: Video, language: str) -> Subtitle | None:
         kind=kind,
         defaults={"origin": Subtitle.Origin.GENERATED, "label": track_label(language)},
     )
-    parts.track_running(subtitle)
+    return subtitle
+
+
+def start_track(video: Video, language: str) -> Subtitle | None:
+    """The generated track, marked running; None when uploaded tracks take both kinds."""
+    subtitle = _generated_track(video, language)
+    if subtitle is not None:
+        parts.track_running(subtitle)
     return subtitle
 
 
@@ -181,16 +189,9 @@ def request_track(video: Video) -> Subtitle | None:
     language, saved after this (the admin saves a new video's tracks after queueing it), must
     find its place free; the job settles the language (`begin_track`). None when uploaded
     tracks take both kinds of "und"."""
-    kind = free_kind(video, UNDETERMINED)
-    if kind is None:
-        return None
-    subtitle, _ = Subtitle.objects.get_or_create(
-        video=video,
-        language=UNDETERMINED,
-        kind=kind,
-        defaults={"origin": Subtitle.Origin.GENERATED, "label": track_label(UNDETERMINED)},
-    )
-    parts.track_requested(subtitle)
+    subtitle = _generated_track(video, UNDETERMINED)
+    if subtitle is not None:
+        parts.track_requested(subtitle)
     return subtitle
 
 

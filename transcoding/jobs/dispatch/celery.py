@@ -27,19 +27,22 @@ log = logging.getLogger(__name__)
 LEASE_MARGIN_SECONDS = 1.0
 
 
-@shared_task(
-    name="transcoding.process_job",
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    # The claim itself needs the database; when it is away, try again rather than lose the
-    # message (the watchdog would also re-dispatch the job once it is due).
-    autoretry_for=(DatabaseError,),
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=10,
-)
+# Every task here: acknowledged after it returns, redelivered when its worker dies. The claim
+# itself needs the database; when it is away, try again rather than lose the message (the
+# watchdog would also re-dispatch the work once it is due).
+AT_LEAST_ONCE = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (DatabaseError,),
+    "retry_backoff": 5,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 10,
+}
+
+
+@shared_task(name="transcoding.process_job", **AT_LEAST_ONCE)
 def process_job(self, job_id: int) -> str:
     """Run one ProcessingJob; returns "done", "retry", "waiting", "failed" or "skipped"."""
     outcome = tasks.process_job(job_id)
@@ -52,17 +55,7 @@ def process_job(self, job_id: int) -> str:
     return outcome
 
 
-@shared_task(
-    name="transcoding.deliver_webhook",
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(DatabaseError,),
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=10,
-)
+@shared_task(name="transcoding.deliver_webhook", **AT_LEAST_ONCE)
 def deliver_webhook(self, delivery_id: int) -> str:
     """One attempt of a webhook delivery. A failed attempt is sent again at its backoff's end
     (a message with that eta: the longest backoff, 10 h, is under the broker's visibility
