@@ -148,7 +148,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     @admin.display(description="Payload (the exact bytes sent)")
     def body(self, obj):
-        return format_html('<pre style="white-space: pre-wrap">{}</pre>', obj.event.body)
+        return format_html('<pre style="white-space: pre-wrap; overflow-wrap: anywhere">{}</pre>', obj.event.body)
 
     def has_add_permission(self, request):
         return False
