@@ -117,8 +117,14 @@ def test_worker_killed_mid_encode_is_taken_over_after_lease(tmp_path):
         second = start_worker(env, log_b)
         try:
             # ...until the lease runs out and the second worker takes it over.
+            # The video is ready at the stitch, inside the job: stop the worker once the job
+            # itself is over (SIGINT mid-job waits for the job, which under load outlasts the
+            # wait below).
             wait_for(
-                lambda: Video.objects.get(pk=video.pk).status in ("ready", "failed"), 90, "never finished"
+                lambda: Video.objects.get(pk=video.pk).status in ("ready", "failed")
+                and ProcessingJob.objects.get(pk=job.pk).state in (JobState.DONE, JobState.FAILED),
+                90,
+                "never finished",
             )
         finally:
             second.send_signal(signal.SIGINT)

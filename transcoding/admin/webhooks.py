@@ -148,7 +148,8 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     @admin.display(description="Payload (the exact bytes sent)")
     def body(self, obj):
-        return format_html('<pre style="white-space: pre-wrap; overflow-wrap: anywhere">{}</pre>', obj.event.body)
+        wrap = "white-space: pre-wrap; overflow-wrap: anywhere"
+        return format_html('<pre style="{}">{}</pre>', wrap, obj.event.body)
 
     def has_add_permission(self, request):
         return False

@@ -34,6 +34,8 @@ from transcoding.webhooks.delivery import deliveries_due_ids, deliveries_unfinis
 log = logging.getLogger(__name__)
 
 LOCK_NAME = "worker.lock"
+# How long Ctrl-C (SIGINT) waits for the worker's threads to finish what they are doing.
+STOP_SECONDS = 10.0
 
 
 def run_dir() -> Path:
@@ -194,7 +196,10 @@ def run_worker(*, concurrency: int = 1, idle_exit: float | None = None, poll: fl
                 for thread in threads:
                     thread.join(timeout=0.5)
         except KeyboardInterrupt:
+            # One deadline for all the threads (not one each): a stopped worker is gone within
+            # STOP_SECONDS however many threads it runs.
             stop.set()
+            deadline = time.monotonic() + STOP_SECONDS
             for thread in threads:
-                thread.join(timeout=10)
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
         return True
