@@ -44,7 +44,12 @@ PREFIX = f"dispatch-contract-{os.getpid()}-{uuid.uuid4().hex[:6]}:"
 
 
 def terminal(video: Video) -> bool:
-    return not video.jobs.filter(state__in=[JobState.QUEUED, JobState.RUNNING]).exists()
+    """Every job ended and the video's status derived from them: a worker records a job's end,
+    then derives the video's status in its next transaction, so there is a moment with the job
+    done and the video still processing."""
+    if video.jobs.filter(state__in=[JobState.QUEUED, JobState.RUNNING]).exists():
+        return False
+    return Video.objects.filter(pk=video.pk).exclude(status__in=["queued", "processing"]).exists()
 
 
 class Backend:
