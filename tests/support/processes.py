@@ -2,6 +2,7 @@
 waiting on a condition, and looking for ffmpeg processes a killed worker may have left."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -50,9 +51,16 @@ def worker_env(tmp_path: Path, lease: float = 3) -> dict:
     }
 
 
-def start_worker(env: dict, log, concurrency: int = 1, idle_exit: float = 60) -> subprocess.Popen:
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def start_worker(
+    env: dict, log, concurrency: int = 1, idle_exit: float = 60, *, sigint_ignored: bool = False
+) -> subprocess.Popen:
     """`manage.py worker` in a process group of its own, which its ffmpeg shares: an orphaned
-    ffmpeg would keep the group alive, and no other test's process can be mistaken for it."""
+    ffmpeg would keep the group alive, and no other test's process can be mistaken for it.
+    `sigint_ignored`: started as a shell's background job is (SIGINT set to SIG_IGN)."""
     return subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "worker", "--poll", "0.2", "--idle-exit", str(idle_exit),
          "--concurrency", str(concurrency)],
@@ -62,6 +70,7 @@ def start_worker(env: dict, log, concurrency: int = 1, idle_exit: float = 60) ->
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=_ignore_sigint if sigint_ignored else None,
     )  # fmt: skip
 
 

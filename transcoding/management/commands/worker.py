@@ -1,5 +1,7 @@
 """Run queued jobs on this machine (the `local` dispatch backend's worker)."""
 
+import signal
+
 from django.core.management.base import BaseCommand
 
 from transcoding.conf import settings
@@ -22,6 +24,10 @@ class Command(BaseCommand):
         parser.add_argument("--poll", type=float, default=1.0, help="Seconds between queue polls.")
 
     def handle(self, *args, concurrency, idle_exit, poll, **options):
+        # Ctrl-C (SIGINT) stops the worker even when whoever started it ignored SIGINT: a shell
+        # starts background jobs that way, and Python then installs no KeyboardInterrupt
+        # handler, so the worker would never stop on SIGINT.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         concurrency = concurrency or settings.LOCAL_CONCURRENCY
         self.stdout.write(f"Worker started ({concurrency} at once); Ctrl-C to stop.")
         self.stdout.flush()
