@@ -37,6 +37,12 @@ SETTINGS: dict[str, Setting] = {
     "REDISPATCH_GRACE_SECONDS": Setting(
         120, float, "the watchdog dispatches again a queued job this late being claimed"
     ),
+    "MAX_CHUNKS_IN_FLIGHT": Setting(
+        120, int, "most encode jobs (chunks) of one video running at once; 0: no cap (docs/scaling.md)"
+    ),
+    "MAX_ENCODES_IN_FLIGHT": Setting(
+        800, int, "most encode jobs running at once in the deployment; 0: no cap (docs/scaling.md)"
+    ),
     "LOCAL_CONCURRENCY": Setting(1, int, "jobs a local worker runs at once (ffmpeg already uses every core)"),
     "LOCAL_IDLE_SECONDS": Setting(60, float, "a local worker started on demand exits after this long idle"),
     "WORK_DIR": Setting(None, str, "where ffmpeg writes before files are stored (default: system temp)"),

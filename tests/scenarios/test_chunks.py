@@ -222,3 +222,24 @@ def test_two_chunks_finishing_together_leave_the_video_ready(clips, monkeypatch)
     stale.join(15)
     final.join(15)
     assert Video.objects.get(pk=video.pk).status == "ready"
+
+
+def test_a_cap_of_one_chunk_in_flight_encodes_them_one_after_another(
+    ntsc_clip, three_chunks, settings, django_capture_on_commit_callbacks
+):
+    """Bounded fan-out: with one encode of the video in flight, the fan-out holds chunks 1 and
+    2 (no message), and each chunk's end hands the slot to the next; the video is the same."""
+    settings.TRANSCODING_MAX_CHUNKS_IN_FLIGHT = 1
+    capture = django_capture_on_commit_callbacks
+    video = request(ntsc_clip, capture)
+    assert run_next(capture) == "done"  # the root, chunk 0; it hands its slot to chunk 1
+    held = dict(ProcessingJob.objects.filter(video=video).values_list("chunk", "held"))
+    assert held == {0: False, 1: False, 2: True}
+    assert len(outbox) == 1
+    assert run_next(capture) == "done"  # chunk 1, which releases chunk 2
+    assert run_next(capture) == "done"  # chunk 2 stitches
+    assert outbox == []
+    video = Video.objects.get(pk=video.pk)
+    checks.assert_all_outputs(video, 24.0, LADDER, audio=True)
+    jobs = ProcessingJob.objects.filter(video=video)
+    assert {(j.state, j.attempt, j.held) for j in jobs} == {(JobState.DONE, 1, False)}

@@ -101,7 +101,7 @@ class JobInline(ReadOnlyInline):
     model = ProcessingJob
     verbose_name_plural = "Job log"
     fields = readonly_fields = [
-        "step", "parts_list", "state", "progress", "attempts", "worker", "started_at", "finished_at", "error",
+        "step", "parts_list", "job_state", "progress", "attempts", "worker", "started_at", "finished_at", "error",
         "log",
     ]  # fmt: skip
 
@@ -114,6 +114,12 @@ class JobInline(ReadOnlyInline):
         return (
             f"{parts} · chunk {span['index'] + 1}/{span['count']} ({span['start']:.0f}–{span['end']:.0f} s)"
         )
+
+    @admin.display(description="State")
+    def job_state(self, obj):
+        """A held job is queued, waiting for a slot under the caps on encodes in flight."""
+        state = obj.get_state_display()
+        return f"{state} (waiting for a slot)" if obj.held and obj.state == "queued" else state
 
     @admin.display(description="Attempt")
     def attempts(self, obj):

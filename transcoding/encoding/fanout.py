@@ -1,8 +1,9 @@
 """Fan-out: a long video is encoded in chunks (`media.chunking` plans them), each its own job.
 
 The encode job a request creates (the root) plans the chunks, creates one ProcessingJob per
-further chunk (once: a retried root finds them), dispatches them in time order after commit,
-and encodes chunk 0 itself, so the start of the video never waits for a dispatch.
+further chunk (once: a retried root finds them), dispatches those the caps on encodes in flight
+allow (`status.slots`) in time order after commit and holds the rest, and encodes chunk 0
+itself, so the start of the video never waits for a dispatch.
 """
 
 import logging
@@ -17,6 +18,7 @@ from transcoding.media import chunking
 from transcoding.media.ladder import Plan, SourceInfo
 from transcoding.models import PartKind, ProcessingJob, Video
 from transcoding.status import parts as part_status
+from transcoding.status import slots
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +88,28 @@ def fan_out(root: ProcessingJob, spans, plan: Plan, parts: tuple[str, ...]) -> l
             )
             if new:
                 created.append(job.pk)
-        dispatcher = get_dispatcher()
-        for job_id in created:
-            transaction.on_commit(lambda job_id=job_id: dispatcher.enqueue(job_id), robust=True)
+        # Every new chunk job is held, then those that fit under the caps on encodes in
+        # flight are released: the others wait for a running encode to hand its slot on.
+        slots.hold(created)
+        released = dispatch_released()
     if created:
-        log.info("video %s: %d chunks; dispatched %d", root.video_id, len(spans), len(created))
+        log.info(
+            "video %s: %d chunks; dispatched %d, held %d",
+            root.video_id, len(spans), len(released), len(set(created) - set(released)),
+        )  # fmt: skip
     return created
+
+
+def dispatch_released() -> list[int]:
+    """Release the held encode jobs that fit under the caps now (`status.slots.release`) and
+    dispatch them after commit: called by the fan-out, by every encode's end (its slot is
+    handed on) and by the watchdog. Returns their ids."""
+    with transaction.atomic():
+        released = slots.release()
+        dispatcher = get_dispatcher()
+        for job_id in released:
+            transaction.on_commit(lambda job_id=job_id: dispatcher.enqueue(job_id), robust=True)
+    return released
 
 
 def chunk_count(job: ProcessingJob) -> int:

@@ -16,6 +16,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from transcoding.conf import settings
+from transcoding.encoding.fanout import dispatch_released
 from transcoding.errors import EncodeError, PermanentError, WaitUntil, is_transient, one_line
 from transcoding.jobs.steps import run_step
 from transcoding.models import ProcessingJob
@@ -40,11 +41,24 @@ class Heartbeat:
 
 def job_run(job_id: int, token: str | None = None) -> str:
     """Claim and run one job. Returns what happened: "done", "retry", "waiting" (due again at
-    its `next_attempt_at`), "failed" or "skipped" (not ours to run: a duplicate delivery, or
-    cancelled meanwhile)."""
-    job = jobs.job_claim(job_id, token)
+    its `next_attempt_at`), "failed", "held" (an encode with no slot under the caps on encodes
+    in flight: dispatched again when one ends) or "skipped" (not ours to run: a duplicate
+    delivery, or cancelled meanwhile)."""
+    try:
+        job = jobs.job_claim(job_id, token)
+    except jobs.JobHeld:
+        log.info("job %s: held until an encode in flight ends (the caps on encodes in flight)", job_id)
+        return "held"
     if job is None:
         return "skipped"
+    outcome = _run(job)
+    if job.step == ProcessingJob.Step.ENCODE:
+        dispatch_released()  # this encode's slot goes to a held one (else the watchdog does)
+    return outcome
+
+
+def _run(job: ProcessingJob) -> str:
+    job_id = job.pk
     try:
         cpu = run_step(job, Heartbeat(job))
     except jobs.JobCancelled:

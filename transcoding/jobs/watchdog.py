@@ -6,6 +6,9 @@ what a dead worker or a lost delivery leaves behind is put right.
 - Queued jobs nobody has claimed although they are due (a retry whose backoff has passed, a
   step whose wait is over, a dispatch lost on the way) are dispatched again, unless the
   backend's queue holds them (`keeps_messages`). Claiming makes a duplicate harmless.
+- Encode jobs held back by the caps on encodes in flight (`status.slots`) are released into
+  the slots free now: a running encode hands its slot on when it ends, and this covers a
+  hand-over lost with its worker.
 - Webhook deliveries whose worker died mid-delivery (lease expired) are dispatched again, and
   so are pending ones overdue (a lost dispatch; a retry's backoff over on a backend that does
   not schedule retries), unless the backend's queue holds them.
@@ -16,6 +19,7 @@ import logging
 from django.db import transaction
 
 from transcoding.conf import settings
+from transcoding.encoding.fanout import dispatch_released
 from transcoding.jobs.dispatch import get_dispatcher
 from transcoding.models import ProcessingJob
 from transcoding.status import jobs, videos
@@ -36,6 +40,9 @@ def jobs_recover_stuck() -> tuple[list[int], list[int], list[int]]:
         due = [pk for pk in due if pk not in requeued]
         for job_id in [*requeued, *due]:
             transaction.on_commit(lambda job_id=job_id: get_dispatcher().enqueue(job_id), robust=True)
+    released = dispatch_released()
+    if released:
+        log.info("watchdog: held encode jobs released into free slots: %s", released)
     deliveries_recover()
     return requeued, failed, due
 

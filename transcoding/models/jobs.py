@@ -36,6 +36,12 @@ class ProcessingJobQuerySet(models.QuerySet):
         due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
         return self.filter((Q(state=JobState.QUEUED) & due) | stuck_q(now))
 
+    def in_flight(self, now=None):
+        """Encodes running under a live lease: what the caps on work in flight count (a job whose
+        worker died holds no slot)."""
+        now = now or timezone.now()
+        return self.filter(step=ProcessingJob.Step.ENCODE, state=JobState.RUNNING, lease_expires_at__gte=now)
+
     def batch(self, root_id: int):
         """An encode's root job and its chunk jobs, in time order."""
         return self.filter(Q(pk=root_id) | Q(parent_id=root_id)).order_by("chunk", "pk")
@@ -84,6 +90,11 @@ class ProcessingJob(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)
+    held = models.BooleanField(
+        default=False,
+        help_text="Waiting for a slot: the caps on encodes in flight held it back; it is dispatched "
+        "when a running encode ends (or by the watchdog).",
+    )
     error = models.CharField(max_length=500, blank=True)
     log_tail = models.TextField(blank=True)
     cpu_seconds = models.FloatField(null=True, blank=True)

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from transcoding.conf import settings
 from transcoding.models import JobState, ProcessingJob, Video
-from transcoding.status import parts, videos
+from transcoding.status import parts, slots, videos
 from transcoding.status.events import announce
 
 LOG_TAIL_CHARS = 4000
@@ -30,6 +30,11 @@ GAVE_UP = "The worker stopped (lease expired) and no attempts are left."
 
 class JobCancelled(Exception):
     """The job was cancelled or taken over while this worker ran it."""
+
+
+class JobHeld(Exception):
+    """The claim found no slot under the caps on encodes in flight (`status.slots`): the job
+    is held until a running one ends."""
 
 
 def worker_token() -> str:
@@ -42,16 +47,24 @@ def _ended(job_id: int, video_id: int, old: str, new: str) -> None:
 
 def job_claim(job_id: int, token: str | None = None) -> ProcessingJob | None:
     """Take the job if it is waiting or its lease expired; None if someone else has it,
-    it is finished, or it has used up its attempts (then it is failed here)."""
+    it is finished, or it has used up its attempts (then it is failed here). Raises JobHeld
+    when it is an encode and the caps on encodes in flight leave no slot (it is held)."""
     now = timezone.now()
     token = token or worker_token()
     claimable = ProcessingJob.objects.claimable(now).filter(pk=job_id)
     with transaction.atomic():
         # The state it leaves (queued, or running under a dead worker's lease), for observers;
         # the row lock makes a second claimer wait, then find it taken.
-        old = claimable.select_for_update().values_list("state", flat=True).first()
-        claimed = old is not None and claimable.update(
+        row = claimable.select_for_update().values_list("state", "step", "video_id").first()
+        if row is None:
+            return None
+        old, step, video_id = row
+        held = step == ProcessingJob.Step.ENCODE and not slots.has_room(video_id)
+        if held:
+            slots.hold([job_id])
+        claimed = not held and claimable.update(
             state=JobState.RUNNING,
+            held=False,
             attempt=F("attempt") + 1,
             worker=token,
             lease_expires_at=now + timedelta(seconds=settings.LEASE_SECONDS),
@@ -59,10 +72,13 @@ def job_claim(job_id: int, token: str | None = None) -> ProcessingJob | None:
             started_at=now,
             next_attempt_at=None,
         )
-        if not claimed:
-            return None
-        job = ProcessingJob.objects.select_related("video").get(pk=job_id)
-        announce(ProcessingJob, job.pk, job.video_id, "state", old, JobState.RUNNING)
+        if claimed:
+            job = ProcessingJob.objects.select_related("video").get(pk=job_id)
+            announce(ProcessingJob, job.pk, job.video_id, "state", old, JobState.RUNNING)
+    if held:
+        raise JobHeld(f"Job {job_id} waits for a slot (the caps on encodes in flight).")
+    if not claimed:
+        return None
     if job.attempt > job.max_attempts:
         job_fail(
             job,
@@ -248,13 +264,14 @@ def jobs_requeue_stuck_ids() -> tuple[list[int], list[int]]:
 def jobs_due_unclaimed_ids(grace_seconds: float | None = None) -> list[int]:
     """Queued jobs that have been due for a while and nobody claimed: their delivery was lost,
     or their retry's backoff or their step's wait (`job_wait`) has passed on a backend that
-    does not schedule deliveries (Lambda).
+    does not schedule deliveries (Lambda). Held jobs are not among them: no message was lost,
+    they wait for a slot (`slots.release`).
     The grace covers a normal delivery (a Lambda cold start takes tens of seconds)."""
     grace = settings.REDISPATCH_GRACE_SECONDS if grace_seconds is None else grace_seconds
     cutoff = timezone.now() - timedelta(seconds=grace)
     waiting = Q(next_attempt_at__lte=cutoff) | Q(next_attempt_at__isnull=True, created_at__lte=cutoff)
     return list(
-        ProcessingJob.objects.filter(waiting, state=JobState.QUEUED)
+        ProcessingJob.objects.filter(waiting, state=JobState.QUEUED, held=False)
         .order_by("pk")
         .values_list("pk", flat=True)
     )
