@@ -2,8 +2,6 @@
 (an advisory lock), so threads racing for the last slot never run more than the cap, and every
 job ends done, with one attempt each (a held claim uses none)."""
 
-import pytest
-
 from tests.support.services import real_services, scenario, shell  # noqa: F401 (fixture)
 
 pytestmark = real_services

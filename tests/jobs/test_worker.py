@@ -3,10 +3,12 @@ mid-encode leaves a job that becomes claimable again when its lease expires."""
 
 import os
 import signal
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from tests.support import checks
@@ -14,8 +16,9 @@ from tests.support.media import make_clip
 from tests.support.processes import ffmpeg_processes_with, start_worker, wait_for, worker_env
 from transcoding import services
 from transcoding.ingest.create import video_create
+from transcoding.jobs import runner
 from transcoding.models import JobState, ProcessingJob, Video
-from transcoding.status import jobs
+from transcoding.status import jobs, videos
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -151,3 +154,23 @@ def test_worker_killed_mid_encode_is_taken_over_after_lease(tmp_path):
         tmp_path / "worker-b.log"
     ).read_text()
     checks.assert_all_outputs(video, 12.0, ["720p", "480p", "360p", "240p"], audio=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_ends_and_its_video_status_follows_in_one_commit(monkeypatch, video):
+    """Another connection never sees the job done under a video still "processing": the
+    job's end and the derived status commit together (they were two transactions, and a
+    client polling between them saw the job over and the video not)."""
+    monkeypatch.setattr(runner, "run_step", lambda job, heartbeat: 0.0)  # the step is not the point
+    seen = []
+    refresh = videos.video_refresh_status
+
+    def look_from_outside(video):
+        with sqlite3.connect(connection.settings_dict["NAME"]) as other:
+            seen.append(other.execute("SELECT state FROM transcoding_processingjob").fetchone()[0])
+        return refresh(video)
+
+    monkeypatch.setattr(videos, "video_refresh_status", look_from_outside)
+    job = make_job(video)
+    assert runner.job_run(job.pk) == "done"
+    assert seen == ["running"]  # the job's end was not yet committed when the status was derived

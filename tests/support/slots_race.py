@@ -65,8 +65,7 @@ def main(videos: int = 3, chunks: int = 12, threads: int = 16) -> None:
         t.start()
     for t in workers:
         t.join()
-    states = dict(
-        ProcessingJob.objects.filter(pk__in=ids).values("state").annotate(n=Count("pk")).values_list("state", "n")
-    )
-    print(json.dumps({**seen, "states": states, "attempts": sorted(
-        set(ProcessingJob.objects.filter(pk__in=ids).values_list("attempt", flat=True)))}))
+    rows = ProcessingJob.objects.filter(pk__in=ids)
+    states = dict(rows.values("state").annotate(n=Count("pk")).values_list("state", "n"))
+    attempts = sorted(set(rows.values_list("attempt", flat=True)))
+    print(json.dumps({**seen, "states": states, "attempts": attempts}))

@@ -101,8 +101,8 @@ class JobInline(ReadOnlyInline):
     model = ProcessingJob
     verbose_name_plural = "Job log"
     fields = readonly_fields = [
-        "step", "parts_list", "job_state", "progress", "attempts", "worker", "started_at", "finished_at", "error",
-        "log",
+        "step", "parts_list", "job_state", "progress", "attempts", "worker", "started_at", "finished_at",
+        "error", "log",
     ]  # fmt: skip
 
     @admin.display(description="Parts")

@@ -12,7 +12,9 @@ for it): the job waits in the queue, due then, without counting an attempt (`job
 import logging
 import time
 from datetime import timedelta
+from functools import partial
 
+from django.db import transaction
 from django.utils import timezone
 
 from transcoding.conf import settings
@@ -58,25 +60,38 @@ def job_run(job_id: int, token: str | None = None) -> str:
 
 
 def _run(job: ProcessingJob) -> str:
-    job_id = job.pk
     try:
         cpu = run_step(job, Heartbeat(job))
     except jobs.JobCancelled:
-        log.info("job %s: cancelled or taken over; stopped", job_id)
+        log.info("job %s: cancelled or taken over; stopped", job.pk)
         return "skipped"
     except WaitUntil as wait:
-        until = timezone.now() + timedelta(seconds=wait.seconds)
-        if not jobs.job_wait(job, until, wait.note):
-            return "skipped"
-        log.info("job %s: waiting until %s: %s", job_id, until.isoformat(), wait.note)
-        outcome = "waiting"
+        end = partial(_waited, job, wait)
     except Exception as exc:
-        outcome = _failed(job, exc)
+        end = partial(_failed, job, exc)
     else:
-        jobs.job_finish(job, cpu_seconds=cpu)
-        outcome = "done"
-    videos.video_refresh_status(job.video)
+        end = partial(_finished, job, cpu)
+    # How the job ended and the video's status it leaves commit together: nobody reads a job
+    # done under a video still "processing". The video's row lock first, as the stitch takes
+    # it (video, then jobs), so a chunk ending beside another's stitch cannot deadlock.
+    with transaction.atomic():
+        videos.video_lock(job.video_id)
+        outcome = end()
+        videos.video_refresh_status(job.video)
     return outcome
+
+
+def _finished(job: ProcessingJob, cpu: float) -> str:
+    jobs.job_finish(job, cpu_seconds=cpu)
+    return "done"
+
+
+def _waited(job: ProcessingJob, wait: WaitUntil) -> str:
+    until = timezone.now() + timedelta(seconds=wait.seconds)
+    if not jobs.job_wait(job, until, wait.note):
+        return "skipped"
+    log.info("job %s: waiting until %s: %s", job.pk, until.isoformat(), wait.note)
+    return "waiting"
 
 
 def _failed(job: ProcessingJob, exc: Exception) -> str:

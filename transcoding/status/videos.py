@@ -70,6 +70,12 @@ def video_fail(video: Video, reason: str) -> None:
     _write(video.pk, status=VideoStatus.FAILED, error=reason[:500], processing_finished_at=timezone.now())
 
 
+def video_lock(video_id: int) -> None:
+    """Inside a transaction: hold the video's row lock until it ends (the order every writer
+    takes: the video's row, then its jobs' and parts' rows)."""
+    Video.objects.select_for_update().filter(pk=video_id).values_list("pk").first()
+
+
 def video_refresh_status(video: Video) -> Video:
     """Derive the video's status, progress and playability from its parts and jobs.
 
