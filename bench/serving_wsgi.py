@@ -1,0 +1,29 @@
+"""The site as B8 serves it under gunicorn: the project's own WSGI application
+(`videoproject.wsgi`), wrapped so that every response says how many SQL queries it took
+(`X-Bench-Queries`). Bench-only: production runs `videoproject.wsgi` itself.
+
+Django calls `start_response` after the view has run and before the body is sent, so the count
+is final there (a streamed body is not counted, and none of the endpoints B8 drives streams).
+Each gunicorn thread has its own database connection, so the wrapper counts that request only.
+"""
+
+from django.db import connection
+
+from videoproject.wsgi import application as site
+
+HEADER = "X-Bench-Queries"
+
+
+def application(environ, start_response):
+    count = 0
+
+    def counted(execute, sql, params, many, context):
+        nonlocal count
+        count += 1
+        return execute(sql, params, many, context)
+
+    def respond(status, headers, exc_info=None):
+        return start_response(status, [*headers, (HEADER, str(count))], exc_info)
+
+    with connection.execute_wrapper(counted):
+        return site(environ, respond)
