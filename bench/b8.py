@@ -18,6 +18,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -121,22 +122,36 @@ def measure(root: Path, params: Params, log=lambda message: None) -> dict:
     public_clip = sources.generated(params.clip_seconds, params.clip_size)
     private_clip = sources.generated(params.clip_seconds + 1, params.clip_size)  # other bytes
     long_clip = sources.generated(params.encode_seconds, params.encode_size)
+    clock = time.monotonic()
+    phases = {}
+
+    def phase(name: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        phases[name] = round(now - clock, 1)
+        clock = now
+
     with site.database(root) as (url, database):
         port = site.free_port()
         extra = {"WEB_CONCURRENCY": str(params.web_workers)} if params.web_workers else {}
         env = site.environment(root, url, port, extra)
         log(f"B8 database: {database}")
         site.manage(env, "migrate", "--noinput", "--verbosity", "0")
+        phase("database, migrate")
         with site.worker(env, root):
             seeding = _seed_start(env, "base", str(public_clip), str(private_clip))
             try:  # the site starts while the worker encodes the first two videos
                 with site.gunicorn(env, root, port) as server:
                     base = _seed_wait(seeding)
+                    phase("gunicorn started, 2 videos encoded")
                     result = _serve(env, port, server, base, long_clip, params, log)
+                    phase("grow, queries, viewers")
             finally:
                 if seeding.poll() is None:
                     seeding.kill()
                     seeding.communicate()
+    phase("stop, drop the database")
+    result["phases"] = phases
     result["access_log_lines"] = _lines(root / "access.log")
     result["database"] = database
     return result
@@ -216,7 +231,8 @@ def _markdown(result: dict, ctx_note: str) -> str:
         rows.append(
             [
                 name, row["requests"], row["errors"], f"{row['p50_ms']:.0f}", f"{row['p95_ms']:.0f}",
-                f"{row['max_ms']:.0f}", ", ".join(map(str, row["queries"])) or "–",
+                f"{row['max_ms']:.0f}", f"{row['cpu_p50_ms']:.1f}",
+                ", ".join(map(str, row["queries"])) or "–",
                 result["queries_few"].get(name, "–"), result["queries_many"].get(name, "–"),
             ]
         )  # fmt: skip
@@ -227,6 +243,7 @@ def _markdown(result: dict, ctx_note: str) -> str:
         for pk in before
     )
     videos = p["videos"]
+    cpu_ms = 1000 * result["cpu_seconds"] / max(1, result["requests"])
     return "\n".join(
         [
             f"{p['viewers']} viewers on the loopback, each with a keep-alive connection and no think time, "
@@ -242,6 +259,12 @@ def _markdown(result: dict, ctx_note: str) -> str:
             f"after gunicorn closed a kept-alive one (a worker replaced after `max_requests`); "
             f"access log lines: {result['access_log_lines']}.",
             "",
+            f"Server CPU per request (the gunicorn thread's own, `bench/serving_wsgi.py`), mean over the "
+            f"run: **{cpu_ms:.1f} ms**. Latency on a shared machine mostly measures how busy it was (the "
+            f"load average is in the Machine table); CPU per request does not: on idle cores the site "
+            f"would serve at most about {1000 / cpu_ms:.0f} requests/s per core of this mix, before the "
+            f"database and the proxy take their share (an estimate, not measured).",
+            "",
             table(
                 [
                     "endpoint",
@@ -250,6 +273,7 @@ def _markdown(result: dict, ctx_note: str) -> str:
                     "p50 ms",
                     "p95 ms",
                     "max ms",
+                    "server CPU ms (p50)",
                     "queries per request (under load)",
                     "queries, 3 videos",
                     f"queries, {p['videos']} videos",

@@ -36,6 +36,7 @@ MEDIA = "HLS media playlist (signed)"
 ENDPOINTS = (STATUS_API, V1_LIST, VIDEO_LIST, PLAYER, MASTER, MEDIA)
 
 QUERIES_HEADER = "X-Bench-Queries"
+CPU_HEADER = "X-Bench-CPU-Microseconds"
 _STATUS_JSON = re.compile(r'<script id="video-status-\d+" type="application/json">(.*?)</script>', re.S)
 _URI_ATTRIBUTE = re.compile(r'URI="([^"]+)"')
 
@@ -51,6 +52,7 @@ class Sample:
     queries: int | None
     error: str = ""
     at: float = 0.0  # when it was sent, time.perf_counter()
+    cpu: float | None = None  # the server thread's CPU seconds for it
 
 
 @dataclass
@@ -121,24 +123,29 @@ class Viewer:
         if not self.budget.take():
             return None
         started = time.perf_counter()
-        queries, error, body = None, "", ""
+        queries, cpu, error, body = None, None, "", ""
         try:
-            status, queries, body = self._fetch(path, headers or {})
+            status, queries, cpu, body = self._fetch(path, headers or {})
             if status != 200:
                 error = f"HTTP {status}"
         except (OSError, http.client.HTTPException) as exc:
             error = f"{type(exc).__name__}: {exc}"
-        self.samples.append(Sample(endpoint, time.perf_counter() - started, queries, error, started))
+        self.samples.append(Sample(endpoint, time.perf_counter() - started, queries, error, started, cpu))
         return None if error else body
 
-    def _fetch(self, path: str, headers: dict) -> tuple[int, int | None, str]:
+    def _fetch(self, path: str, headers: dict) -> tuple[int, int | None, float | None, str]:
         for attempt in (1, 2):
             try:
                 self.conn.request("GET", path, headers=headers)
                 response = self.conn.getresponse()
                 body = response.read().decode("utf-8", "replace")
-                queries = response.getheader(QUERIES_HEADER)
-                return response.status, int(queries) if queries else None, body
+                queries, cpu = response.getheader(QUERIES_HEADER), response.getheader(CPU_HEADER)
+                return (
+                    response.status,
+                    int(queries) if queries else None,
+                    int(cpu) / 1e6 if cpu else None,
+                    body,
+                )
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 self.conn.close()  # the server closed the kept-alive connection: open another
                 if attempt == 2:
@@ -149,7 +156,7 @@ class Viewer:
     def fail(self, endpoint: str, reason: str) -> None:
         """The last response answered 200 but was wrong: it counts as an error."""
         last = self.samples[-1]
-        self.samples[-1] = Sample(endpoint, last.seconds, last.queries, reason, last.at)
+        self.samples[-1] = Sample(endpoint, last.seconds, last.queries, reason, last.at, last.cpu)
 
     def visit(self) -> bool:
         """One viewer's visit; False once the budget is spent."""
@@ -267,6 +274,7 @@ def summarize(outcome: Outcome) -> dict:
             "p95_ms": percentile(ms, 0.95),
             "max_ms": max(ms),
             "queries": sorted({s.queries for s in samples if s.queries is not None}),
+            "cpu_p50_ms": percentile([s.cpu * 1000 for s in samples if s.cpu is not None], 0.50),
         }
     total = len(outcome.samples)
     errors = [s for s in outcome.samples if s.error]
@@ -278,6 +286,7 @@ def summarize(outcome: Outcome) -> dict:
         "reconnects": outcome.reconnects,
         "wall": outcome.wall,
         "rps": total / outcome.wall if outcome.wall else 0.0,
+        "cpu_seconds": sum(s.cpu for s in outcome.samples if s.cpu is not None),
         "per_second": per_second(outcome),
     }
 

@@ -1,21 +1,27 @@
 """The site as B8 serves it under gunicorn: the project's own WSGI application
 (`videoproject.wsgi`), wrapped so that every response says how many SQL queries it took
-(`X-Bench-Queries`). Bench-only: production runs `videoproject.wsgi` itself.
+(`X-Bench-Queries`) and the CPU time its thread spent on it (`X-Bench-CPU-Microseconds`: on a
+shared machine latency mostly measures the others, CPU time per request does not).
+Bench-only: production runs `videoproject.wsgi` itself.
 
 Django calls `start_response` after the view has run and before the body is sent, so the count
 is final there (a streamed body is not counted, and none of the endpoints B8 drives streams).
 Each gunicorn thread has its own database connection, so the wrapper counts that request only.
 """
 
+import time
+
 from django.db import connection
 
 from videoproject.wsgi import application as site
 
 HEADER = "X-Bench-Queries"
+CPU_HEADER = "X-Bench-CPU-Microseconds"
 
 
 def application(environ, start_response):
     count = 0
+    started = time.thread_time()
 
     def counted(execute, sql, params, many, context):
         nonlocal count
@@ -23,7 +29,8 @@ def application(environ, start_response):
         return execute(sql, params, many, context)
 
     def respond(status, headers, exc_info=None):
-        return start_response(status, [*headers, (HEADER, str(count))], exc_info)
+        cpu = round((time.thread_time() - started) * 1e6)
+        return start_response(status, [*headers, (HEADER, str(count)), (CPU_HEADER, str(cpu))], exc_info)
 
     with connection.execute_wrapper(counted):
         return site(environ, respond)

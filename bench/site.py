@@ -5,7 +5,8 @@ B8 itself, in process groups of their own, on the loopback only.
   postgres), named `bench_b8_<pid>_<random>`, dropped at the end; SQLite in the scratch
   directory when PostgreSQL is not reachable (said in the results). Connections persist per
   thread (`conn_max_age`), as docs/serving.md recommends: each gunicorn thread holds one.
-- The local worker (`manage.py worker`, one job at a time) encodes while the viewers come.
+- The local worker (`manage.py worker`, one job at a time, `nice -n 10`, as docs/serving.md
+  advises for encoders on the site's machine) encodes while the viewers come.
 - Gunicorn with the project's configuration (videoproject/gunicorn.conf.py) serving
   `bench.serving_wsgi` (the site, counting queries per response), its access log in the
   scratch directory.
@@ -142,13 +143,15 @@ def _stop(proc: subprocess.Popen, sig: int, grace: float) -> None:
 @contextmanager
 def worker(env: dict, root: Path):
     """The local worker, one job at a time, for the whole run."""
-    proc = _start(
-        env, [sys.executable, str(ROOT / "manage.py"), "worker", "--poll", "0.5"], root / "worker.log"
-    )
+    command = [sys.executable, str(ROOT / "manage.py"), "worker", "--poll", "0.5"]
+    # niced, as docs/serving.md advises for encoders sharing a machine with the site
+    proc = _start(env, ["nice", "-n", "10", *command], root / "worker.log")
     try:
         yield proc
     finally:
-        _stop(proc, signal.SIGINT, 30)
+        # SIGTERM: gone at once, its ffmpeg with it (PR_SET_PDEATHSIG); Ctrl-C would let the
+        # encode run on for up to 10 s, in a database about to be dropped.
+        _stop(proc, signal.SIGTERM, 10)
 
 
 @contextmanager
@@ -174,4 +177,4 @@ def gunicorn(env: dict, root: Path, port: int, timeout: float = 90):
             time.sleep(0.2)
         yield proc
     finally:
-        _stop(proc, signal.SIGTERM, 30)
+        _stop(proc, signal.SIGINT, 15)  # quick shutdown: the viewers are gone
