@@ -7,7 +7,7 @@ laptop, a container and a server. The encodes never run here: they run in Celery
 the local worker), so a web process only reads the database and the storage and answers.
 
 - Workers: processes, `WEB_CONCURRENCY`, default 2 x cores + 1 (at most 8 by default: each
-  Django process holds about 80 MB and its own database connections).
+  Django process holds about 100 MB and its own database connections).
 - Threads: `GUNICORN_THREADS` per worker (gthread), default 4. A request waits mostly on
   PostgreSQL or on storage (reading a manifest from S3, streaming a `/media/` file on local
   storage), so threads keep a core busy while others wait. A worker opens up to one database
