@@ -205,6 +205,8 @@ class Viewer:
         try:
             while self.visit():
                 pass
+        except Exception as exc:  # a viewer that breaks is an error in the results, never silent
+            self.samples.append(Sample("viewer", 0.0, None, f"{type(exc).__name__}: {exc}"))
         finally:
             self.conn.close()
             with self.lock:
