@@ -6,9 +6,8 @@ import pytest
 
 from bench import b8, load, site
 
-pytestmark = pytest.mark.slow  # ffmpeg encodes the videos the viewers watch
 
-
+@pytest.mark.slow  # ffmpeg encodes the videos the viewers watch
 def test_a_few_viewers_while_a_video_encodes_get_no_errors_and_constant_queries(tmp_path):
     result = b8.measure(tmp_path / "b8", b8.QUICK)
 
@@ -49,3 +48,23 @@ def test_playlist_checks():
     )
     with pytest.raises(load.BadResponse):
         load.check_media("#EXTM3U\n/media/videos/3/360p/seg_00001.m4s\n")  # unsigned
+
+
+def test_summary_counts_errors_and_keeps_every_query_count():
+    outcome = load.Outcome(
+        samples=[
+            load.Sample(load.STATUS_API, 0.010, 4, cpu=0.002),
+            load.Sample(load.STATUS_API, 0.030, 4, cpu=0.004),
+            load.Sample(load.V1_LIST, 0.050, 8, at=1.5),
+            load.Sample(load.V1_LIST, 0.040, 7, error="HTTP 500", at=1.6),
+            load.Sample("viewer", 0.0, None, error="KeyError: 'x'"),
+        ],
+        wall=2.0,
+    )
+    summary = load.summarize(outcome)
+    assert (summary["requests"], summary["errors"], summary["rps"]) == (5, 2, 2.5)
+    assert summary["endpoints"][load.STATUS_API]["p50_ms"] == pytest.approx(10.0)
+    assert summary["endpoints"][load.V1_LIST]["queries"] == [7, 8]
+    assert summary["endpoints"][load.V1_LIST]["errors"] == 1
+    assert summary["cpu_seconds"] == pytest.approx(0.006)
+    assert summary["per_second"] == [3, 2, 0]
