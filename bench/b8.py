@@ -231,7 +231,7 @@ def _markdown(result: dict, ctx_note: str) -> str:
         rows.append(
             [
                 name, row["requests"], row["errors"], f"{row['p50_ms']:.0f}", f"{row['p95_ms']:.0f}",
-                f"{row['max_ms']:.0f}", f"{row['cpu_p50_ms']:.1f}",
+                f"{row['max_ms']:.0f}", f"{row['server_p95_ms']:.0f}", f"{row['cpu_p50_ms']:.1f}",
                 ", ".join(map(str, row["queries"])) or "–",
                 result["queries_few"].get(name, "–"), result["queries_many"].get(name, "–"),
             ]
@@ -273,6 +273,7 @@ def _markdown(result: dict, ctx_note: str) -> str:
                     "p50 ms",
                     "p95 ms",
                     "max ms",
+                    "in the application, p95 ms",
                     "server CPU ms (p50)",
                     "queries per request (under load)",
                     "queries, 3 videos",
@@ -281,6 +282,9 @@ def _markdown(result: dict, ctx_note: str) -> str:
                 rows,
             ),  # fmt: skip
             "",
+            '"In the application" is the time from gunicorn\'s call of the site to its response '
+            "(`bench/serving_wsgi.py`); the rest of a viewer's wait was spent queued for a gunicorn "
+            "thread or on the way. "
             "Queries are counted per response by `bench/serving_wsgi.py` (Django's `execute_wrapper`). "
             "The API v1 list writes the key's `last_used_at` at most once a minute, one more query "
             f"then. The same requests' counts at 3 and at {videos} videos are the columns on the right; "

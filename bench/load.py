@@ -37,6 +37,7 @@ ENDPOINTS = (STATUS_API, V1_LIST, VIDEO_LIST, PLAYER, MASTER, MEDIA)
 
 QUERIES_HEADER = "X-Bench-Queries"
 CPU_HEADER = "X-Bench-CPU-Microseconds"
+WALL_HEADER = "X-Bench-Wall-Microseconds"
 _STATUS_JSON = re.compile(r'<script id="video-status-\d+" type="application/json">(.*?)</script>', re.S)
 _URI_ATTRIBUTE = re.compile(r'URI="([^"]+)"')
 
@@ -53,6 +54,7 @@ class Sample:
     error: str = ""
     at: float = 0.0  # when it was sent, time.perf_counter()
     cpu: float | None = None  # the server thread's CPU seconds for it
+    server: float | None = None  # seconds from the application's call to its response
 
 
 @dataclass
@@ -123,27 +125,30 @@ class Viewer:
         if not self.budget.take():
             return None
         started = time.perf_counter()
-        queries, cpu, error, body = None, None, "", ""
+        queries, cpu, server, error, body = None, None, None, "", ""
         try:
-            status, queries, cpu, body = self._fetch(path, headers or {})
+            status, queries, cpu, server, body = self._fetch(path, headers or {})
             if status != 200:
                 error = f"HTTP {status}"
         except (OSError, http.client.HTTPException) as exc:
             error = f"{type(exc).__name__}: {exc}"
-        self.samples.append(Sample(endpoint, time.perf_counter() - started, queries, error, started, cpu))
+        seconds = time.perf_counter() - started
+        self.samples.append(Sample(endpoint, seconds, queries, error, started, cpu, server))
         return None if error else body
 
-    def _fetch(self, path: str, headers: dict) -> tuple[int, int | None, float | None, str]:
+    def _fetch(self, path: str, headers: dict) -> tuple[int, int | None, float | None, float | None, str]:
         for attempt in (1, 2):
             try:
                 self.conn.request("GET", path, headers=headers)
                 response = self.conn.getresponse()
                 body = response.read().decode("utf-8", "replace")
                 queries, cpu = response.getheader(QUERIES_HEADER), response.getheader(CPU_HEADER)
+                server = response.getheader(WALL_HEADER)
                 return (
                     response.status,
                     int(queries) if queries else None,
                     int(cpu) / 1e6 if cpu else None,
+                    int(server) / 1e6 if server else None,
                     body,
                 )
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
@@ -156,7 +161,9 @@ class Viewer:
     def fail(self, endpoint: str, reason: str) -> None:
         """The last response answered 200 but was wrong: it counts as an error."""
         last = self.samples[-1]
-        self.samples[-1] = Sample(endpoint, last.seconds, last.queries, reason, last.at, last.cpu)
+        self.samples[-1] = Sample(
+            endpoint, last.seconds, last.queries, reason, last.at, last.cpu, last.server
+        )
 
     def visit(self) -> bool:
         """One viewer's visit; False once the budget is spent."""
@@ -277,6 +284,7 @@ def summarize(outcome: Outcome) -> dict:
             "max_ms": max(ms),
             "queries": sorted({s.queries for s in samples if s.queries is not None}),
             "cpu_p50_ms": percentile([s.cpu * 1000 for s in samples if s.cpu is not None], 0.50),
+            "server_p95_ms": percentile([s.server * 1000 for s in samples if s.server is not None], 0.95),
         }
     total = len(outcome.samples)
     errors = [s for s in outcome.samples if s.error]
