@@ -11,7 +11,7 @@ PORT ?= 8000
 # SECRET_KEY must be set too: the project refuses the development key in production).
 DEV := DEBUG=$${DEBUG:-1}
 
-.PHONY: run test test-fast venv deps dev-deps system-deps migrate admin-user worker lint bench clean
+.PHONY: run serve test test-fast venv deps dev-deps system-deps migrate admin-user worker lint bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,14 @@ run: admin-user
 
 worker: migrate
 	$(DEV) $(PY) manage.py worker
+
+# The site under gunicorn, as on a server (docs/serving.md): the environment decides (DEBUG off
+# unless given, so SECRET_KEY is required); GUNICORN_BIND, WEB_CONCURRENCY, GUNICORN_THREADS...
+# Static files are collected for the reverse proxy to serve; workers are started separately.
+serve: deps
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(VENV)/bin/gunicorn -c videoproject/gunicorn.conf.py videoproject.wsgi
 
 # Debian packages the browser and speech tests use; installed when missing and we can
 # (root or passwordless sudo), otherwise those tests skip and say why.

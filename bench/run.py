@@ -23,7 +23,14 @@ from bench import machine, report, scratch  # noqa: E402
 from bench.context import Context, Options  # noqa: E402
 
 # name -> module with run(ctx) -> report.Section
-BENCHMARKS = {"b1": "bench.b1", "b2": "bench.b2", "b3": "bench.b3", "b4": "bench.b4", "b5": "bench.b5"}
+BENCHMARKS = {
+    "b1": "bench.b1",
+    "b2": "bench.b2",
+    "b3": "bench.b3",
+    "b4": "bench.b4",
+    "b5": "bench.b5",
+    "b8": "bench.b8",
+}
 
 QUICK = {
     "b1_seconds": 3.0,

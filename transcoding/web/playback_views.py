@@ -92,9 +92,18 @@ def _media_playlist(video: Video, key: str) -> HttpResponse:
     return _respond(text, HLS_TYPE, signer)
 
 
+# A rung's playlist is served once published: ready, or growing while the encode runs
+# (`encoding.live` publishes queued and running rungs as EVENT playlists, and the master names
+# them), so a private video plays while it encodes, as a public one does.
+SERVED_RUNGS = (PartStatus.READY, PartStatus.RUNNING, PartStatus.QUEUED)
+
+
 def rendition_playlist(request, pk, name):
     video = _playable(request, pk)
-    rendition = get_object_or_404(Rendition, video=video, name=name, status=PartStatus.READY)
+    rungs = Rendition.objects.filter(video=video, name=name, status__in=SERVED_RUNGS).exclude(
+        playlist_path=""
+    )
+    rendition = get_object_or_404(rungs)
     return _media_playlist(video, rendition.playlist_path)
 
 
