@@ -107,9 +107,10 @@ def _checked(ctx: Context) -> str:
     if not line:
         return "Not checked against real runs in this run (B7 runs the real pipeline against this model)."
     return (
-        "Checked against the real pipeline on this machine (B7: the 10-minute video, 5 chunks of 120 s, "
-        f"K local workers sharing its cores): {line}. The server rows are K servers of this machine's "
-        "cores each (the waves model holds there); K workers sharing one host are B7's corrected model."
+        "Checked against the real pipeline on this machine (B7, K local workers sharing its cores; "
+        f"predicted from inputs measured in the same run): {line}. The server rows above are K "
+        "servers of this machine's cores each, where the waves model holds; K workers sharing one "
+        "host are B7's corrected model (`model.time_to_ready_shared`)."
     )
 
 

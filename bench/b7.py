@@ -141,7 +141,8 @@ def _run(ctx: Context, source: Path, workers: int) -> dict:
 def _measure(ctx: Context, source: Path) -> dict[int, list[dict]]:
     """Every K once a round, the order rotated round by round (a busy spell hits each K alike)."""
     o, runs = ctx.options, {k: [] for k in ctx.options.b7_workers}
-    for round_ in range(o.runs):
+    rounds = o.b7_runs or o.runs
+    for round_ in range(rounds):
         order = list(o.b7_workers)
         shift = round_ % len(order)
         for k in order[shift:] + order[:shift]:
@@ -150,7 +151,7 @@ def _measure(ctx: Context, source: Path) -> dict[int, list[dict]]:
             runs[k].append(result)
             ctx.log(f"B7 raw: {json.dumps(result)}")  # a long run's numbers survive a later failure
             ctx.log(
-                f"B7 K = {k} round {round_ + 1}/{o.runs}: ready {result['ready']:.1f} s, {result['chunks']} "
+                f"B7 K = {k} round {round_ + 1}/{rounds}: ready {result['ready']:.1f} s, {result['chunks']} "
                 f"chunks, CPU {result['cpu']:.0f} s ({result['cores_got']:.2f} cores), load "
                 f"{result['load']:.1f} → {result['load_end']:.1f}"
             )

@@ -34,6 +34,7 @@ class Options:
     b7_workers: tuple[int, ...] = (1, 2)
     b7_chunk_seconds: float | None = None
     b7_threshold_seconds: float | None = None
+    b7_runs: int | None = None  # rounds of B7 (None: --runs)
 
 
 @dataclass

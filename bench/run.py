@@ -68,6 +68,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--b4-lengths", help="comma list of B4 lengths in seconds (default 60,600)")
     parser.add_argument("--b7-seconds", type=float, help="length of B7's generated source (default 600)")
     parser.add_argument("--b7-workers", help="comma list of B7's worker counts K (default 1,2)")
+    parser.add_argument("--b7-chunk-seconds", type=float, help="B7 chunk length (default 120)")
+    parser.add_argument("--b7-threshold-seconds", type=float, help="B7's chunking threshold (default 180)")
+    parser.add_argument("--b7-runs", type=int, help="B7's rounds (default --runs)")
     parser.add_argument("--json", type=Path, help="also write every measurement to this JSON file")
     parser.add_argument("--keep-scratch", action="store_true", help="keep the scratch directory")
     args = parser.parse_args(argv)
@@ -103,6 +106,12 @@ def options(args: argparse.Namespace) -> Options:
         opts.b7_seconds = args.b7_seconds
     if args.b7_workers:
         opts.b7_workers = tuple(int(x) for x in args.b7_workers.split(","))
+    if args.b7_chunk_seconds:
+        opts.b7_chunk_seconds = args.b7_chunk_seconds
+    if args.b7_threshold_seconds is not None:
+        opts.b7_threshold_seconds = args.b7_threshold_seconds
+    if args.b7_runs:
+        opts.b7_runs = args.b7_runs
     return opts
 
 
