@@ -26,7 +26,7 @@ def quick_run(tmp_path_factory):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=240,  # B7 adds two short pipelines with a worker each
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, json.loads(raw.read_text())
