@@ -13,7 +13,7 @@ import os
 import shutil
 import statistics
 
-from . import b2, commands, dispatch_probe, machine, model, procs
+from . import b2, commands, dispatch_probe, machine, model, procs, store
 from .context import Context
 from .report import Section, Summary, figure, table
 from .scratch import ffmpeg_input, plan_for
@@ -84,6 +84,33 @@ def _measured(result: dict, audio: list[float]) -> model.Measured:
         serial_seconds=statistics.median(r["serial"] for r in later),
         queries_per_chunk=statistics.median(r["queries"] for r in later),
         stitch_seconds_per_segment=Summary.of(r["stitch"] for r in chunked).median / math.ceil(duration / 4),
+    )
+
+
+def inputs(ctx: Context) -> tuple[model.Measured, list[float]]:
+    """The model's measured inputs and the audio runs behind them, made once per run of the
+    harness (B7 checks the model against real runs with the same inputs)."""
+    if "b3" not in ctx.shared:
+        result = b2.measurements(ctx)[0]
+        audio = _audio_cpu(ctx, result["case"].path, result["duration"])
+        ctx.shared["b3"] = (_measured(result, audio), audio)
+    return ctx.shared["b3"]
+
+
+def _checked(ctx: Context) -> str:
+    """Beside the server rows: how the model compared with the real pipeline (B7), from this
+    run when B7 ran first, else from B7's stored section."""
+    line = ctx.shared.get("b7_check")
+    if not line:
+        stored = store.load(ctx.out).get("b7", {}).get("verdicts") or []
+        line = stored[0].split(": ", 1)[-1].rstrip(".") if stored else ""
+    if not line:
+        return "Not checked against real runs in this run (B7 runs the real pipeline against this model)."
+    return (
+        "Checked against the real pipeline on this machine (B7, K local workers sharing its cores; "
+        f"predicted from inputs measured in the same run): {line}. The server rows above are K "
+        "servers of this machine's cores each, where the waves model holds; K workers sharing one "
+        "host are B7's corrected model (`model.time_to_ready_shared`)."
     )
 
 
@@ -232,9 +259,8 @@ def _chart(m: model.Measured, platforms, path) -> None:
 def run(ctx: Context) -> Section:
     result = b2.measurements(ctx)[0]
     load = machine.load()
-    audio = _audio_cpu(ctx, result["case"].path, result["duration"])
+    m, audio = inputs(ctx)
     celery = _celery(ctx)
-    m = _measured(result, audio)
     platforms = _platforms(celery)
     _chart(m, platforms, ctx.out / "b3.png")
     body = "\n\n".join(
@@ -244,6 +270,7 @@ def run(ctx: Context) -> Section:
             _ASSUMPTIONS,
             "Modelled time from the request to `ready` (⚠: a task would exceed Lambda's 15-minute limit):",
             _time_table(m, platforms),
+            _checked(ctx),
             _limit_note(m, platforms[0]),
             f"Lambda cost (x86, us-east-1: ${PRICE_GB_SECOND:.10f} per GB-second, $0.20 per 1M requests; "
             f"{LAMBDA_MEMORY_GB * 1024:.0f} MB), from the measured CPU seconds:",

@@ -29,6 +29,12 @@ class Options:
     b4_lengths: tuple[float, ...] = (60.0, 600.0)
     b4_chunk_seconds: float | None = None
     b4_threshold_seconds: float | None = None
+    # B7: the real pipeline with K local workers against the model (None: 120 s chunks from 180 s)
+    b7_seconds: float = 600.0
+    b7_workers: tuple[int, ...] = (1, 2)
+    b7_chunk_seconds: float | None = None
+    b7_threshold_seconds: float | None = None
+    b7_runs: int | None = None  # rounds of B7 (None: --runs)
 
 
 @dataclass

@@ -16,6 +16,12 @@ in waves of K (chunk 0, the root job, in the first):
     start = dispatch + cold_start            (the root job reaches a worker)
     fan_out = (n - 1) * enqueue              (the root enqueues the other chunks one by one)
     first_wave = task0 if K == 1 else max(task0, dispatch + cold_start + task)
+
+That is K workers with `vcpus` each (K Lambda invocations, K servers). K workers that share ONE
+host's cores (worker threads or processes on one server) are `time_to_ready_shared`: the
+running encodes split the host's cores between them, so a chunk alone gets all of them. B7
+found the waves model wrong there (it gave each of 2 workers on 2 cores 1 core for the whole
+run, and the last wave's lone chunk ran at half speed in the model, not on the machine).
 """
 
 import math
@@ -110,6 +116,65 @@ def unchunked(duration: float, m: Measured, p: Platform) -> Estimate:
     task = task_seconds(duration, m, p, first=True, audio_seconds=duration)
     seconds = p.dispatch_seconds + p.cold_start_seconds + task + stitch_seconds(duration, m)
     return Estimate(1, 1, seconds, task, p.time_limit is not None and task > p.time_limit)
+
+
+@dataclass(frozen=True)
+class Work:
+    cpu: float  # ffmpeg CPU seconds (video, plus the audio for chunk 0): split over the cores it gets
+    floor: float  # chunk 0's audio ffmpeg is one thread: the encode takes at least this long
+    fixed: float  # wall time outside ffmpeg (serial + queries * round trip), no CPU of note
+
+
+def task_work(duration: float, m: Measured, p: Platform) -> list[Work]:
+    """Each chunk task's work, before it is divided by the cores it gets (task_seconds's terms)."""
+    fixed = m.serial_seconds + m.queries_per_chunk * p.db_round_trip
+    works = []
+    for index, seconds in enumerate(chunk_lengths(duration, p)):
+        audio = m.audio_cpu_per_second * duration if index == 0 else 0.0
+        cpu = m.video_cpu_per_second * seconds + (0.0 if index == 0 else m.chunk_cpu_overhead)
+        works.append(Work(cpu + audio, audio, fixed))
+    return works
+
+
+def time_to_ready_shared(duration: float, workers: int, m: Measured, p: Platform) -> Estimate:
+    """K workers on one host of `p.vcpus` cores: the encodes running at a moment share the cores
+    equally (an ffmpeg alone uses them all; two use half each), so the host stays busy while any
+    chunk runs. Jobs go to the first free worker (a worker takes the next job as it finishes
+    one, not in waves), after `dispatch_seconds`; the chunk jobs are there once the root's
+    fan-out is done. A small event simulation: exact for this processor-sharing model, pure."""
+    works = task_work(duration, m, p)
+    n, eps = len(works), 1e-9
+    start = p.dispatch_seconds + p.cold_start_seconds
+    fanned = start + (n - 1) * p.enqueue_seconds
+    pending = list(range(1, n))
+    begins = [(fanned, 0)]  # (when a job's encode begins, job)
+    for _ in range(min(workers - 1, len(pending))):  # idle workers take chunks as they are enqueued
+        begins.append((fanned + p.dispatch_seconds + p.cold_start_seconds, pending.pop(0)))
+    now, left, waiting, began, finished = 0.0, {}, {}, {}, {}
+    while begins or left or waiting:
+        share = p.vcpus / len(left) if left else 0.0
+        now_next = min(
+            [b for b, _ in begins] + list(waiting.values()) + [now + r / share for r in left.values()]
+        )
+        for job in left:
+            left[job] -= (now_next - now) * share
+        now = now_next
+        for job in [j for j, r in left.items() if r <= eps]:
+            del left[job]
+            waiting[job] = max(now, began[job] + works[job].floor) + works[job].fixed
+        for job in [j for j, t in waiting.items() if t <= now + eps]:
+            del waiting[job]
+            finished[job] = now
+            if pending:
+                begins.append((now + p.dispatch_seconds, pending.pop(0)))
+        for item in [b for b in begins if b[0] <= now + eps]:
+            begins.remove(item)
+            began[item[1]] = now
+            left[item[1]] = works[item[1]].cpu
+    ready = max(finished.values()) + stitch_seconds(duration, m)
+    longest = max(finished[j] - began[j] for j in finished)
+    over = p.time_limit is not None and longest > p.time_limit
+    return Estimate(n, math.ceil(n / workers), ready, longest, over)
 
 
 def cost(duration: float, workers: int, m: Measured, p: Platform) -> float:

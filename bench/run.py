@@ -1,6 +1,6 @@
 """Run the benchmarks and write bench/results/RESULTS.md with a chart per benchmark.
 
-    python bench/run.py [--quick] [--runs N] [--only b1,b2,b3,b4,b5] [--out DIR]
+    python bench/run.py [--quick] [--runs N] [--only b1,b2,b3,b4,b5,b7,b8] [--out DIR]
 
 Everything runs against a throwaway SQLite database, media root and work directory (deleted
 at the end); sources are generated or fetched once and cached under .cache/. See README.md.
@@ -29,8 +29,11 @@ BENCHMARKS = {
     "b3": "bench.b3",
     "b4": "bench.b4",
     "b5": "bench.b5",
+    "b7": "bench.b7",
     "b8": "bench.b8",
 }
+# B3 quotes B7's check of its model beside its server rows: when both run, B7 runs first.
+RUN_BEFORE = {"b3": "b7"}
 
 QUICK = {
     "b1_seconds": 3.0,
@@ -44,6 +47,9 @@ QUICK = {
     "b4_lengths": (4.0, 12.0),
     "b4_chunk_seconds": 4.0,  # the 12 s clip in 3 chunks
     "b4_threshold_seconds": 6.0,
+    "b7_seconds": 12.0,
+    "b7_chunk_seconds": 4.0,  # 3 chunks
+    "b7_threshold_seconds": 6.0,
 }
 
 
@@ -61,6 +67,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--b2-chunk-seconds", type=float, help="B2's chunk length (default 16: 4 chunks)")
     parser.add_argument("--no-vmaf", action="store_true", help="skip B2's VMAF (the slowest part of B2)")
     parser.add_argument("--b4-lengths", help="comma list of B4 lengths in seconds (default 60,600)")
+    parser.add_argument("--b7-seconds", type=float, help="length of B7's generated source (default 600)")
+    parser.add_argument("--b7-workers", help="comma list of B7's worker counts K (default 1,2)")
+    parser.add_argument("--b7-chunk-seconds", type=float, help="B7 chunk length (default 120)")
+    parser.add_argument("--b7-threshold-seconds", type=float, help="B7's chunking threshold (default 180)")
+    parser.add_argument("--b7-runs", type=int, help="B7's rounds (default --runs)")
     parser.add_argument("--json", type=Path, help="also write every measurement to this JSON file")
     parser.add_argument("--keep-scratch", action="store_true", help="keep the scratch directory")
     args = parser.parse_args(argv)
@@ -92,7 +103,27 @@ def options(args: argparse.Namespace) -> Options:
         opts.vmaf = False
     if args.b4_lengths:
         opts.b4_lengths = tuple(sorted(float(x) for x in args.b4_lengths.split(",")))
+    if args.b7_seconds:
+        opts.b7_seconds = args.b7_seconds
+    if args.b7_workers:
+        opts.b7_workers = tuple(int(x) for x in args.b7_workers.split(","))
+    if args.b7_chunk_seconds:
+        opts.b7_chunk_seconds = args.b7_chunk_seconds
+    if args.b7_threshold_seconds is not None:
+        opts.b7_threshold_seconds = args.b7_threshold_seconds
+    if args.b7_runs:
+        opts.b7_runs = args.b7_runs
     return opts
+
+
+def order(names: list[str]) -> list[str]:
+    """The benchmarks in the order given, except that one that quotes another runs after it."""
+    ordered = list(names)
+    for name, first in RUN_BEFORE.items():
+        if name in ordered and first in ordered and ordered.index(first) > ordered.index(name):
+            ordered.remove(first)
+            ordered.insert(ordered.index(name), first)
+    return ordered
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context(options(args), env, binary, args.out)
         facts = machine.info(binary)
         sections = []
-        for name in args.only:
+        for name in order(args.only):
             ctx.log(f"{name} starting")
             sections.append(importlib.import_module(BENCHMARKS[name]).run(ctx))
         command = shlex.join(["python", "bench/run.py", *argv])

@@ -23,24 +23,24 @@ def quick_run(tmp_path_factory):
     raw = out / "raw.json"
     proc = subprocess.run(
         # B1-B5 here; later benchmarks have quick tests of their own (B8: tests/test_bench_serving.py)
-        [sys.executable, "bench/run.py", "--quick", "--runs", "1", "--only", "b1,b2,b3,b4,b5"]
+        [sys.executable, "bench/run.py", "--quick", "--runs", "1", "--only", "b1,b2,b3,b4,b5,b7"]
         + ["--out", str(out), "--json", str(raw)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=240,  # B7 adds two short pipelines with a worker each
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, json.loads(raw.read_text())
 
 
-CHARTS = ["b1.png", "b2.png", "b3.png", "b4.png", "b5.png"]
+CHARTS = ["b1.png", "b2.png", "b3.png", "b4.png", "b5.png", "b7.png"]
 
 
 def test_writes_results_table_and_charts(quick_run):
     out, _ = quick_run
     results = (out / "RESULTS.md").read_text()
-    for heading in ("## Targets", "## Machine", "## B1", "## B2", "## B3", "## B4", "## B5"):
+    for heading in ("## Targets", "## Machine", "## B1", "## B2", "## B3", "## B4", "## B5", "## B7"):
         assert heading in results
     for text in ("ours / usual way, sequential", "ours / bare", "chunked / whole", "K = 1000", "playable"):
         assert text in results
@@ -50,6 +50,7 @@ def test_writes_results_table_and_charts(quick_run):
         "- B2, chunked output bytes",
         "- B2, VMAF",
         "- B4, playable",
+        "- B7, the model within 15%",
     ):
         assert target in results
     assert "| nproc |" in results and "ffmpeg version" in results
@@ -256,3 +257,59 @@ def test_model_cost():
     assert model.cost_per_minute(600, 1, m, p) == pytest.approx(model.cost(600, 1, m, p) / 10)
     # K = 1000: every one of the 19 invocations pays a cold start
     assert model.cost(600, 1000, m, p) == pytest.approx((billed + 18 * 2) * 10 * 1e-5 + 19 * 2e-7)
+
+
+# Shared-host cases: 600 s in 5 chunks of 120 s at 1 CPU-s per video second, nothing else, on a
+# host of 2 cores (or K workers with 2 / K vCPUs each, B3's treatment of one host).
+PLAIN = dict(
+    video_cpu_per_second=1.0, chunk_cpu_overhead=0, audio_cpu_per_second=0, serial_seconds=0,
+    queries_per_chunk=0, stitch_seconds_per_segment=0,
+)  # fmt: skip
+HOST = dict(name="host", vcpus=2, chunk_seconds=120, threshold_seconds=180, dispatch_seconds=0)
+SIX_CORES = {"vcpus": 6, "threshold_seconds": 90, "chunk_seconds": 60}
+
+
+@pytest.mark.parametrize(
+    "workers, measured, host, shared, waves_model",
+    [
+        # One worker: both models run the 5 chunks one after another on both cores, 5 * 60 s.
+        (1, {}, {}, 300, 300),
+        # Two workers: the cores are shared, 600 CPU-s / 2 = 300 s; B3's waves give each worker
+        # one core for the whole run: 3 waves of 120 s, the last one a lone chunk on one core.
+        (2, {}, {}, 300, 360),
+        (5, {}, {}, 300, 300),  # one wave: 5 chunks on 0.4 cores each, all done at 300 s too
+        # Half a second's dispatch: K = 1 pays it before each of the 5 jobs (302.5). K = 2: the root
+        # starts at 0.5 alone (2 cores), chunk 1 at 1.0; whenever one finishes, the other runs
+        # alone until the next job arrives 0.5 s later, so every dispatch but the first costs
+        # nothing; the last chunk runs alone from 240.5: 300.5.
+        (1, {}, {"dispatch_seconds": 0.5}, 302.5, 302.5),
+        (2, {}, {"dispatch_seconds": 0.5}, 300.5, 0.5 + 0.5 + 120 + 2 * (0.5 + 120)),
+        # Chunk 0's audio is one thread: on 6 cores, 60 s of audio at 0.5 CPU-s per second takes
+        # 30 s, though all the CPU (60 video + 30 audio) / 6 would take 15 s. (60 s: one chunk.)
+        (1, {"audio_cpu_per_second": 0.5}, SIX_CORES, 30, 30),
+    ],
+)
+def test_model_shared_host(workers, measured, host, shared, waves_model):
+    from bench import model
+
+    m, p = model.Measured(**{**PLAIN, **measured}), model.Platform(**{**HOST, **host})
+    duration = 60 if "chunk_seconds" in host else 600
+    assert model.time_to_ready_shared(duration, workers, m, p).seconds == pytest.approx(shared)
+    per_worker = model.Platform(**{**HOST, **host, "vcpus": p.vcpus / workers})
+    assert model.time_to_ready(duration, workers, m, per_worker).seconds == pytest.approx(waves_model)
+
+
+def test_model_shared_host_matches_the_waves_model_for_one_worker():
+    """With one worker nothing is shared: both models give the same time, overheads included."""
+    from bench import model
+
+    m = model.Measured(**MEASURED)
+    p = model.Platform(**{**PLATFORM, "chunk_seconds": 120, "threshold_seconds": 180, "vcpus": 2})
+    for duration in (100, 600, 1000):
+        works = model.task_work(duration, m, p)
+        tasks = model.task_times(duration, m, p)
+        assert [max(w.cpu / p.vcpus, w.floor) + w.fixed for w in works] == pytest.approx(tasks)
+        if len(set(tasks[1:])) <= 1:  # the waves model charges every later wave the longest task
+            assert model.time_to_ready_shared(duration, 1, m, p).seconds == pytest.approx(
+                model.time_to_ready(duration, 1, m, p).seconds
+            )
