@@ -22,7 +22,7 @@ def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     raw = out / "raw.json"
     proc = subprocess.run(
-        # B1-B5 here; later benchmarks have quick tests of their own (B8: tests/test_bench_serving.py)
+        # B1-B5 and B7 here; B8 has a quick test of its own (tests/test_bench_serving.py)
         [sys.executable, "bench/run.py", "--quick", "--runs", "1", "--only", "b1,b2,b3,b4,b5,b7"]
         + ["--out", str(out), "--json", str(raw)],
         cwd=ROOT,
