@@ -16,6 +16,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import io
+import json
 import os
 import re
 import shutil
@@ -40,11 +41,13 @@ from zappa.core import Zappa
 from zappa.utilities import add_event_source, import_and_get_function
 
 from tests.support import checks
+from tests.support.api import make_user
 from tests.support.lambda_runtime import REGION, zappa_cli
 from tests.support.media import make_clip
 from tests.support.s3 import storage_settings
 from transcoding import services
-from transcoding.conf import chunk_seconds
+from transcoding.api.keys import api_key_create
+from transcoding.conf import SETTINGS, chunk_seconds
 from transcoding.ingest.create import video_create
 from transcoding.jobs import runner
 from transcoding.jobs.dispatch import get_dispatcher
@@ -74,8 +77,8 @@ def test_enqueue_invokes_the_function_and_the_handler_runs_the_job_once(
     with django_capture_on_commit_callbacks(execute=True):
         video, job = request_processing(clips["silent"])
 
-    [invoke] = lambda_api  # one asynchronous Invoke of the function itself, after commit
-    assert invoke["FunctionName"] == "videoproject-dev" and invoke["InvocationType"] == "Event"
+    [invoke] = lambda_api  # one asynchronous Invoke of the encoder function, after commit
+    assert invoke["FunctionName"] == "videoproject-dev-encoder" and invoke["InvocationType"] == "Event"
     assert invoke["payload"] == {
         "command": "zappa.asynchronous.route_lambda_task",
         "task_path": RUN_JOB,
@@ -89,7 +92,7 @@ def test_enqueue_invokes_the_function_and_the_handler_runs_the_job_once(
 
     assert lambda_runtime.deliver(invoke["payload"]) == "done"
     assert lambda_runtime.archives == [
-        "s3://videoproject-zappa-deployments-dev/dev_videoproject_current_project.tar.gz"
+        "s3://videoproject-zappa-deployments-dev/dev_encoder_videoproject_current_project.tar.gz"
     ]  # slim_handler: the handler fetches the project from S3 at cold start
     video = Video.objects.get(pk=video.pk)
     checks.assert_all_outputs(video, 5.0, ["360p", "240p"], audio=False)
@@ -205,7 +208,9 @@ def test_watchdog_schedule_requeues_a_stuck_job_and_invokes_it_again(
     with django_capture_on_commit_callbacks(execute=True):
         result = lambda_runtime.deliver(event)
     assert result["requeued"] == [stuck.pk] and result["failed"] == []
-    assert [(i["payload"]["task_path"], i["payload"]["args"]) for i in lambda_api] == [(RUN_JOB, [stuck.pk])]
+    assert [(i["FunctionName"], i["payload"]["task_path"], i["payload"]["args"]) for i in lambda_api] == [
+        ("videoproject-dev-encoder", RUN_JOB, [stuck.pk])
+    ]
     stuck.refresh_from_db()
     assert stuck.state == JobState.QUEUED
 
@@ -278,30 +283,70 @@ def test_s3_events_for_objects_outside_the_storage_are_ignored(media_bucket, set
         **settings.STORAGES,
         "default": storage_settings(media_bucket.name, media_bucket.endpoint, location="media"),
     }
-    event = object_created("another-bucket", "incoming/a.mp4", 1, "videoproject-dev")
+    event = object_created("another-bucket", "incoming/a.mp4", 1, "videoproject-dev-encoder")
     assert backend.ingest_s3_object(event) == []
-    event = object_created(media_bucket.name, "incoming/a.mp4", 1, "videoproject-dev")
+    event = object_created(media_bucket.name, "incoming/a.mp4", 1, "videoproject-dev-encoder")
     assert backend.ingest_s3_object(event) == []  # outside the storage's key prefix
-    event = object_created(media_bucket.name, "incoming/", 0, "videoproject-dev")
+    event = object_created(media_bucket.name, "incoming/", 0, "videoproject-dev-encoder")
     assert backend.ingest_s3_object(event) == []  # a "folder"
     assert not Video.objects.exists()
 
 
-@pytest.mark.parametrize("stage", ["dev", "prod"])
-def test_stage_settings(stage):
-    cli = zappa_cli(stage)
-    config = cli.stage_config
-    assert cli.lambda_name == f"videoproject-{stage}"
-    assert cli.django_settings == "videoproject.settings"
-    # The wheels (av, onnxruntime, numpy: manylinux_2_28) need a newer glibc than the
-    # python3.11 runtime's Amazon Linux 2 has; python3.12 runs on Amazon Linux 2023.
-    assert cli.runtime == "python3.12"
-    assert (cli.memory_size, cli.timeout_seconds, cli.ephemeral_storage["Size"]) == (10240, 900, 10240)
-    assert config["slim_handler"] is True and config["use_precompiled_packages"] is False
-    env = cli.environment_variables
+# --- the two functions of an environment: the site and the encoder ---------------------------
+
+ENVIRONMENTS = ["dev", "prod"]
+# Lambda's default concurrency per account and region, and what AWS keeps unreserved.
+ACCOUNT_CONCURRENCY, UNRESERVED_MINIMUM = 1000, 100
+# What the web package leaves out: the encoder's binaries and the speech stack.
+ENCODER_ONLY_PACKAGES = {"imageio_ffmpeg", "ctranslate2", "onnxruntime", "faster_whisper", "numpy"}
+
+
+def stages(environment: str) -> tuple:
+    return zappa_cli(environment), zappa_cli(f"{environment}_encoder")
+
+
+def encodes_in_flight(env: dict) -> int:
+    """The stage's cap on encodes in flight (its environment, else the product's default)."""
+    raw = env.get("TRANSCODING_MAX_ENCODES_IN_FLIGHT")
+    return int(raw) if raw else int(SETTINGS["MAX_ENCODES_IN_FLIGHT"].default)
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_stage_settings(environment):
+    web, encoder = stages(environment)
+    assert (web.lambda_name, encoder.lambda_name) == (
+        f"videoproject-{environment}",
+        f"videoproject-{environment}-encoder",
+    )
+    for cli in (web, encoder):
+        assert cli.django_settings == "videoproject.settings"
+        # The wheels (av, onnxruntime, numpy: manylinux_2_28) need a newer glibc than the
+        # python3.11 runtime's Amazon Linux 2 has; python3.12 runs on Amazon Linux 2023.
+        assert cli.runtime == "python3.12"
+        assert (
+            cli.stage_config["slim_handler"] is True and cli.stage_config["use_precompiled_packages"] is False
+        )
+
+    # What both functions must share (one database, one bucket, one backend, one cap, the same
+    # worker function): the site inherits the encoder stage's environment whole.
+    assert web.environment_variables == encoder.environment_variables
+    env = encoder.environment_variables
     assert env["STORAGE"] == "s3" and env["TRANSCODING_DISPATCH"] == "zappa"
-    assert env["AWS_STORAGE_BUCKET_NAME"] == f"videoproject-media-{stage}"
+    assert env["AWS_STORAGE_BUCKET_NAME"] == f"videoproject-media-{environment}"
     assert env["DATABASE_URL"].startswith("postgres://")
+    assert env["TRANSCODING_ZAPPA_WORKER_FUNCTION"] == encoder.lambda_name
+
+    # The encoder: the largest function, no API Gateway, the watchdog and the S3 router, and
+    # reserved concurrency a little above the product's cap on encodes in flight.
+    assert (encoder.memory_size, encoder.timeout_seconds, encoder.ephemeral_storage["Size"]) == (
+        10240,
+        900,
+        10240,
+    )
+    assert encoder.use_apigateway is False and encoder.stage_config["keep_warm"] is False
+    cap = encodes_in_flight(env)
+    assert cap < encoder.lambda_concurrency <= cap + max(10, cap // 40)
+    config = encoder.stage_config
     schedules = {e["function"]: e["expression"] for e in config["events"] if "expression" in e}
     assert schedules == {"transcoding.jobs.dispatch.zappa.requeue_stuck": "rate(1 minute)"}
     [s3_event] = [e for e in config["events"] if "event_source" in e]
@@ -310,15 +355,91 @@ def test_stage_settings(stage):
         assert callable(import_and_get_function(event["function"]))
     # The handler finds a scheduled function again from the rule name `zappa schedule` makes.
     rule = Zappa(load_credentials=False, aws_region=REGION).get_scheduled_event_name(
-        config["events"][0], config["events"][0]["function"], cli.lambda_name
+        config["events"][0], config["events"][0]["function"], encoder.lambda_name
     )
     assert rule.split("-")[-1] == "transcoding.jobs.dispatch.zappa.requeue_stuck"
+
+    # The site: small and short behind API Gateway; nothing in it runs an encode (its jobs go
+    # to the encoder, it has no events, and its package has no ffmpeg).
+    assert (web.memory_size, web.timeout_seconds, web.ephemeral_storage["Size"]) == (1024, 30, 1024)
+    assert web.use_apigateway is True and web.lambda_concurrency is None
+    assert web.stage_config["events"] == []
+    assert env["TRANSCODING_ZAPPA_WORKER_FUNCTION"] != web.lambda_name
+    assert set(web.stage_config["exclude"]) >= ENCODER_ONLY_PACKAGES
+    assert not ENCODER_ONLY_PACKAGES & set(config["exclude"])
+
+
+def test_reserved_concurrency_leaves_the_account_its_unreserved_pool():
+    """dev and prod in one account: the encoders' reservations together leave AWS's minimum
+    unreserved pool, and more, for the site functions (which reserve nothing)."""
+    reserved = sum(zappa_cli(f"{e}_encoder").lambda_concurrency for e in ENVIRONMENTS)
+    assert reserved <= ACCOUNT_CONCURRENCY - UNRESERVED_MINIMUM
+
+
+@pytest.mark.parametrize(
+    "current, configured, target",
+    [
+        (None, "", None),  # off Lambda: Zappa runs the task inline
+        (None, "videoproject-dev-encoder", None),  # off Lambda, even with a worker function
+        ("videoproject-dev", "", "videoproject-dev"),  # one function does everything
+        ("videoproject-dev", "videoproject-dev-encoder", "videoproject-dev-encoder"),  # the site
+        ("videoproject-dev-encoder", "videoproject-dev-encoder", "videoproject-dev-encoder"),  # fan-out
+    ],
+)
+def test_worker_function(current, configured, target):
+    assert backend.worker_function(current, configured) == target
+
+
+def api_gateway_event(method: str, path: str, headers: dict, body: str) -> dict:
+    """A request as API Gateway (REST, proxy integration) hands it to the function."""
+    return {
+        "httpMethod": method,
+        "path": path,
+        "resource": "/{proxy+}",
+        "headers": {"Host": "testserver", "X-Forwarded-Proto": "https", **headers},
+        "queryStringParameters": None,
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "stageVariables": None,
+        "requestContext": {"stage": "dev", "identity": {"sourceIp": "203.0.113.9"}, "httpMethod": method},
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_site_function_sends_a_job_to_the_encoder_function(
+    lambda_api, web_runtime, lambda_runtime, clips
+):
+    """A request to the site (Zappa's handler on the `dev` stage, through Django) queues a job:
+    after commit, inside that request, the job goes to the encoder function by name, and the
+    site's own function runs nothing."""
+    video = video_create(source=clips["silent"])
+    _, key = api_key_create(user=make_user("editor", "change_video", "view_video"), name="ci", scope="write")
+    event = api_gateway_event(
+        "POST",
+        f"/api/v1/videos/{video.pk}/reprocess/",
+        {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        json.dumps({"parts": ["poster"]}),
+    )
+    response = web_runtime.deliver(event)
+    assert response["statusCode"] == 202, response.get("body")
+    assert json.loads(response["body"])["status"] == "queued"
+    assert web_runtime.archives == [
+        "s3://videoproject-zappa-deployments-dev/dev_videoproject_current_project.tar.gz"
+    ]
+
+    job = ProcessingJob.objects.get(video=video)
+    [invoke] = lambda_api
+    assert (invoke["FunctionName"], invoke["InvocationType"]) == (lambda_runtime.cli.lambda_name, "Event")
+    assert lambda_runtime.cli.lambda_name == "videoproject-dev-encoder"
+    assert (invoke["payload"]["task_path"], invoke["payload"]["args"]) == (RUN_JOB, [job.pk])
+    assert (job.state, job.attempt) == (JobState.QUEUED, 0)  # nothing ran on the site's function
 
 
 def test_s3_event_source_is_configured_with_the_prefix_filter():
     """What `zappa schedule` does with the stage's S3 event: the bucket notification, with the
     `prefix` key Zappa reads (it ignores kappa's old `key_filters` list)."""
-    event = next(e for e in zappa_cli("dev").stage_config["events"] if "event_source" in e)
+    event = next(e for e in zappa_cli("dev_encoder").stage_config["events"] if "event_source" in e)
     source = event["event_source"]
     bucket = source["arn"].split(":::")[-1]
     with mock_aws(config={"lambda": {"use_docker": False}}):
@@ -331,7 +452,7 @@ def test_s3_event_source_is_configured_with_the_prefix_filter():
         with zipfile.ZipFile(code, "w") as archive:
             archive.writestr("handler.py", "def lambda_handler(event, context):\n    return None\n")
         function = session.client("lambda").create_function(
-            FunctionName="videoproject-dev",
+            FunctionName="videoproject-dev-encoder",
             Runtime="python3.12",
             Role=role["Role"]["Arn"],
             Handler="handler.lambda_handler",
@@ -493,6 +614,7 @@ def test_a_long_video_fans_out_one_invocation_per_chunk(
     with django_capture_on_commit_callbacks(execute=True):
         assert lambda_runtime.deliver(first["payload"]) == "done"  # chunk 0, audio, poster
     chunk_invokes = lambda_api[1:]
+    assert {i["FunctionName"] for i in lambda_api} == {"videoproject-dev-encoder"}  # the fan-out too
     chunks = list(ProcessingJob.objects.filter(parent=root).order_by("chunk"))
     assert [c.chunk for c in chunks] == [1] and [i["payload"]["args"] for i in chunk_invokes] == [
         [chunks[0].pk]
