@@ -1,6 +1,6 @@
 """Run the benchmarks and write bench/results/RESULTS.md with a chart per benchmark.
 
-    python bench/run.py [--quick] [--runs N] [--only b1,b2,b3,b4,b5] [--out DIR]
+    python bench/run.py [--quick] [--runs N] [--only b1,b2,b3,b4,b5,b9] [--out DIR]
 
 Everything runs against a throwaway SQLite database, media root and work directory (deleted
 at the end); sources are generated or fetched once and cached under .cache/. See README.md.
@@ -30,6 +30,7 @@ BENCHMARKS = {
     "b4": "bench.b4",
     "b5": "bench.b5",
     "b8": "bench.b8",
+    "b9": "bench.b9",
 }
 
 QUICK = {
