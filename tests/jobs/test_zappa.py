@@ -23,7 +23,9 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
 import zipfile
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -533,11 +535,34 @@ def copy_project(target: Path) -> None:
         (target / name).write_bytes(data)
 
 
-@pytest.mark.slow
-def test_zappa_package_builds_a_slim_handler_within_lambda_limits(runtime_venv, tmp_path):
-    project = tmp_path / "videoproject"
+@dataclass(frozen=True)
+class Package:
+    """What `zappa package STAGE` built: the handler zip and the project archive's files."""
+
+    project: Path
+    handler_zip: Path
+    archive: Path
+    sizes: dict  # unpacked bytes by top-level name
+
+    @property
+    def unpacked(self) -> int:
+        return sum(self.sizes.values())
+
+    def files(self) -> set[str]:
+        with tarfile.open(self.archive) as archive:
+            return {m.name for m in archive if m.isfile()}
+
+
+PACKAGED_STAGES = ("dev", "dev_encoder")
+
+
+@pytest.fixture(scope="module")
+def packages(runtime_venv, tmp_path_factory) -> dict[str, Package]:
+    """`zappa package` of the site's stage and the encoder's, from one copy of the project,
+    the two run side by side (each is mostly copying and compressing)."""
+    root = tmp_path_factory.mktemp("zappa-package")
+    project = root / "videoproject"
     copy_project(project)
-    handler_zip = tmp_path / "handler.zip"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
         VIRTUAL_ENV=str(runtime_venv),
@@ -545,20 +570,64 @@ def test_zappa_package_builds_a_slim_handler_within_lambda_limits(runtime_venv, 
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,  # no credentials anywhere: packaging needs none
         AWS_CONFIG_FILE=os.devnull,
     )
-    result = subprocess.run(
-        [runtime_venv / "bin" / "python", "-c", FAST_ZAPPA, "package", "dev", "-o", str(handler_zip)],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0 and "Package created" in result.stdout, result.stdout + result.stderr
-    [project_archive] = project.glob("videoproject-dev-*.tar.gz")
+    runs = {}
+    for stage in PACKAGED_STAGES:
+        handler_zip = root / f"{stage}-handler.zip"
+        command = [
+            runtime_venv / "bin" / "python",
+            "-c",
+            FAST_ZAPPA,
+            "package",
+            stage,
+            "-o",
+            str(handler_zip),
+        ]
+        process = subprocess.Popen(
+            command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        runs[stage] = (handler_zip, process)
+    outputs = {}
+    try:
+        for stage, (_, process) in runs.items():
+            outputs[stage], _ = process.communicate(timeout=600)
+    finally:
+        for _, process in runs.values():
+            if process.poll() is None:  # timed out: leave nothing running
+                process.kill()
+                process.wait()
+    built = {}
+    for stage, (handler_zip, process) in runs.items():
+        output = outputs[stage]
+        assert process.returncode == 0 and "Package created" in output, output
+        [archive] = project.glob(f"{zappa_cli(stage).lambda_name}-[0-9]*.tar.gz")
+        sizes = {}
+        with tarfile.open(archive) as tar:
+            for member in tar:
+                if member.isfile():
+                    top = member.name.split("/")[0]
+                    sizes[top] = sizes.get(top, 0) + member.size
+        built[stage] = Package(project, handler_zip, archive, sizes)
     assert not (project / "handler_venv").exists()
+    return built
 
+
+def describe(package: Package) -> str:
+    largest = ", ".join(
+        f"{k} {v / MiB:.0f}" for k, v in sorted(package.sizes.items(), key=lambda kv: -kv[1])[:6]
+    )
+    return (
+        f"handler zip {package.handler_zip.stat().st_size / MiB:.1f} MiB; project archive"
+        f" {package.archive.stat().st_size / MiB:.1f} MiB (gzip -1), {package.unpacked / MiB:.1f} MiB"
+        f" unpacked; largest (MiB): {largest}"
+    )
+
+
+@pytest.mark.slow
+def test_zappa_package_builds_a_slim_handler_within_lambda_limits(packages):
+    """The encoder's package: everything, too large for a function's code, so slim."""
+    package = packages["dev_encoder"]
     # The function's code: Zappa's handler and its dependencies, the generated settings.
-    with zipfile.ZipFile(handler_zip) as archive:
+    with zipfile.ZipFile(package.handler_zip) as archive:
         handler_unzipped = sum(i.file_size for i in archive.infolist())
         names = set(archive.namelist())
         generated = archive.read("zappa_settings.py").decode()
@@ -566,34 +635,64 @@ def test_zappa_package_builds_a_slim_handler_within_lambda_limits(runtime_venv, 
     assert "transcoding/jobs/tasks.py" not in names
     assert "SLIM_HANDLER=True" in generated and "DJANGO_SETTINGS='videoproject.settings'" in generated
     assert (
-        "ARCHIVE_PATH='s3://videoproject-zappa-deployments-dev/dev_videoproject_current_project.tar.gz'"
-        in (generated)
+        "ARCHIVE_PATH='s3://videoproject-zappa-deployments-dev/dev_encoder_videoproject_current_project.tar.gz'"
+        in generated
     )
-    assert handler_unzipped < LAMBDA_UNZIPPED_LIMIT and handler_zip.stat().st_size < LAMBDA_ZIPPED_LIMIT
+    assert handler_unzipped < LAMBDA_UNZIPPED_LIMIT
+    assert package.handler_zip.stat().st_size < LAMBDA_ZIPPED_LIMIT
 
     # The project archive: unpacked into /tmp at cold start, so it must leave room for the work.
-    sizes, files = {}, set()
-    with tarfile.open(project_archive) as archive:
-        for member in archive:
-            if member.isfile():
-                files.add(member.name)
-                top = member.name.split("/")[0]
-                sizes[top] = sizes.get(top, 0) + member.size
-    unpacked = sum(sizes.values())
+    files = package.files()
     assert {"manage.py", "videoproject/settings.py", "transcoding/jobs/dispatch/zappa.py"} <= files
     assert any(re.fullmatch(r"imageio_ffmpeg/binaries/ffmpeg-linux-x86_64.*", f) for f in files)
     assert {"av/__init__.py", "django/__init__.py", "storages/backends/s3.py"} <= files
     assert not {n for n in files if n.split("/")[0] in ("media", "run", "tests", "test-artifacts", "bench")}
     assert not {"db.sqlite3", ".env"} & files
-    assert unpacked > LAMBDA_UNZIPPED_LIMIT  # why slim_handler: it could not be the function's code
-    ephemeral = zappa_cli("dev").ephemeral_storage["Size"] * MiB
-    assert unpacked < ephemeral / 4  # three quarters of /tmp stay for a job's work files
-    largest = ", ".join(f"{k} {v / MiB:.0f}" for k, v in sorted(sizes.items(), key=lambda kv: -kv[1])[:6])
-    print(
-        f"\nhandler zip: {handler_zip.stat().st_size / MiB:.1f} MiB zipped, {handler_unzipped / MiB:.1f} MiB"
-        f" unzipped; project archive: {project_archive.stat().st_size / MiB:.1f} MiB (gzip -1),"
-        f" {unpacked / MiB:.1f} MiB unpacked; largest (MiB): {largest}"
+    assert package.unpacked > LAMBDA_UNZIPPED_LIMIT  # why slim_handler: it could not be the function's code
+    ephemeral = zappa_cli("dev_encoder").ephemeral_storage["Size"] * MiB
+    assert package.unpacked < ephemeral / 4  # three quarters of /tmp stay for a job's work files
+    print(f"\nencoder: {describe(package)}")
+
+
+@pytest.mark.slow
+def test_the_site_package_has_no_encoder_and_serves_without_it(packages, tmp_path):
+    """The site's package leaves out ffmpeg and the speech stack (a smaller cold start), and
+    Django starts from the unpacked archive alone, with every URL's view importable."""
+    web, encoder = packages["dev"], packages["dev_encoder"]
+    files = web.files()
+    assert {
+        "manage.py",
+        "transcoding/jobs/dispatch/zappa.py",
+        "av/__init__.py",
+        "django/__init__.py",
+    } <= files
+    assert not {n.split("/")[0] for n in files} & ENCODER_ONLY_PACKAGES
+    assert web.unpacked < encoder.unpacked / 2
+    assert web.unpacked < zappa_cli("dev").ephemeral_storage["Size"] * MiB / 2
+    print(f"\nsite: {describe(web)}")
+
+    unpacked = tmp_path / "site"
+    started = time.process_time()
+    with tarfile.open(web.archive) as archive:  # as the slim handler does at a cold start
+        archive.extractall(unpacked, filter="data")
+    print(f"site archive unpacked in {time.process_time() - started:.1f} s CPU (information, not a target)")
+    script = (
+        "import django; django.setup(); "
+        "from django.urls import get_resolver; "
+        "names = [p.lookup_str for p in get_resolver().url_patterns if hasattr(p, 'lookup_str')]; "
+        "import transcoding.jobs.dispatch.zappa, transcoding.web.views, transcoding.api.views; "
+        "import sys; assert 'imageio_ffmpeg' not in sys.modules; print('site ok')"
     )
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", script],  # -S: no site-packages, only the archive
+        cwd=unpacked,
+        env={"PYTHONPATH": str(unpacked), "DJANGO_SETTINGS_MODULE": "videoproject.settings", "DEBUG": "1",
+             "TRANSCODING_DISPATCH": "zappa", "PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0 and "site ok" in result.stdout, result.stdout + result.stderr
 
 
 @pytest.mark.slow
