@@ -300,7 +300,18 @@ ENVIRONMENTS = ["dev", "prod"]
 # Lambda's default concurrency per account and region, and what AWS keeps unreserved.
 ACCOUNT_CONCURRENCY, UNRESERVED_MINIMUM = 1000, 100
 # What the web package leaves out: the encoder's binaries and the speech stack.
-ENCODER_ONLY_PACKAGES = {"imageio_ffmpeg", "ctranslate2", "onnxruntime", "faster_whisper", "numpy"}
+ENCODER_ONLY_PACKAGES = {
+    *("imageio_ffmpeg", "numpy", "numpy.libs"),
+    *(
+        "faster_whisper",
+        "ctranslate2",
+        "ctranslate2.libs",
+        "onnxruntime",
+        "tokenizers",
+        "huggingface_hub",
+        "hf_xet",
+    ),
+}
 
 
 def stages(environment: str) -> tuple:
@@ -589,7 +600,7 @@ def packages(runtime_venv, tmp_path_factory) -> dict[str, Package]:
     outputs = {}
     try:
         for stage, (_, process) in runs.items():
-            outputs[stage], _ = process.communicate(timeout=600)
+            outputs[stage], _ = process.communicate(timeout=900)
     finally:
         for _, process in runs.values():
             if process.poll() is None:  # timed out: leave nothing running
