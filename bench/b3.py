@@ -114,14 +114,19 @@ def _checked(ctx: Context) -> str:
     )
 
 
-def _platforms(celery: dict | None) -> list[model.Platform]:
-    lam = model.Platform(
+def lambda_platform() -> model.Platform:
+    """The Lambda encoder B3 models (B9 prices its encodes the same way)."""
+    return model.Platform(
         f"Lambda {LAMBDA_MEMORY_GB * 1024:.0f} MB ({LAMBDA_VCPUS} vCPU), 30 s chunks",
         vcpus=LAMBDA_VCPUS, chunk_seconds=30, threshold_seconds=45, dispatch_seconds=ASYNC_DISPATCH,
         cold_start_seconds=COLD_START, enqueue_seconds=INVOKE_CALL, db_round_trip=RDS_ROUND_TRIP,
         time_limit=LAMBDA_LIMIT, memory_gb=LAMBDA_MEMORY_GB, price_gb_second=PRICE_GB_SECOND,
         price_request=PRICE_REQUEST,
     )  # fmt: skip
+
+
+def _platforms(celery: dict | None) -> list[model.Platform]:
+    lam = lambda_platform()
     measured = celery and "to_start" in celery
     server = model.Platform(
         f"servers like this one ({_cores()} cores), Celery, 120 s chunks",
@@ -261,6 +266,7 @@ def run(ctx: Context) -> Section:
     load = machine.load()
     m, audio = inputs(ctx)
     celery = _celery(ctx)
+    ctx.shared["b3_measured"] = m  # B9 prices encoded minutes with the same inputs
     platforms = _platforms(celery)
     _chart(m, platforms, ctx.out / "b3.png")
     body = "\n\n".join(

@@ -187,3 +187,57 @@ def cost(duration: float, workers: int, m: Measured, p: Platform) -> float:
 
 def cost_per_minute(duration: float, workers: int, m: Measured, p: Platform) -> float:
     return cost(duration, workers, m, p) / (duration / 60)
+
+
+# --- The site and the encoder as two Lambda functions (bench/b9.py): what a page view costs ---
+
+LAMBDA_MB_PER_VCPU = 1769  # Lambda gives one vCPU per 1769 MB of memory
+
+
+@dataclass(frozen=True)
+class LambdaFunction:
+    name: str
+    memory_mb: int
+    archive_mib: float  # the slim handler's project archive, fetched from S3 at a cold start
+    unpacked_mib: float  # ...and unpacked into /tmp
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    """Assumed (b9.py says so): what a slim-handler cold start costs besides the request."""
+
+    init_seconds: float  # runtime start, Zappa's handler, Django set up (measured here, CPU)
+    download_mib_per_second: float  # S3 to the function
+    unpack_mib_per_second: float  # gunzip + tar into /tmp, on one full vCPU
+
+
+def cpu_share(memory_mb: int) -> float:
+    """The vCPU a single-threaded request gets: one core from 1769 MB, less below (CPU is in
+    proportion to memory). Django serves a request on one thread, so more does not help."""
+    return min(1.0, memory_mb / LAMBDA_MB_PER_VCPU)
+
+
+def request_seconds(local_seconds: float, memory_mb: int) -> float:
+    """A request measured on one of this machine's cores, on a function of `memory_mb`."""
+    return local_seconds / cpu_share(memory_mb)
+
+
+def cold_start_seconds(fn: LambdaFunction, c: ColdStart) -> float:
+    """Init plus fetching and unpacking the project archive; the CPU-bound parts slow down
+    below one vCPU like a request does."""
+    cpu = c.init_seconds + fn.unpacked_mib / c.unpack_mib_per_second
+    return fn.archive_mib / c.download_mib_per_second + cpu / cpu_share(fn.memory_mb)
+
+
+def page_view_cost(
+    local_seconds: float,
+    fn: LambdaFunction,
+    cold: ColdStart,
+    cold_share: float,
+    price_gb_second: float,
+    price_request: float,
+) -> float:
+    """Dollars for one page view: its billed duration at the function's memory and one request;
+    a share `cold_share` of views also pays a cold start (billed, as init is since August 2025)."""
+    seconds = request_seconds(local_seconds, fn.memory_mb) + cold_share * cold_start_seconds(fn, cold)
+    return seconds * fn.memory_mb / 1024 * price_gb_second + price_request

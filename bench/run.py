@@ -1,6 +1,6 @@
 """Run the benchmarks and write bench/results/RESULTS.md with a chart per benchmark.
 
-    python bench/run.py [--quick] [--runs N] [--only b1,b2,b3,b4,b5,b7,b8] [--out DIR]
+    python bench/run.py [--quick] [--runs N] [--only b1,b2,b3,b4,b5,b7,b8,b9] [--out DIR]
 
 Everything runs against a throwaway SQLite database, media root and work directory (deleted
 at the end); sources are generated or fetched once and cached under .cache/. See README.md.
@@ -31,6 +31,7 @@ BENCHMARKS = {
     "b5": "bench.b5",
     "b7": "bench.b7",
     "b8": "bench.b8",
+    "b9": "bench.b9",
 }
 # B3 quotes B7's check of its model beside its server rows: when both run, B7 runs first.
 RUN_BEFORE = {"b3": "b7"}

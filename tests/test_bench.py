@@ -22,8 +22,9 @@ def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     raw = out / "raw.json"
     proc = subprocess.run(
-        # B1-B5 and B7 here; B8 has a quick test of its own (tests/test_bench_serving.py)
-        [sys.executable, "bench/run.py", "--quick", "--runs", "1", "--only", "b1,b2,b3,b4,b5,b7"]
+        # All but B6 and B8, which have quick tests of their own (tests/test_bench_scale.py,
+        # tests/test_bench_serving.py)
+        [sys.executable, "bench/run.py", "--quick", "--runs", "1", "--only", "b1,b2,b3,b4,b5,b7,b9"]
         + ["--out", str(out), "--json", str(raw)],
         cwd=ROOT,
         capture_output=True,
@@ -40,7 +41,7 @@ CHARTS = ["b1.png", "b2.png", "b3.png", "b4.png", "b5.png", "b7.png"]
 def test_writes_results_table_and_charts(quick_run):
     out, _ = quick_run
     results = (out / "RESULTS.md").read_text()
-    for heading in ("## Targets", "## Machine", "## B1", "## B2", "## B3", "## B4", "## B5", "## B7"):
+    for heading in ("## Targets", "## Machine", *(f"## B{n}" for n in (1, 2, 3, 4, 5, 7, 9))):
         assert heading in results
     for text in ("ours / usual way, sequential", "ours / bare", "chunked / whole", "K = 1000", "playable"):
         assert text in results
@@ -153,6 +154,9 @@ def test_every_measurement_is_positive(quick_run):
     assert all(job["cpu"] > 0 and job["wall"] > 0 for job in b2["runs"]["chunked"][0]["jobs"])
     assert b2["runs"]["chunked"][0]["vmaf"]["360p"]["mean"] > 50
     assert raw["b3"]["measured"]["video_cpu_per_second"] > 0
+    pages = raw["b9"]["page_views"]["pages"]
+    assert all(wall > 0 and cpu > 0 for samples in pages.values() for wall, cpu in samples)
+    assert raw["b9"]["b3_inputs"] == raw["b3"]["measured"]  # encoded minutes priced on B3's inputs
     short, chunked = raw["b4"]["lengths"]
     assert (
         short["runs"][0]["jobs"] == 1 and 0 < short["runs"][0]["playable"] <= short["runs"][0]["ready"] + 0.5
@@ -313,3 +317,78 @@ def test_model_shared_host_matches_the_waves_model_for_one_worker():
             assert model.time_to_ready_shared(duration, 1, m, p).seconds == pytest.approx(
                 model.time_to_ready(duration, 1, m, p).seconds
             )
+
+# --- B9: the site and the encoder as two Lambda functions ------------------------------------
+
+COLD = {"init_seconds": 1.0, "download_mib_per_second": 100.0, "unpack_mib_per_second": 200.0}
+
+
+@pytest.mark.parametrize(
+    "memory_mb, share, seconds",
+    [
+        (10240, 1.0, 0.05),  # one thread: a whole vCPU, no faster than at 1769 MB
+        (1769, 1.0, 0.05),
+        (1024, 1024 / 1769, 0.05 * 1769 / 1024),  # 58% of a vCPU: 1.7 times as long
+        (128, 128 / 1769, 0.05 * 1769 / 128),
+    ],
+)
+def test_model_request_seconds(memory_mb, share, seconds):
+    from bench import model
+
+    assert model.cpu_share(memory_mb) == pytest.approx(share)
+    assert model.request_seconds(0.05, memory_mb) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    "memory_mb, archive, unpacked, seconds",
+    [
+        # 200 MiB fetched at 100 MiB/s, then 1 s init + 600 MiB unpacked at 200 MiB/s on a vCPU
+        (10240, 200, 600, 2 + 1 + 3),
+        # the same package at 1024 MB: the CPU part at 58% of a vCPU, the download as fast
+        (1024, 200, 600, 2 + 4 * 1769 / 1024),
+        (1024, 100, 300, 1 + 2.5 * 1769 / 1024),
+    ],
+)
+def test_model_cold_start_seconds(memory_mb, archive, unpacked, seconds):
+    from bench import model
+
+    fn = model.LambdaFunction("f", memory_mb, archive_mib=archive, unpacked_mib=unpacked)
+    assert model.cold_start_seconds(fn, model.ColdStart(**COLD)) == pytest.approx(seconds)
+
+
+def test_model_page_view_cost():
+    from bench import model
+
+    cold = model.ColdStart(**COLD)
+    big = model.LambdaFunction("one function", 10240, archive_mib=200, unpacked_mib=600)
+    small = model.LambdaFunction("site", 1024, archive_mib=100, unpacked_mib=300)
+    # Warm: 0.05 s at 10 GB and 1e-5 per GB-s, plus a request at 2e-7
+    assert model.page_view_cost(0.05, big, cold, 0.0, 1e-5, 2e-7) == pytest.approx(0.05 * 10 * 1e-5 + 2e-7)
+    # 1% of views pay the 6 s cold start
+    assert model.page_view_cost(0.05, big, cold, 0.01, 1e-5, 2e-7) == pytest.approx(
+        (0.05 + 0.06) * 10 * 1e-5 + 2e-7
+    )
+    # The small site: 1.7 times as long, billed at 1 GB
+    slow = 0.05 * 1769 / 1024
+    assert model.page_view_cost(0.05, small, cold, 0.0, 1e-5, 2e-7) == pytest.approx(slow * 1 * 1e-5 + 2e-7)
+    warm = [model.page_view_cost(0.05, fn, cold, 0.0, 1e-5, 0.0) for fn in (big, small)]
+    assert warm[0] / warm[1] == pytest.approx(10 / (1769 / 1024))  # 5.8 times cheaper
+
+
+def test_b9_reads_b3s_inputs_back_from_its_section():
+    from bench import b9, model
+
+    markdown = "\n".join(
+        [
+            "| input | value | from |",
+            "| --- | ---: | --- |",
+            "| ffmpeg CPU per second of video (ladder + storyboard) | 1.234 s | B2 |",
+            "| extra ffmpeg CPU per further chunk | 1.65 s | B2 |",
+            "| audio CPU per second of video (chunk 0 does all) | 0.0178 s | runs |",
+            "| chunk task outside ffmpeg | 0.04 s | B2 |",
+            "| database queries per chunk task | 93 | counted |",
+            "| stitch (the fan-in that stitched) | 0.9 ms per segment | B2 |",
+        ]
+    )
+    assert b9.b3_measured(markdown) == model.Measured(1.234, 1.65, 0.0178, 0.04, 93.0, 0.0009)
+    assert b9.b3_measured(markdown.replace("database queries", "queries")) is None  # a label changed

@@ -48,6 +48,9 @@ SETTINGS: dict[str, Setting] = {
     "WORK_DIR": Setting(None, str, "where ffmpeg writes before files are stored (default: system temp)"),
     "RUN_DIR": Setting(None, str, "the local worker's lock file and log (default: ./run)"),
     "PROGRESS_INTERVAL": Setting(1.0, float, "progress is written at most this often while ffmpeg runs"),
+    "ZAPPA_WORKER_FUNCTION": Setting(
+        "", str, "`zappa`: the Lambda function jobs run on (the encoder stage's); empty: the calling function"
+    ),
     # --- encoding
     "FFMPEG_BINARY": Setting(None, str, "path to ffmpeg (default: the imageio-ffmpeg wheel's ffmpeg 9)"),
     "SEGMENT_SECONDS": Setting(4.0, float, "CMAF segment and GOP length"),

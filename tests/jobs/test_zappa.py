@@ -16,13 +16,16 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import io
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tarfile
+import time
 import zipfile
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -40,11 +43,13 @@ from zappa.core import Zappa
 from zappa.utilities import add_event_source, import_and_get_function
 
 from tests.support import checks
+from tests.support.api import make_user
 from tests.support.lambda_runtime import REGION, zappa_cli
 from tests.support.media import make_clip
 from tests.support.s3 import storage_settings
 from transcoding import services
-from transcoding.conf import chunk_seconds
+from transcoding.api.keys import api_key_create
+from transcoding.conf import SETTINGS, chunk_seconds
 from transcoding.ingest.create import video_create
 from transcoding.jobs import runner
 from transcoding.jobs.dispatch import get_dispatcher
@@ -74,8 +79,8 @@ def test_enqueue_invokes_the_function_and_the_handler_runs_the_job_once(
     with django_capture_on_commit_callbacks(execute=True):
         video, job = request_processing(clips["silent"])
 
-    [invoke] = lambda_api  # one asynchronous Invoke of the function itself, after commit
-    assert invoke["FunctionName"] == "videoproject-dev" and invoke["InvocationType"] == "Event"
+    [invoke] = lambda_api  # one asynchronous Invoke of the encoder function, after commit
+    assert invoke["FunctionName"] == "videoproject-dev-encoder" and invoke["InvocationType"] == "Event"
     assert invoke["payload"] == {
         "command": "zappa.asynchronous.route_lambda_task",
         "task_path": RUN_JOB,
@@ -89,7 +94,7 @@ def test_enqueue_invokes_the_function_and_the_handler_runs_the_job_once(
 
     assert lambda_runtime.deliver(invoke["payload"]) == "done"
     assert lambda_runtime.archives == [
-        "s3://videoproject-zappa-deployments-dev/dev_videoproject_current_project.tar.gz"
+        "s3://videoproject-zappa-deployments-dev/dev_encoder_videoproject_current_project.tar.gz"
     ]  # slim_handler: the handler fetches the project from S3 at cold start
     video = Video.objects.get(pk=video.pk)
     checks.assert_all_outputs(video, 5.0, ["360p", "240p"], audio=False)
@@ -205,7 +210,9 @@ def test_watchdog_schedule_requeues_a_stuck_job_and_invokes_it_again(
     with django_capture_on_commit_callbacks(execute=True):
         result = lambda_runtime.deliver(event)
     assert result["requeued"] == [stuck.pk] and result["failed"] == []
-    assert [(i["payload"]["task_path"], i["payload"]["args"]) for i in lambda_api] == [(RUN_JOB, [stuck.pk])]
+    assert [(i["FunctionName"], i["payload"]["task_path"], i["payload"]["args"]) for i in lambda_api] == [
+        ("videoproject-dev-encoder", RUN_JOB, [stuck.pk])
+    ]
     stuck.refresh_from_db()
     assert stuck.state == JobState.QUEUED
 
@@ -278,30 +285,81 @@ def test_s3_events_for_objects_outside_the_storage_are_ignored(media_bucket, set
         **settings.STORAGES,
         "default": storage_settings(media_bucket.name, media_bucket.endpoint, location="media"),
     }
-    event = object_created("another-bucket", "incoming/a.mp4", 1, "videoproject-dev")
+    event = object_created("another-bucket", "incoming/a.mp4", 1, "videoproject-dev-encoder")
     assert backend.ingest_s3_object(event) == []
-    event = object_created(media_bucket.name, "incoming/a.mp4", 1, "videoproject-dev")
+    event = object_created(media_bucket.name, "incoming/a.mp4", 1, "videoproject-dev-encoder")
     assert backend.ingest_s3_object(event) == []  # outside the storage's key prefix
-    event = object_created(media_bucket.name, "incoming/", 0, "videoproject-dev")
+    event = object_created(media_bucket.name, "incoming/", 0, "videoproject-dev-encoder")
     assert backend.ingest_s3_object(event) == []  # a "folder"
     assert not Video.objects.exists()
 
 
-@pytest.mark.parametrize("stage", ["dev", "prod"])
-def test_stage_settings(stage):
-    cli = zappa_cli(stage)
-    config = cli.stage_config
-    assert cli.lambda_name == f"videoproject-{stage}"
-    assert cli.django_settings == "videoproject.settings"
-    # The wheels (av, onnxruntime, numpy: manylinux_2_28) need a newer glibc than the
-    # python3.11 runtime's Amazon Linux 2 has; python3.12 runs on Amazon Linux 2023.
-    assert cli.runtime == "python3.12"
-    assert (cli.memory_size, cli.timeout_seconds, cli.ephemeral_storage["Size"]) == (10240, 900, 10240)
-    assert config["slim_handler"] is True and config["use_precompiled_packages"] is False
-    env = cli.environment_variables
+# --- the two functions of an environment: the site and the encoder ---------------------------
+
+ENVIRONMENTS = ["dev", "prod"]
+# Lambda's default concurrency per account and region, and what AWS keeps unreserved.
+ACCOUNT_CONCURRENCY, UNRESERVED_MINIMUM = 1000, 100
+# What the web package leaves out: the encoder's binaries and the speech stack.
+ENCODER_ONLY_PACKAGES = {
+    *("imageio_ffmpeg", "numpy", "numpy.libs"),
+    *(
+        "faster_whisper",
+        "ctranslate2",
+        "ctranslate2.libs",
+        "onnxruntime",
+        "tokenizers",
+        "huggingface_hub",
+        "hf_xet",
+    ),
+}
+
+
+def stages(environment: str) -> tuple:
+    return zappa_cli(environment), zappa_cli(f"{environment}_encoder")
+
+
+def encodes_in_flight(env: dict) -> int:
+    """The stage's cap on encodes in flight (its environment, else the product's default)."""
+    raw = env.get("TRANSCODING_MAX_ENCODES_IN_FLIGHT")
+    return int(raw) if raw else int(SETTINGS["MAX_ENCODES_IN_FLIGHT"].default)
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_stage_settings(environment):
+    web, encoder = stages(environment)
+    assert (web.lambda_name, encoder.lambda_name) == (
+        f"videoproject-{environment}",
+        f"videoproject-{environment}-encoder",
+    )
+    for cli in (web, encoder):
+        assert cli.django_settings == "videoproject.settings"
+        # The wheels (av, onnxruntime, numpy: manylinux_2_28) need a newer glibc than the
+        # python3.11 runtime's Amazon Linux 2 has; python3.12 runs on Amazon Linux 2023.
+        assert cli.runtime == "python3.12"
+        assert (
+            cli.stage_config["slim_handler"] is True and cli.stage_config["use_precompiled_packages"] is False
+        )
+
+    # What both functions must share (one database, one bucket, one backend, one cap, the same
+    # worker function): the site inherits the encoder stage's environment whole.
+    assert web.environment_variables == encoder.environment_variables
+    env = encoder.environment_variables
     assert env["STORAGE"] == "s3" and env["TRANSCODING_DISPATCH"] == "zappa"
-    assert env["AWS_STORAGE_BUCKET_NAME"] == f"videoproject-media-{stage}"
+    assert env["AWS_STORAGE_BUCKET_NAME"] == f"videoproject-media-{environment}"
     assert env["DATABASE_URL"].startswith("postgres://")
+    assert env["TRANSCODING_ZAPPA_WORKER_FUNCTION"] == encoder.lambda_name
+
+    # The encoder: the largest function, no API Gateway, the watchdog and the S3 router, and
+    # reserved concurrency a little above the product's cap on encodes in flight.
+    assert (encoder.memory_size, encoder.timeout_seconds, encoder.ephemeral_storage["Size"]) == (
+        10240,
+        900,
+        10240,
+    )
+    assert encoder.use_apigateway is False and encoder.stage_config["keep_warm"] is False
+    cap = encodes_in_flight(env)
+    assert cap < encoder.lambda_concurrency <= cap + max(10, cap // 40)
+    config = encoder.stage_config
     schedules = {e["function"]: e["expression"] for e in config["events"] if "expression" in e}
     assert schedules == {"transcoding.jobs.dispatch.zappa.requeue_stuck": "rate(1 minute)"}
     [s3_event] = [e for e in config["events"] if "event_source" in e]
@@ -310,15 +368,91 @@ def test_stage_settings(stage):
         assert callable(import_and_get_function(event["function"]))
     # The handler finds a scheduled function again from the rule name `zappa schedule` makes.
     rule = Zappa(load_credentials=False, aws_region=REGION).get_scheduled_event_name(
-        config["events"][0], config["events"][0]["function"], cli.lambda_name
+        config["events"][0], config["events"][0]["function"], encoder.lambda_name
     )
     assert rule.split("-")[-1] == "transcoding.jobs.dispatch.zappa.requeue_stuck"
+
+    # The site: small and short behind API Gateway; nothing in it runs an encode (its jobs go
+    # to the encoder, it has no events, and its package has no ffmpeg).
+    assert (web.memory_size, web.timeout_seconds, web.ephemeral_storage["Size"]) == (1024, 30, 1024)
+    assert web.use_apigateway is True and web.lambda_concurrency is None
+    assert web.stage_config["events"] == []
+    assert env["TRANSCODING_ZAPPA_WORKER_FUNCTION"] != web.lambda_name
+    assert set(web.stage_config["exclude"]) >= ENCODER_ONLY_PACKAGES
+    assert not ENCODER_ONLY_PACKAGES & set(config["exclude"])
+
+
+def test_reserved_concurrency_leaves_the_account_its_unreserved_pool():
+    """dev and prod in one account: the encoders' reservations together leave AWS's minimum
+    unreserved pool, and more, for the site functions (which reserve nothing)."""
+    reserved = sum(zappa_cli(f"{e}_encoder").lambda_concurrency for e in ENVIRONMENTS)
+    assert reserved <= ACCOUNT_CONCURRENCY - UNRESERVED_MINIMUM
+
+
+@pytest.mark.parametrize(
+    "current, configured, target",
+    [
+        (None, "", None),  # off Lambda: Zappa runs the task inline
+        (None, "videoproject-dev-encoder", None),  # off Lambda, even with a worker function
+        ("videoproject-dev", "", "videoproject-dev"),  # one function does everything
+        ("videoproject-dev", "videoproject-dev-encoder", "videoproject-dev-encoder"),  # the site
+        ("videoproject-dev-encoder", "videoproject-dev-encoder", "videoproject-dev-encoder"),  # fan-out
+    ],
+)
+def test_worker_function(current, configured, target):
+    assert backend.worker_function(current, configured) == target
+
+
+def api_gateway_event(method: str, path: str, headers: dict, body: str) -> dict:
+    """A request as API Gateway (REST, proxy integration) hands it to the function."""
+    return {
+        "httpMethod": method,
+        "path": path,
+        "resource": "/{proxy+}",
+        "headers": {"Host": "testserver", "X-Forwarded-Proto": "https", **headers},
+        "queryStringParameters": None,
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "stageVariables": None,
+        "requestContext": {"stage": "dev", "identity": {"sourceIp": "203.0.113.9"}, "httpMethod": method},
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_site_function_sends_a_job_to_the_encoder_function(
+    lambda_api, web_runtime, lambda_runtime, clips
+):
+    """A request to the site (Zappa's handler on the `dev` stage, through Django) queues a job:
+    after commit, inside that request, the job goes to the encoder function by name, and the
+    site's own function runs nothing."""
+    video = video_create(source=clips["silent"])
+    _, key = api_key_create(user=make_user("editor", "change_video", "view_video"), name="ci", scope="write")
+    event = api_gateway_event(
+        "POST",
+        f"/api/v1/videos/{video.pk}/reprocess/",
+        {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        json.dumps({"parts": ["poster"]}),
+    )
+    response = web_runtime.deliver(event)
+    assert response["statusCode"] == 202, response.get("body")
+    assert json.loads(response["body"])["status"] == "queued"
+    assert web_runtime.archives == [
+        "s3://videoproject-zappa-deployments-dev/dev_videoproject_current_project.tar.gz"
+    ]
+
+    job = ProcessingJob.objects.get(video=video)
+    [invoke] = lambda_api
+    assert (invoke["FunctionName"], invoke["InvocationType"]) == (lambda_runtime.cli.lambda_name, "Event")
+    assert lambda_runtime.cli.lambda_name == "videoproject-dev-encoder"
+    assert (invoke["payload"]["task_path"], invoke["payload"]["args"]) == (RUN_JOB, [job.pk])
+    assert (job.state, job.attempt) == (JobState.QUEUED, 0)  # nothing ran on the site's function
 
 
 def test_s3_event_source_is_configured_with_the_prefix_filter():
     """What `zappa schedule` does with the stage's S3 event: the bucket notification, with the
     `prefix` key Zappa reads (it ignores kappa's old `key_filters` list)."""
-    event = next(e for e in zappa_cli("dev").stage_config["events"] if "event_source" in e)
+    event = next(e for e in zappa_cli("dev_encoder").stage_config["events"] if "event_source" in e)
     source = event["event_source"]
     bucket = source["arn"].split(":::")[-1]
     with mock_aws(config={"lambda": {"use_docker": False}}):
@@ -331,7 +465,7 @@ def test_s3_event_source_is_configured_with_the_prefix_filter():
         with zipfile.ZipFile(code, "w") as archive:
             archive.writestr("handler.py", "def lambda_handler(event, context):\n    return None\n")
         function = session.client("lambda").create_function(
-            FunctionName="videoproject-dev",
+            FunctionName="videoproject-dev-encoder",
             Runtime="python3.12",
             Role=role["Role"]["Arn"],
             Handler="handler.lambda_handler",
@@ -412,11 +546,34 @@ def copy_project(target: Path) -> None:
         (target / name).write_bytes(data)
 
 
-@pytest.mark.slow
-def test_zappa_package_builds_a_slim_handler_within_lambda_limits(runtime_venv, tmp_path):
-    project = tmp_path / "videoproject"
+@dataclass(frozen=True)
+class Package:
+    """What `zappa package STAGE` built: the handler zip and the project archive's files."""
+
+    project: Path
+    handler_zip: Path
+    archive: Path
+    sizes: dict  # unpacked bytes by top-level name
+
+    @property
+    def unpacked(self) -> int:
+        return sum(self.sizes.values())
+
+    def files(self) -> set[str]:
+        with tarfile.open(self.archive) as archive:
+            return {m.name for m in archive if m.isfile()}
+
+
+PACKAGED_STAGES = ("dev", "dev_encoder")
+
+
+@pytest.fixture(scope="module")
+def packages(runtime_venv, tmp_path_factory) -> dict[str, Package]:
+    """`zappa package` of the site's stage and the encoder's, from one copy of the project,
+    the two run side by side (each is mostly copying and compressing)."""
+    root = tmp_path_factory.mktemp("zappa-package")
+    project = root / "videoproject"
     copy_project(project)
-    handler_zip = tmp_path / "handler.zip"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
         VIRTUAL_ENV=str(runtime_venv),
@@ -424,20 +581,64 @@ def test_zappa_package_builds_a_slim_handler_within_lambda_limits(runtime_venv, 
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,  # no credentials anywhere: packaging needs none
         AWS_CONFIG_FILE=os.devnull,
     )
-    result = subprocess.run(
-        [runtime_venv / "bin" / "python", "-c", FAST_ZAPPA, "package", "dev", "-o", str(handler_zip)],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0 and "Package created" in result.stdout, result.stdout + result.stderr
-    [project_archive] = project.glob("videoproject-dev-*.tar.gz")
+    runs = {}
+    for stage in PACKAGED_STAGES:
+        handler_zip = root / f"{stage}-handler.zip"
+        command = [
+            runtime_venv / "bin" / "python",
+            "-c",
+            FAST_ZAPPA,
+            "package",
+            stage,
+            "-o",
+            str(handler_zip),
+        ]
+        process = subprocess.Popen(
+            command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        runs[stage] = (handler_zip, process)
+    outputs = {}
+    try:
+        for stage, (_, process) in runs.items():
+            outputs[stage], _ = process.communicate(timeout=900)
+    finally:
+        for _, process in runs.values():
+            if process.poll() is None:  # timed out: leave nothing running
+                process.kill()
+                process.wait()
+    built = {}
+    for stage, (handler_zip, process) in runs.items():
+        output = outputs[stage]
+        assert process.returncode == 0 and "Package created" in output, output
+        [archive] = project.glob(f"{zappa_cli(stage).lambda_name}-[0-9]*.tar.gz")
+        sizes = {}
+        with tarfile.open(archive) as tar:
+            for member in tar:
+                if member.isfile():
+                    top = member.name.split("/")[0]
+                    sizes[top] = sizes.get(top, 0) + member.size
+        built[stage] = Package(project, handler_zip, archive, sizes)
     assert not (project / "handler_venv").exists()
+    return built
 
+
+def describe(package: Package) -> str:
+    largest = ", ".join(
+        f"{k} {v / MiB:.0f}" for k, v in sorted(package.sizes.items(), key=lambda kv: -kv[1])[:6]
+    )
+    return (
+        f"handler zip {package.handler_zip.stat().st_size / MiB:.1f} MiB; project archive"
+        f" {package.archive.stat().st_size / MiB:.1f} MiB (gzip -1), {package.unpacked / MiB:.1f} MiB"
+        f" unpacked; largest (MiB): {largest}"
+    )
+
+
+@pytest.mark.slow
+def test_zappa_package_builds_a_slim_handler_within_lambda_limits(packages):
+    """The encoder's package: everything, too large for a function's code, so slim."""
+    package = packages["dev_encoder"]
     # The function's code: Zappa's handler and its dependencies, the generated settings.
-    with zipfile.ZipFile(handler_zip) as archive:
+    with zipfile.ZipFile(package.handler_zip) as archive:
         handler_unzipped = sum(i.file_size for i in archive.infolist())
         names = set(archive.namelist())
         generated = archive.read("zappa_settings.py").decode()
@@ -445,34 +646,64 @@ def test_zappa_package_builds_a_slim_handler_within_lambda_limits(runtime_venv, 
     assert "transcoding/jobs/tasks.py" not in names
     assert "SLIM_HANDLER=True" in generated and "DJANGO_SETTINGS='videoproject.settings'" in generated
     assert (
-        "ARCHIVE_PATH='s3://videoproject-zappa-deployments-dev/dev_videoproject_current_project.tar.gz'"
-        in (generated)
+        "ARCHIVE_PATH='s3://videoproject-zappa-deployments-dev/dev_encoder_videoproject_current_project.tar.gz'"
+        in generated
     )
-    assert handler_unzipped < LAMBDA_UNZIPPED_LIMIT and handler_zip.stat().st_size < LAMBDA_ZIPPED_LIMIT
+    assert handler_unzipped < LAMBDA_UNZIPPED_LIMIT
+    assert package.handler_zip.stat().st_size < LAMBDA_ZIPPED_LIMIT
 
     # The project archive: unpacked into /tmp at cold start, so it must leave room for the work.
-    sizes, files = {}, set()
-    with tarfile.open(project_archive) as archive:
-        for member in archive:
-            if member.isfile():
-                files.add(member.name)
-                top = member.name.split("/")[0]
-                sizes[top] = sizes.get(top, 0) + member.size
-    unpacked = sum(sizes.values())
+    files = package.files()
     assert {"manage.py", "videoproject/settings.py", "transcoding/jobs/dispatch/zappa.py"} <= files
     assert any(re.fullmatch(r"imageio_ffmpeg/binaries/ffmpeg-linux-x86_64.*", f) for f in files)
     assert {"av/__init__.py", "django/__init__.py", "storages/backends/s3.py"} <= files
     assert not {n for n in files if n.split("/")[0] in ("media", "run", "tests", "test-artifacts", "bench")}
     assert not {"db.sqlite3", ".env"} & files
-    assert unpacked > LAMBDA_UNZIPPED_LIMIT  # why slim_handler: it could not be the function's code
-    ephemeral = zappa_cli("dev").ephemeral_storage["Size"] * MiB
-    assert unpacked < ephemeral / 4  # three quarters of /tmp stay for a job's work files
-    largest = ", ".join(f"{k} {v / MiB:.0f}" for k, v in sorted(sizes.items(), key=lambda kv: -kv[1])[:6])
-    print(
-        f"\nhandler zip: {handler_zip.stat().st_size / MiB:.1f} MiB zipped, {handler_unzipped / MiB:.1f} MiB"
-        f" unzipped; project archive: {project_archive.stat().st_size / MiB:.1f} MiB (gzip -1),"
-        f" {unpacked / MiB:.1f} MiB unpacked; largest (MiB): {largest}"
+    assert package.unpacked > LAMBDA_UNZIPPED_LIMIT  # why slim_handler: it could not be the function's code
+    ephemeral = zappa_cli("dev_encoder").ephemeral_storage["Size"] * MiB
+    assert package.unpacked < ephemeral / 4  # three quarters of /tmp stay for a job's work files
+    print(f"\nencoder: {describe(package)}")
+
+
+@pytest.mark.slow
+def test_the_site_package_has_no_encoder_and_serves_without_it(packages, tmp_path):
+    """The site's package leaves out ffmpeg and the speech stack (a smaller cold start), and
+    Django starts from the unpacked archive alone, with every URL's view importable."""
+    web, encoder = packages["dev"], packages["dev_encoder"]
+    files = web.files()
+    assert {
+        "manage.py",
+        "transcoding/jobs/dispatch/zappa.py",
+        "av/__init__.py",
+        "django/__init__.py",
+    } <= files
+    assert not {n.split("/")[0] for n in files} & ENCODER_ONLY_PACKAGES
+    assert web.unpacked < encoder.unpacked / 2
+    assert web.unpacked < zappa_cli("dev").ephemeral_storage["Size"] * MiB / 2
+    print(f"\nsite: {describe(web)}")
+
+    unpacked = tmp_path / "site"
+    started = time.process_time()
+    with tarfile.open(web.archive) as archive:  # as the slim handler does at a cold start
+        archive.extractall(unpacked, filter="data")
+    print(f"site archive unpacked in {time.process_time() - started:.1f} s CPU (information, not a target)")
+    script = (
+        "import django; django.setup(); "
+        "from django.urls import get_resolver; "
+        "names = [p.lookup_str for p in get_resolver().url_patterns if hasattr(p, 'lookup_str')]; "
+        "import transcoding.jobs.dispatch.zappa, transcoding.web.views, transcoding.api.views; "
+        "import sys; assert 'imageio_ffmpeg' not in sys.modules; print('site ok')"
     )
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", script],  # -S: no site-packages, only the archive
+        cwd=unpacked,
+        env={"PYTHONPATH": str(unpacked), "DJANGO_SETTINGS_MODULE": "videoproject.settings", "DEBUG": "1",
+             "TRANSCODING_DISPATCH": "zappa", "PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0 and "site ok" in result.stdout, result.stdout + result.stderr
 
 
 @pytest.mark.slow
@@ -493,6 +724,7 @@ def test_a_long_video_fans_out_one_invocation_per_chunk(
     with django_capture_on_commit_callbacks(execute=True):
         assert lambda_runtime.deliver(first["payload"]) == "done"  # chunk 0, audio, poster
     chunk_invokes = lambda_api[1:]
+    assert {i["FunctionName"] for i in lambda_api} == {"videoproject-dev-encoder"}  # the fan-out too
     chunks = list(ProcessingJob.objects.filter(parent=root).order_by("chunk"))
     assert [c.chunk for c in chunks] == [1] and [i["payload"]["args"] for i in chunk_invokes] == [
         [chunks[0].pk]

@@ -1,8 +1,13 @@
 """AWS Lambda without AWS, for the Zappa tests (a pytest plugin, tests/conftest.py).
 
-- `lambda_runtime`: what a Lambda container of the `dev` stage gives Zappa's handler, with
-  `deliver(event)` calling the entry point Zappa puts in the package.
-- `lambda_api`: Lambda's API answered by moto, the deployed function in it, and
+The `dev` environment is two functions (zappa_settings.json): the site (`dev`) and the encoder
+(`dev_encoder`), which runs every job. Both live in this one process; `deliver` switches the
+process to the stage it delivers to, as Lambda would run that stage's container.
+
+- `lambda_runtime`: what a Lambda container of the `dev_encoder` stage gives Zappa's handler, with
+  `deliver(event)` calling the entry point Zappa puts in the package. `web_runtime`: the same
+  for the `dev` stage (the site).
+- `lambda_api`: Lambda's API answered by moto, both deployed functions in it, and
   TRANSCODING_DISPATCH=zappa; yields the Invoke calls as botocore sent them.
 """
 
@@ -22,6 +27,7 @@ import moto  # noqa: F401  (imported before zappa, so the clients zappa makes at
 import pytest
 import zappa.asynchronous
 import zappa.handler
+from django.urls import set_script_prefix
 from moto import mock_aws
 from zappa.cli import ZappaCLI
 from zappa.core import Zappa
@@ -30,6 +36,7 @@ from zappa.handler import LambdaHandler
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_FILE = ROOT / "zappa_settings.json"
 REGION = "us-east-1"
+WEB_STAGE, ENCODER_STAGE = "dev", "dev_encoder"
 
 
 def zappa_cli(stage: str) -> ZappaCLI:
@@ -41,14 +48,32 @@ def zappa_cli(stage: str) -> ZappaCLI:
     return cli
 
 
+def worker_setting(cli: ZappaCLI) -> str:
+    """The stage's TRANSCODING_ZAPPA_WORKER_FUNCTION: the function its jobs are sent to."""
+    return cli.stage_config["environment_variables"].get("TRANSCODING_ZAPPA_WORKER_FUNCTION", "")
+
+
 @dataclass
 class Runtime:
     cli: ZappaCLI
     settings: object
+    django_settings: object
     archives: list = field(default_factory=list)
+
+    def activate(self) -> None:
+        """Make this process a container of this stage: its generated settings module, its
+        function name, and its worker function (Django is configured already, so the stage's
+        environment reaches os.environ but not the settings: that one setting is copied)."""
+        sys.modules["zappa_settings"] = self.settings
+        current = LambdaHandler._LambdaHandler__instance
+        if current is not None and current.settings is not self.settings:
+            LambdaHandler._LambdaHandler__instance = None  # another stage's container
+        os.environ["AWS_LAMBDA_FUNCTION_NAME"] = self.cli.lambda_name
+        self.django_settings.TRANSCODING_ZAPPA_WORKER_FUNCTION = worker_setting(self.cli)
 
     def deliver(self, event: dict):
         """What Lambda does with an event: call the entry point Zappa puts in the package."""
+        self.activate()
         context = SimpleNamespace(
             function_name=self.cli.lambda_name,
             aws_request_id="test-request",
@@ -77,50 +102,70 @@ class Runtime:
         }
 
 
-@pytest.fixture
-def lambda_runtime(tmp_path, monkeypatch):
-    """What a Lambda container of the `dev` stage gives Zappa's handler: the generated
-    `zappa_settings` module (the same text `zappa package` writes into the handler zip; `zappa
-    save-python-settings-file` refuses slim_handler stages), the function name, region and
-    credentials in the environment, and a fresh handler singleton. The slim handler's download
-    of the project archive from S3 is recorded, not done: the code is importable here already.
-    Whatever the handler changes in the process (environment, sys.path, root log level) is put
-    back afterwards."""
-    cli = zappa_cli("dev")
-    path = tmp_path / "zappa_settings.py"
+def _stage_runtime(stage: str, tmp_path: Path, django_settings) -> Runtime:
+    """The generated `zappa_settings` module of `stage` (the same text `zappa package` writes
+    into the handler zip; `zappa save-python-settings-file` refuses slim_handler stages)."""
+    cli = zappa_cli(stage)
+    path = tmp_path / f"zappa_settings_{stage}.py"
     path.write_text(cli.get_zappa_settings_string())
     spec = importlib.util.spec_from_file_location("zappa_settings", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    monkeypatch.setitem(sys.modules, "zappa_settings", module)
+    return Runtime(cli=cli, settings=module, django_settings=django_settings)
+
+
+@pytest.fixture
+def lambda_stages(tmp_path, monkeypatch, settings) -> dict[str, Runtime]:
+    """Containers of both stages for Zappa's handler, by stage, the encoder's active: a fresh
+    handler singleton, the region and credentials in the environment. The slim handler's download
+    of the project archive from S3 is recorded, not done: the code is importable here already.
+    Whatever the handler changes in the process (environment, sys.path, root log level, the
+    URL prefix) is put back afterwards."""
+    runtimes = {stage: _stage_runtime(stage, tmp_path, settings) for stage in (WEB_STAGE, ENCODER_STAGE)}
+    monkeypatch.setitem(sys.modules, "zappa_settings", runtimes[ENCODER_STAGE].settings)
     monkeypatch.setattr(LambdaHandler, "_LambdaHandler__instance", None)
-    runtime = Runtime(cli=cli, settings=module)
     monkeypatch.setattr(
-        LambdaHandler, "load_remote_project_archive", lambda self, url: runtime.archives.append(url) or True
+        LambdaHandler,
+        "load_remote_project_archive",
+        lambda self, url: runtimes[self.settings.API_STAGE].archives.append(url) or True,
     )
     environ, sys_path, root_level = dict(os.environ), list(sys.path), logging.getLogger().level
     for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         os.environ.pop(key, None)
     os.environ.update(
-        AWS_LAMBDA_FUNCTION_NAME=cli.lambda_name,
         AWS_REGION=REGION,
         AWS_DEFAULT_REGION=REGION,
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
     )
+    runtimes[ENCODER_STAGE].activate()
     try:
-        yield runtime
+        yield runtimes
     finally:
         os.environ.clear()
         os.environ.update(environ)
         sys.path[:] = sys_path
         logging.getLogger().setLevel(root_level)
+        set_script_prefix("/")
 
 
 @pytest.fixture
-def lambda_api(lambda_runtime, monkeypatch, settings):
-    """Lambda's API answered by moto, the deployed function in it, and TRANSCODING_DISPATCH=zappa.
-    Yields the list of Invoke calls as sent: {"FunctionName", "InvocationType", "payload"}."""
+def lambda_runtime(lambda_stages) -> Runtime:
+    """A container of the encoder stage (`dev_encoder`): where every job runs."""
+    return lambda_stages[ENCODER_STAGE]
+
+
+@pytest.fixture
+def web_runtime(lambda_stages) -> Runtime:
+    """A container of the site's stage (`dev`)."""
+    return lambda_stages[WEB_STAGE]
+
+
+@pytest.fixture
+def lambda_api(lambda_stages, monkeypatch, settings):
+    """Lambda's API answered by moto, both functions of the environment deployed in it, and
+    TRANSCODING_DISPATCH=zappa. Yields the list of Invoke calls as sent: {"FunctionName",
+    "InvocationType", "payload"}. An Invoke of a function that is not deployed fails, as on AWS."""
     settings.TRANSCODING_DISPATCH = "zappa"
     with mock_aws(config={"lambda": {"use_docker": False}}):
         session = boto3.Session(region_name=REGION)
@@ -129,13 +174,14 @@ def lambda_api(lambda_runtime, monkeypatch, settings):
         with zipfile.ZipFile(code, "w") as archive:
             archive.writestr("handler.py", "def lambda_handler(event, context):\n    return None\n")
         client = session.client("lambda")
-        client.create_function(
-            FunctionName=lambda_runtime.cli.lambda_name,
-            Runtime=lambda_runtime.cli.runtime,
-            Role=role["Role"]["Arn"],
-            Handler="handler.lambda_handler",
-            Code={"ZipFile": code.getvalue()},
-        )
+        for runtime in lambda_stages.values():
+            client.create_function(
+                FunctionName=runtime.cli.lambda_name,
+                Runtime=runtime.cli.runtime,
+                Role=role["Role"]["Arn"],
+                Handler="handler.lambda_handler",
+                Code={"ZipFile": code.getvalue()},
+            )
         invokes = []
 
         def record(params, **kwargs):

@@ -1,12 +1,14 @@
-"""AWS Lambda through Zappa: every job runs in its own asynchronous invocation of the deployed
-function (the same function that serves the site). See docs/deploy-zappa.md.
+"""AWS Lambda through Zappa: every job runs in its own asynchronous invocation of the worker
+function: the encoder stage's function, named by TRANSCODING_ZAPPA_WORKER_FUNCTION, so that
+the site can be a small function of its own; with the setting empty, the calling function
+itself (one function does everything). See docs/deploy-zappa.md.
 
-- `ZappaDispatcher.enqueue(job_id)` calls `run_job(job_id)`, a `zappa.asynchronous.task`. On
-  Lambda (AWS_LAMBDA_FUNCTION_NAME is set) that sends an asynchronous Invoke of this function
+- `ZappaDispatcher.enqueue(job_id)` sends `run_job(job_id)`, a `zappa.asynchronous.task`. On
+  Lambda (AWS_LAMBDA_FUNCTION_NAME is set) that is an asynchronous Invoke of the worker function
   with `{"command": "zappa.asynchronous.route_lambda_task", "task_path":
-  "transcoding.jobs.dispatch.zappa.run_job", "args": [job_id], ...}`; Zappa's handler routes it back
-  to `run_job`. Anywhere else Zappa runs the task inline, in the calling process: useful in
-  tests, not a way to run a site (use the `local` backend on one machine).
+  "transcoding.jobs.dispatch.zappa.run_job", "args": [job_id], ...}`; Zappa's handler there
+  routes it back to `run_job`. Anywhere else Zappa runs the task inline, in the calling
+  process: useful in tests, not a way to run a site (use the `local` backend on one machine).
 - A job that failed transiently ("retry") raises `RetryLater` out of the invocation, so Lambda's
   asynchronous retry (up to 2, set on the function) delivers it again; any other exception
   propagates too. The conditional claim makes duplicates harmless; the watchdog
@@ -26,11 +28,13 @@ import zappa.
 """
 
 import logging
+import os
 from urllib.parse import unquote_plus
 
 from django.db import connections
-from zappa.asynchronous import task
+from zappa.asynchronous import run, task
 
+from transcoding.conf import settings
 from transcoding.ingest.create import video_create_from_stored
 from transcoding.jobs import tasks
 from transcoding.jobs.dispatch.base import BaseDispatcher
@@ -80,17 +84,36 @@ def deliver_webhook(delivery_id: int) -> str:
         _drop_stale_connections()
 
 
+def worker_function(current: str | None, configured: str | None) -> str | None:
+    """The Lambda function a task is sent to. On Lambda (`current`, the function running this
+    code, is set) the configured worker function, or `current` itself when none is configured,
+    so that the web function, the encoder's fan-out and its watchdog all send work to the
+    encoder. Off Lambda None: Zappa then runs the task inline, as it always did."""
+    if not current:
+        return None
+    return configured or current
+
+
+def _send(task_function, *args):
+    """Send one task to the worker function (or run it inline off Lambda). Zappa's `task`
+    decorator fixes a remote function at import; the name here is a setting, read per call."""
+    target = worker_function(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"), settings.ZAPPA_WORKER_FUNCTION)
+    if target is None:
+        return task_function(*args)
+    return run(task_function, args=list(args), remote_aws_lambda_function_name=target)
+
+
 class ZappaDispatcher(BaseDispatcher):
     def enqueue(self, job_id: int) -> None:
         try:
-            run_job(int(job_id))
+            _send(run_job, int(job_id))
         except RetryLater:
             # Only when Zappa ran the task inline (not on Lambda): the job is back in the queue
             # with its backoff, and the caller (a commit hook) must not fail because of it.
             log.warning("job %s: ran inline and failed transiently; queued for a retry", job_id)
 
     def deliver_webhook(self, delivery_id: int) -> None:
-        deliver_webhook(int(delivery_id))
+        _send(deliver_webhook, int(delivery_id))
 
 
 def requeue_stuck(event=None, context=None) -> dict:
