@@ -5,6 +5,9 @@ Whether a failure is retried is decided by what failed (`errors.is_transient`): 
 the storage and the database retry with backoff; bad input, a passed limit and program errors
 fail at once, since the same code on the same input would fail the same way again.
 
+An encode that ran out of memory is retried once with a smaller footprint, recorded in the job's
+options before the retry (`errors.smaller_footprint`), with the reason in the job's error.
+
 A step may also ask to be run again later (`errors.WaitUntil`: an outside service is working
 for it): the job waits in the queue, due then, without counting an attempt (`job_wait`).
 """
@@ -19,7 +22,15 @@ from django.utils import timezone
 
 from transcoding.conf import settings
 from transcoding.encoding.fanout import dispatch_released
-from transcoding.errors import EncodeError, PermanentError, WaitUntil, is_transient, one_line
+from transcoding.errors import (
+    RUNGS_PER_PROCESS,
+    EncodeError,
+    PermanentError,
+    WaitUntil,
+    is_transient,
+    one_line,
+    smaller_footprint,
+)
 from transcoding.jobs.steps import run_step
 from transcoding.models import ProcessingJob
 from transcoding.status import jobs, videos
@@ -100,6 +111,14 @@ def _failed(job: ProcessingJob, exc: Exception) -> str:
     type (and a traceback in the log)."""
     transient = is_transient(exc)
     reason = one_line(exc)
+    footprint = smaller_footprint(exc)
+    if footprint and job.attempt < job.max_attempts:
+        try:
+            jobs.job_record_options(job, **footprint)
+        except jobs.JobCancelled:
+            return "skipped"
+        if footprint.get(RUNGS_PER_PROCESS) == 1:
+            reason = f"{reason} Retrying with one rung per ffmpeg process."
     if transient:
         log.warning("job %s: attempt %s failed (transient): %s", job.pk, job.attempt, reason)
     elif not isinstance(exc, (PermanentError, EncodeError)):
