@@ -5,7 +5,9 @@ what a dead worker or a lost delivery leaves behind is put right.
   no attempts left fail, and so do the parts they were making.
 - Queued jobs nobody has claimed although they are due (a retry whose backoff has passed, a
   step whose wait is over, a dispatch lost on the way) are dispatched again, unless the
-  backend's queue holds them (`keeps_messages`). Claiming makes a duplicate harmless.
+  backend's queue holds them (`keeps_messages`; a Celery broker that can be read, Redis,
+  is asked which jobs it holds, so what it lost in an outage is sent again). Claiming makes
+  a duplicate harmless.
 - Encode jobs held back by the caps on encodes in flight (`status.slots`) are released into
   the slots free now: a running encode hands its slot on when it ends, and this covers a
   hand-over lost with its worker.
@@ -36,8 +38,10 @@ def jobs_recover_stuck() -> tuple[list[int], list[int], list[int]]:
             jobs.job_failed_for_good(job, job.error or "The worker stopped and no attempts are left.")
             videos.video_refresh_status(job.video)
         dispatcher = get_dispatcher()
-        due = [] if dispatcher.keeps_messages else jobs.jobs_due_unclaimed_ids()
-        due = [pk for pk in due if pk not in requeued]
+        due = [pk for pk in jobs.jobs_due_unclaimed_ids() if pk not in requeued]
+        if dispatcher.keeps_messages:
+            waiting = dispatcher.waiting_job_ids()  # read after the due ones: a race only duplicates
+            due = [] if waiting is None else [pk for pk in due if pk not in waiting]
         for job_id in [*requeued, *due]:
             transaction.on_commit(lambda job_id=job_id: get_dispatcher().enqueue(job_id), robust=True)
     released = dispatch_released()

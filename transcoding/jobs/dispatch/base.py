@@ -12,6 +12,13 @@ class BaseDispatcher:
     def enqueue(self, job_id: int) -> None:
         raise NotImplementedError
 
+    def waiting_job_ids(self) -> set[int] | None:
+        """For a backend that keeps messages: the job ids whose message waits in its queues
+        now, so the watchdog can send again what the broker lost (a message published while it
+        was down, or held by a worker whose connection dropped); None when it cannot tell
+        (then the watchdog trusts the queue)."""
+        return None
+
     def deliver_webhook(self, delivery_id: int) -> None:
         raise NotImplementedError
 

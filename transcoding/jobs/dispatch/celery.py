@@ -8,6 +8,8 @@ the whole worker did). The job's conditional claim makes any duplicate a no-op (
 Settings are the `CELERY_*` block of videoproject/settings.py; the app is videoproject/celery.py.
 """
 
+import base64
+import json
 import logging
 from datetime import timedelta
 
@@ -120,6 +122,22 @@ def _await_dead_lease(job_id: int) -> None:
     process_job.apply_async((job_id,), eta=eta)
 
 
+def _job_id(raw: bytes) -> int | None:
+    """The job id of a `process_job` message as kombu stores it in Redis (JSON, its body
+    base64-encoded JSON of (args, kwargs, embed)); None for any other message."""
+    try:
+        message = json.loads(raw)
+        if message.get("headers", {}).get("task") != process_job.name:
+            return None
+        body = message["body"]
+        if message.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+        return int(args[0])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
 # The queue for the start of every video (see CELERY_TASK_QUEUES in settings).
 FIRST_QUEUE = "transcoding-first"
 
@@ -134,6 +152,33 @@ class CeleryDispatcher(BaseDispatcher):
             process_job.delay(int(job_id))
         else:
             process_job.apply_async((int(job_id),), queue=FIRST_QUEUE)
+
+    def waiting_job_ids(self) -> set[int] | None:
+        """The jobs whose `process_job` message waits in a queue of a Redis broker (every
+        queue, every priority level); None for another broker. Only the queues, not the
+        messages workers hold unacknowledged: a job that is due and unclaimed while its
+        message sits in a worker's hands past the grace was dropped by that worker (its
+        connection to the broker was lost, and Redis gives it back only after the visibility
+        timeout, 12 h). One read of every waiting message: the watchdog's cost grows with the
+        backlog, once a minute."""
+        app = process_job.app
+        with app.connection_for_read() as connection:
+            if connection.transport.driver_type != "redis":
+                return None
+            channel = connection.default_channel
+            prefix = getattr(channel, "global_keyprefix", "") or ""
+            # LRANGE is not among the commands kombu's client prefixes: the key is given whole.
+            keys = [
+                prefix + channel._q_for_pri(queue, priority)
+                for queue in app.conf.task_queues or [app.conf.task_default_queue]
+                for priority in channel.priority_steps
+            ]
+            return {
+                job_id
+                for key in keys
+                for raw in channel.client.lrange(key, 0, -1)
+                if (job_id := _job_id(raw))
+            }
 
     def deliver_webhook(self, delivery_id: int) -> None:
         """Webhooks go to the first queue: they are short, and must not wait behind chunks."""
