@@ -49,6 +49,7 @@ FAST = {
     "TRANSCODING_REDISPATCH_GRACE_SECONDS": "6",
 }
 FULL = os.environ.get("FAULTS_FULL") == "1"
+KILLS = 3 if FULL else 1
 
 
 @pytest.fixture
@@ -68,17 +69,19 @@ def run(own_scenario, tmp_path):
     """The scenario's environment with the ffmpeg wrapper that logs each command line."""
     log = tmp_path / "ffmpeg-runs.log"
     wrapper = tmp_path / "ffmpeg"
-    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {ffmpeg_binary()} "$@"\n')
+    wrapper.write_text(f'#!/bin/sh\necho "$(date +%s.%N) $*" >> {log}\nexec {ffmpeg_binary()} "$@"\n')
     wrapper.chmod(0o755)
     env = {**own_scenario.env, **FAST, "TRANSCODING_FFMPEG_BINARY": str(wrapper)}
     return own_scenario, env, log
 
 
-def ffmpeg_runs(log) -> Counter:
-    """(video id, chunk) of every chunk's video process; the audio's processes (`-vn`, beside
-    chunk 0) as (video id, "audio")."""
+def ffmpeg_runs(log, until: float = float("inf")) -> Counter:
+    """(video id, chunk) of every chunk's video process started before `until`; the audio's
+    processes (`-vn`, beside chunk 0) as (video id, "audio")."""
     runs = Counter()
     for line in log.read_text().splitlines() if log.exists() else []:
+        if float(line.split(" ", 1)[0]) >= until:
+            continue
         video = re.search(r"/video(\d+)-", line)
         if video is None:
             continue
@@ -97,9 +100,10 @@ def ingest_async(env, clip) -> subprocess.Popen:
 
 
 def chunk_rows(scenario) -> list[dict]:
-    columns = ("id", "video_id", "chunk", "state", "attempt", "result", "error")
+    columns = ("id", "video_id", "chunk", "state", "attempt", "result", "error", "finished")
     rows = scenario.query(
-        f"SELECT {', '.join(columns)} FROM transcoding_processingjob WHERE step = 'encode' "
+        "SELECT id, video_id, chunk, state, attempt, result, error, EXTRACT(EPOCH FROM finished_at) "
+        "FROM transcoding_processingjob WHERE step = 'encode' "
         "ORDER BY video_id, chunk NULLS FIRST"
     )
     return [dict(zip(columns, row)) for row in rows]
@@ -107,11 +111,6 @@ def chunk_rows(scenario) -> list[dict]:
 
 def statuses(scenario) -> dict[int, str]:
     return dict(scenario.query("SELECT id, status FROM transcoding_video ORDER BY id"))
-
-
-def in_flight(scenario) -> set[tuple[int, int]]:
-    """(video, chunk) of the chunk jobs running now."""
-    return {(r["video_id"], r["chunk"] or 0) for r in chunk_rows(scenario) if r["state"] == "running"}
 
 
 def encoding_now(scenario) -> bool:
@@ -143,14 +142,28 @@ def unfinished(scenario) -> list[dict]:
     return [r for r in chunk_rows(scenario) if r["state"] != "done"]
 
 
-def assert_encoded_once(scenario, env, log, broken: set[tuple[int, int]], before: set[int]) -> None:
+def broken_by(log, rows: list[dict], kills: list[float]) -> set[tuple[int, int]]:
+    """(video, chunk) of the chunks being encoded at a kill: their ffmpeg had started before
+    it, and their job finished after it."""
+    broken = set()
+    for at in kills:
+        started = ffmpeg_runs(log, until=at)
+        broken |= {
+            (r["video_id"], r["chunk"] or 0)
+            for r in rows
+            if started[(r["video_id"], r["chunk"] or 0)] and float(r["finished"]) > at
+        }
+    return broken
+
+
+def assert_encoded_once(scenario, env, log, kills: list[float], before: set[int]) -> None:
     """Every video of the run ready with its whole ladder; no chunk encoded twice (module
     docstring)."""
     status = {pk: st for pk, st in statuses(scenario).items() if pk not in before}
     rows = [r for r in chunk_rows(scenario) if r["video_id"] in status]
     assert set(status.values()) == {"ready"}, (status, [r for r in rows if r["state"] != "done"])
     assert all(r["state"] == "done" and r["result"]["complete"] for r in rows), rows
-    runs = ffmpeg_runs(log)
+    runs, broken = ffmpeg_runs(log), broken_by(log, rows, kills)
     for r in rows:
         chunk = r["chunk"] or 0
         made = runs[(r["video_id"], chunk)]
@@ -188,46 +201,45 @@ def explained(scenario, directory):
         raise AssertionError("\n".join([str(exc), *tails, str(unfinished(scenario))])) from exc
 
 
-def test_database_killed_mid_run(run, clips):
-    """PostgreSQL dies (kill -9 of every process) while chunks encode and comes back 3 s later:
-    the workers' heartbeats fail, their ffmpeg stops, the jobs stay `running` under a lease
-    nobody renews; the watchdog requeues them after the lease, and every video ends ready."""
+def run_with_outages(run, clips, service: str, during=None) -> None:
+    """Encode `clips` on two Celery pool processes with the watchdog running, killing
+    `service` (-9) KILLS times while chunks encode and others wait; `during(env)` runs while
+    it is down the first time. Then assert the outcome (`assert_encoded_once`)."""
     scenario, env, log = run
-    pg = scenario.services.postgres
+    target = getattr(scenario.services, service)
     before = set(statuses(scenario))
-    with celery_worker(env, log.parent / "worker-pg.log", concurrency=2), watchdog(env, log.parent):
-        ingests = [ingest_async(env, clip) for clip in clips]
+    kills = []
+    worker_log = log.parent / f"worker-{service}.log"
+    with (
+        celery_worker(env, worker_log, concurrency=2),
+        watchdog(env, log.parent),
+        explained(scenario, log.parent),
+    ):
+        ingests = [ingest_async(env, clip) for clip in clips[: -1 if during else None]]
         for proc in ingests:
             proc.wait(timeout=120)
-        with explained(scenario, log.parent):
-            wait_for(lambda: encoding_now(scenario), 60, "no chunk was ever encoding", 0.2)
-        broken = in_flight(scenario)
-        pg.kill()
-        time.sleep(3)
-        pg.start()
-        with explained(scenario, log.parent):
-            wait_for(lambda: all_done(scenario, before, len(clips)), 180, "the videos never finished", 1)
+        for index in range(KILLS):
+            wait_for(lambda: encoding_now(scenario), 120, "no chunk was ever encoding", 0.2)
+            kills.append(time.time())
+            target.kill()
+            if during is not None and index == 0:
+                during(env)
+            time.sleep(2)
+            target.start()
+        wait_for(lambda: all_done(scenario, before, len(clips)), 300, "the videos never finished", 1)
     with explained(scenario, log.parent):
-        assert_encoded_once(scenario, env, log, broken, before)
+        assert_encoded_once(scenario, env, log, kills, before)
+
+
+def test_database_killed_mid_run(run, clips):
+    """PostgreSQL dies (kill -9 of every process) while chunks encode and comes back: the
+    workers' heartbeats fail, their ffmpeg stops, the jobs stay `running` under a lease
+    nobody renews; the watchdog requeues them after the lease, and every video ends ready."""
+    run_with_outages(run, clips, "postgres")
 
 
 def test_broker_killed_mid_run(run, clips):
     """Redis dies while chunks encode and others wait in its queues, and a video is uploaded
     while it is down (its dispatch fails): the queued messages survive in the append-only
     file, and the watchdog dispatches the job whose message never reached the broker."""
-    scenario, env, log = run
-    redis = scenario.services.redis
-    before = set(statuses(scenario))
-    with celery_worker(env, log.parent / "worker-redis.log", concurrency=2), watchdog(env, log.parent):
-        for proc in [ingest_async(env, clip) for clip in clips[:-1]]:
-            proc.wait(timeout=120)
-        with explained(scenario, log.parent):
-            wait_for(lambda: encoding_now(scenario), 60, "no chunk was ever encoding", 0.2)
-        broken = in_flight(scenario)
-        redis.kill()
-        ingest_async(env, clips[-1]).wait(timeout=120)  # its dispatch cannot reach the broker
-        redis.start()
-        with explained(scenario, log.parent):
-            wait_for(lambda: all_done(scenario, before, len(clips)), 180, "the videos never finished", 1)
-    with explained(scenario, log.parent):
-        assert_encoded_once(scenario, env, log, broken, before)
+    run_with_outages(run, clips, "redis", during=lambda env: ingest_async(env, clips[-1]).wait(timeout=120))
