@@ -30,7 +30,7 @@ import pytest
 from tests.support.media import make_clip
 from tests.support.own_services import own_services_missing
 from tests.support.processes import ROOT, kill_group, wait_for
-from tests.support.services import assert_outputs_in_subprocess, celery_worker
+from tests.support.services import assert_outputs_in_subprocess, celery_worker, shell
 from transcoding.conf import ffmpeg_binary
 
 pytestmark = [
@@ -243,3 +243,18 @@ def test_broker_killed_mid_run(run, clips):
     while it is down (its dispatch fails): the queued messages survive in the append-only
     file, and the watchdog dispatches the job whose message never reached the broker."""
     run_with_outages(run, clips, "redis", during=lambda env: ingest_async(env, clips[-1]).wait(timeout=120))
+
+
+def test_the_watchdog_reads_which_jobs_and_deliveries_wait_in_redis(own_scenario):
+    """`CeleryDispatcher.waiting` finds every waiting message's id, in every queue and at any
+    priority, and nothing once they are gone: what the watchdog compares with the due jobs."""
+    code = (
+        "import json; from transcoding.jobs.dispatch.celery import "
+        "CeleryDispatcher, FIRST_QUEUE, process_job, deliver_webhook; "
+        "process_job.delay(5); process_job.apply_async((7,), queue=FIRST_QUEUE); "
+        "process_job.apply_async((9,), priority=5); deliver_webhook.delay(11); "
+        "w = CeleryDispatcher().waiting(); process_job.app.control.purge(); "
+        "after = CeleryDispatcher().waiting(); "
+        "print(json.dumps([sorted(w.jobs), sorted(w.deliveries), [list(ids) for ids in after]]))"
+    )
+    assert shell(own_scenario.env, code) == [[5, 7, 9], [11], [[], []]]

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from django.db import InterfaceError, OperationalError, close_old_connections
+
 from transcoding.conf import ffmpeg_binary, settings
 from transcoding.downloads.requests import downloads_after_encode
 from transcoding.encoding import fanout, live, publish, stitch
@@ -50,6 +52,7 @@ class ProgressWriter:
         self.rungs = [r.name for r in session.plan.rungs] if PartKind.RENDITIONS in parts else []
         self.reported, self.last_write, self.last_percent = 0.0, 0.0, -1
         self.pass_index, self.pass_count = 0, 1
+        self.last_ok = time.monotonic()  # the claim has just granted the lease
 
     def begin_pass(self, index: int, count: int) -> None:
         self.pass_index, self.pass_count = index, count
@@ -73,17 +76,38 @@ class ProgressWriter:
         if now - self.last_write < settings.PROGRESS_INTERVAL and not (progress and progress.done):
             return
         self.last_write = now
+        try:
+            self._write()
+        except (OperationalError, InterfaceError) as exc:
+            self._database_away(exc, now)
+        else:
+            self.last_ok = now
+
+    def _write(self) -> None:
+        session = self.session
         session.heartbeat()
         session.live.tick()
         percent = int(max(self.reported, self.segments_done()) * ENCODE_SHARE)
         if percent == self.last_percent:
             return
-        self.last_percent = percent
         if session.span.whole:
             part_status.parts_progress(session.video.pk, self.parts, percent)
             Video.objects.filter(pk=session.video.pk).update(progress=percent)
         else:
             fanout.record_progress(session.job, session.root_id, self.parts, percent)
+        self.last_percent = percent
+
+    def _database_away(self, exc: Exception, now: float) -> None:
+        """The database went away mid-encode (a restart, a failover): ffmpeg goes on, and the
+        writes are tried again at the next tick, for half a lease since the last tick that got
+        through. The lease was renewed at most a quarter lease before that tick, so it still
+        holds a quarter lease when this gives up: nobody else may have claimed the job while
+        this one kept encoding. Past that, the attempt stops (the error is raised) and the
+        watchdog hands the job on once its lease is over."""
+        if now - self.last_ok >= settings.LEASE_SECONDS / 2:
+            raise exc
+        log.warning("job %s: database unavailable, encoding on: %s", self.session.job.pk, exc)
+        close_old_connections()  # the next tick connects again
 
 
 class ChunkSession:

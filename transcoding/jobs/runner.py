@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 class Heartbeat:
     """Extends the job's lease at most every quarter lease (at least every second's call is
-    cheap); raises JobCancelled once the job is no longer ours."""
+    cheap); raises JobCancelled once the job is no longer ours. A renewal the database refused
+    is tried again at the next call."""
 
     def __init__(self, job: ProcessingJob):
         self.job, self.last = job, 0.0
@@ -48,8 +49,8 @@ class Heartbeat:
     def __call__(self) -> None:
         now = time.monotonic()
         if now - self.last >= max(1.0, settings.LEASE_SECONDS / 4):
-            self.last = now
             jobs.job_heartbeat(self.job)
+            self.last = now  # only once renewed: a failed one is tried again at the next call
 
 
 def job_run(job_id: int, token: str | None = None) -> str:
