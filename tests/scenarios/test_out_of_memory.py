@@ -105,8 +105,8 @@ def test_out_of_memory_one_rung_at_a_time_fails_for_good_at_the_second_attempt(
     assert (job.state, job.attempt) == ("failed", 2)
     assert video.status == "failed"
     assert video.error == (
-        "ffmpeg used more than the 40 MiB memory limit (TRANSCODING_FFMPEG_MAX_MEMORY_MB) and was stopped. "
-        "(with 1 rung(s) per process)"
+        "ffmpeg used more than the 40 MiB memory limit (TRANSCODING_FFMPEG_MAX_MEMORY_MB) and was stopped, "
+        "even with one rung per process."
     )
 
 

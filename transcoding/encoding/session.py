@@ -161,7 +161,10 @@ class ChunkSession:
             rungs = max(
                 (len(plan.rungs) for plan, parts in passes if PartKind.RENDITIONS in parts), default=0
             )
-            reason = str(exc) if len(passes) < 2 else f"{exc} (with {rungs} rung(s) per process)"
+            reason = str(exc)
+            if len(passes) > 1:
+                per = "one rung" if rungs == 1 else f"{rungs} rungs"
+                reason = f"{reason.rstrip('.')}, even with {per} per process."
             raise OutOfMemory(reason, rungs_at_once=rungs) from exc
 
     def _encode(self) -> float:
