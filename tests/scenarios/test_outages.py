@@ -215,9 +215,9 @@ def run_with_outages(run, clips, service: str, during=None) -> None:
         watchdog(env, log.parent),
         explained(scenario, log.parent),
     ):
+        # Watched from the start: on a quick machine the encodes end before a loaded `ingest`
+        # process has exited.
         ingests = [ingest_async(env, clip) for clip in clips[: -1 if during else None]]
-        for proc in ingests:
-            proc.wait(timeout=120)
         for index in range(KILLS):
             wait_for(lambda: encoding_now(scenario), 120, "no chunk was ever encoding", 0.2)
             kills.append(time.time())
@@ -226,6 +226,8 @@ def run_with_outages(run, clips, service: str, during=None) -> None:
                 during(env)
             time.sleep(2)
             target.start()
+        for proc in ingests:
+            proc.wait(timeout=120)
         wait_for(lambda: all_done(scenario, before, len(clips)), 300, "the videos never finished", 1)
     with explained(scenario, log.parent):
         assert_encoded_once(scenario, env, log, kills, before)
