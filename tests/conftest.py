@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.support.browser",
     "tests.support.api",
     "tests.support.services",
+    "tests.support.own_services",
     "tests.support.lambda_runtime",
     "tests.support.webhooks",
 ]

@@ -7,6 +7,10 @@ input (`SourceRejected`), an input over a configured limit (`LimitExceeded`), ch
 cannot be joined (`StitchError`), and program errors (a ValueError or KeyError is a bug or
 an input nobody planned for; three attempts would only burn three times the work).
 
+An encode that ran out of memory (`OutOfMemory`) is the one failure retried *differently*:
+once, with a smaller footprint (`smaller_footprint`: every rung in an ffmpeg process of its
+own), never again the same way.
+
 `is_transient` decides by what failed, not by where: the one place the retry rule lives.
 """
 
@@ -62,6 +66,32 @@ class EncodeError(Exception):
     def __init__(self, message: str, *, transient: bool = False):
         super().__init__(message)
         self.transient = transient
+
+
+class OutOfMemory(EncodeError):
+    """ffmpeg ran out of memory: the kernel killed it (a SIGKILL the worker did not send: the
+    out-of-memory killer of the machine, or of the container's or cgroup's memory limit), or it
+    grew past `TRANSCODING_FFMPEG_MAX_MEMORY_MB` and the worker stopped it. The same command
+    would die the same way; fewer rungs at a time may fit. `rungs_at_once` is how many rungs
+    the process that died was encoding (0: not known, nothing smaller to try)."""
+
+    def __init__(self, message: str, *, rungs_at_once: int = 0):
+        super().__init__(message, transient=rungs_at_once > 1)
+        self.rungs_at_once = rungs_at_once
+
+
+# What a job records (in its result) for its retry after running out of memory.
+RUNGS_PER_PROCESS = "rungs_per_process"
+
+
+def smaller_footprint(exc: BaseException) -> dict | None:
+    """What the retry of this failure must change, to be recorded on the job before it is
+    retried (`jobs.runner`), or None when it is not to be retried differently. Out of memory
+    with several rungs in one process: every rung in a process of its own, once; out of memory
+    at one rung per process fails for good (`is_transient`)."""
+    if isinstance(exc, OutOfMemory) and exc.rungs_at_once > 1:
+        return {RUNGS_PER_PROCESS: 1}
+    return None
 
 
 class StorageIncomplete(OSError):

@@ -35,6 +35,7 @@ from transcoding import services
 from transcoding.ingest.create import video_create
 from transcoding.jobs import tasks
 from transcoding.jobs.dispatch import get_dispatcher, recording
+from transcoding.jobs.dispatch.base import Waiting
 from transcoding.jobs.dispatch.celery import (
     FIRST_QUEUE,
     LEASE_MARGIN_SECONDS,
@@ -310,18 +311,29 @@ def test_pool_process_killed_mid_encode_is_rejected_and_redelivered_at_once(scen
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    "waiting, resent",
+    [
+        ("the job", False),  # waiting in the queue: sending it again would only pile up duplicates
+        ("nothing", True),  # the broker lost it (an outage): sent again
+        (None, False),  # the broker cannot be read (down, or not Redis): trusted
+    ],
+)
 def test_the_watchdog_does_not_resend_jobs_waiting_in_the_broker(
-    queued_job, settings, sent, django_capture_on_commit_callbacks
+    queued_job, settings, sent, monkeypatch, waiting, resent, django_capture_on_commit_callbacks
 ):
     """A long video's chunks may wait in the queue for hours behind each other: the broker
-    holds them, so sending them again every minute would only pile up duplicates. (A backend
-    without such a queue, like Lambda's async invocations, gets them sent again.)"""
-
+    holds them, so sending them again every minute would only pile up duplicates; one the
+    broker does not hold is sent again. (What Redis holds is read for real in
+    tests/scenarios/test_outages.py.) A backend without such a queue, like Lambda's async
+    invocations, gets them sent again."""
+    held = {"the job": Waiting({queued_job.pk}, set()), "nothing": Waiting(set(), set()), None: None}[waiting]
+    monkeypatch.setattr(CeleryDispatcher, "waiting", lambda self: held)
     ProcessingJob.objects.filter(pk=queued_job.pk).update(created_at=timezone.now() - timedelta(hours=2))
     settings.TRANSCODING_DISPATCH = "celery"
     with django_capture_on_commit_callbacks(execute=True):
-        assert jobs_recover_stuck() == ([], [], [])
-    assert sent == []
+        assert jobs_recover_stuck() == ([], [], [queued_job.pk] if resent else [])
+    assert sent == ([((queued_job.pk,), {"queue": FIRST_QUEUE})] if resent else [])
     settings.TRANSCODING_DISPATCH = "recording"
     recording.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):

@@ -172,3 +172,47 @@ def test_parse_error(stderr, expected):
 )
 def test_avc_codec_string(avcc, expected):
     assert ffmpeg.avc_codec_string(avcc) == expected
+
+
+ALL = ("renditions", "audio", "storyboard", "poster")
+
+
+@pytest.mark.parametrize(
+    "per_process, parts, expected",
+    [
+        (None, ALL, [(["720p", "480p", "360p", "240p"], ALL)]),
+        (4, ALL, [(["720p", "480p", "360p", "240p"], ALL)]),
+        (8, ALL, [(["720p", "480p", "360p", "240p"], ALL)]),
+        (
+            1,
+            ALL,
+            [
+                (["720p"], ("renditions",)),
+                (["480p"], ("renditions",)),
+                (["360p"], ("renditions",)),
+                (["240p"], ALL),
+            ],
+        ),  # fmt: skip
+        (2, ALL, [(["720p", "480p"], ("renditions",)), (["360p", "240p"], ALL)]),
+        (3, ("renditions",), [(["720p", "480p", "360p"], ("renditions",)), (["240p"], ("renditions",))]),
+        (1, ("storyboard", "poster"), [(["720p", "480p", "360p", "240p"], ("storyboard", "poster"))]),
+    ],
+)
+def test_encode_passes_split_the_rungs_and_keep_the_rest_for_the_last(per_process, parts, expected):
+    passes = ffmpeg.encode_passes(plan(), parts, per_process)
+    assert [([r.name for r in p.rungs], pp) for p, pp in passes] == expected
+
+
+def test_a_rung_encoded_alone_gets_the_same_arguments_as_in_the_whole_ladder():
+    """The smaller footprint makes the same files: each rung's output arguments are the same."""
+    p = plan()
+    whole = ffmpeg.build_encode_args("ffmpeg", SRC, p, "/w")
+    alone = [
+        ffmpeg.build_encode_args("ffmpeg", SRC, q, "/w", parts)
+        for q, parts in ffmpeg.encode_passes(p, ALL, 1)
+    ]
+    for rung in p.rungs:
+        args = ffmpeg.rung_output_args(rung, p, "/w")
+        assert any(args == a[i : i + len(args)] for a in alone for i in range(len(a))), rung.name
+        assert any(args == whole[i : i + len(args)] for i in range(len(whole))), rung.name
+    assert sum(a.count("/w/poster.jpg") + a.count("/w/audio/index.m3u8") for a in alone) == 2

@@ -121,6 +121,9 @@ def s3_error(code: str, status: int) -> botocore.exceptions.ClientError:
         (errors.StitchError("gap"), False),
         (errors.EncodeError("invalid data"), False),
         (errors.EncodeError("killed by signal 9", transient=True), True),
+        (errors.OutOfMemory("over the limit", rungs_at_once=4), True),  # once more, one rung at a time
+        (errors.OutOfMemory("over the limit", rungs_at_once=1), False),  # nothing smaller to try
+        (errors.OutOfMemory("over the limit"), False),
         (ValueError("a bug"), False),
         (KeyError("a bug"), False),
         (TypeError("a bug"), False),
@@ -139,6 +142,20 @@ def s3_error(code: str, status: int) -> botocore.exceptions.ClientError:
 )
 def test_transient_or_permanent_by_what_failed(exc, transient):
     assert errors.is_transient(exc) is transient
+
+
+@pytest.mark.parametrize(
+    "exc, footprint",
+    [
+        (errors.OutOfMemory("oom", rungs_at_once=4), {errors.RUNGS_PER_PROCESS: 1}),
+        (errors.OutOfMemory("oom", rungs_at_once=2), {errors.RUNGS_PER_PROCESS: 1}),
+        (errors.OutOfMemory("oom", rungs_at_once=1), None),
+        (errors.EncodeError("killed by signal 9", transient=True), None),
+        (OSError("disk"), None),
+    ],
+)
+def test_only_out_of_memory_is_retried_with_a_smaller_footprint(exc, footprint):
+    assert errors.smaller_footprint(exc) == footprint
 
 
 def test_the_add_form_has_the_private_checkbox(admin_client):

@@ -161,9 +161,9 @@ def test_too_many_chunk_jobs_are_refused_before_any_is_created(
     "setting, value, reason",
     [
         ("TRANSCODING_FFMPEG_TIMEOUT_SECONDS", 0.3, "ffmpeg ran longer than the 0.3 s limit"),
-        ("TRANSCODING_FFMPEG_MAX_MEMORY_MB", 40, "ffmpeg used more than the 40 MiB memory limit"),
+        # Memory: retried once with a smaller footprint (tests/scenarios/test_out_of_memory.py).
     ],
-    ids=["wall-time", "memory"],
+    ids=["wall-time"],
 )
 def test_an_ffmpeg_process_over_its_limit_is_stopped_and_not_retried(
     setting, value, reason, settings, clips, django_capture_on_commit_callbacks

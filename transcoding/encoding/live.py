@@ -61,11 +61,11 @@ class LivePublisher:
         segments = self.collect()
         if segments == self.last:
             return
-        self.last = segments
         result = ChunkResult(segments=segments, inits=self.inits, codecs=self.codecs)
         ProcessingJob.objects.filter(pk=self.job.pk).update(result=result.to_json())
         if is_frontier(self.job, self.root_id):
             publish_live(self.job.video_id, self.root_id)
+        self.last = segments  # only once written: a tick the database refused is done again
 
 
 def is_frontier(job: ProcessingJob, root_id: int) -> bool:

@@ -15,10 +15,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from django.db import InterfaceError, OperationalError, close_old_connections
+
 from transcoding.conf import ffmpeg_binary, settings
 from transcoding.downloads.requests import downloads_after_encode
 from transcoding.encoding import fanout, live, publish, stitch
 from transcoding.encoding.segment_uploader import SegmentUploader
+from transcoding.errors import RUNGS_PER_PROCESS, OutOfMemory
 from transcoding.media import ffmpeg
 from transcoding.media.chunking import ChunkSpan
 from transcoding.media.ffmpeg_process import run_encodes
@@ -40,39 +43,71 @@ class ProgressWriter:
     Progress is the further of two measures: ffmpeg's own report (frames of the first output),
     and the segments the top rung has finished in the work directory, which keep counting while
     ffmpeg's report is held back. A chunk of several writes its own progress, and the chunked
-    parts show the mean over chunks (`fanout.record_progress`)."""
+    parts show the mean over chunks (`fanout.record_progress`). When the rungs are made by
+    several processes one after another (`begin_pass`), ffmpeg's report counts for its share,
+    and the segments are counted over every rung."""
 
     def __init__(self, session: "ChunkSession", parts: tuple[str, ...]):
         self.session, self.parts = session, parts
-        self.top = session.plan.rungs[0].name if PartKind.RENDITIONS in parts else None
+        self.rungs = [r.name for r in session.plan.rungs] if PartKind.RENDITIONS in parts else []
         self.reported, self.last_write, self.last_percent = 0.0, 0.0, -1
+        self.pass_index, self.pass_count = 0, 1
+        self.last_ok = time.monotonic()  # the claim has just granted the lease
+
+    def begin_pass(self, index: int, count: int) -> None:
+        self.pass_index, self.pass_count = index, count
 
     def segments_done(self) -> float:
-        if self.top is None:
+        if not self.rungs:
             return 0.0
-        plan = self.session.plan
-        finished = self.session.uploader.finished_segments(self.top)
+        plan, uploader = self.session.plan, self.session.uploader
+        rungs = self.rungs if self.pass_count > 1 else self.rungs[:1]
+        finished = sum(uploader.finished_segments(name) for name in rungs) / len(rungs)
         return min(1.0, finished * plan.segment_seconds / max(plan.duration, 0.001))
 
     def __call__(self, progress: ffmpeg.Progress | None) -> None:
         session = self.session
         if progress is not None:
-            self.reported = max(self.reported, ffmpeg.progress_fraction(progress, session.plan, self.parts))
+            fraction = ffmpeg.progress_fraction(progress, session.plan, self.parts)
+            if self.pass_count > 1:
+                fraction = min(1.0, (self.pass_index + fraction) / self.pass_count)
+            self.reported = max(self.reported, fraction)
         now = time.monotonic()
         if now - self.last_write < settings.PROGRESS_INTERVAL and not (progress and progress.done):
             return
         self.last_write = now
+        try:
+            self._write()
+        except (OperationalError, InterfaceError) as exc:
+            self._database_away(exc, now)
+        else:
+            self.last_ok = now
+
+    def _write(self) -> None:
+        session = self.session
         session.heartbeat()
         session.live.tick()
         percent = int(max(self.reported, self.segments_done()) * ENCODE_SHARE)
         if percent == self.last_percent:
             return
-        self.last_percent = percent
         if session.span.whole:
             part_status.parts_progress(session.video.pk, self.parts, percent)
             Video.objects.filter(pk=session.video.pk).update(progress=percent)
         else:
             fanout.record_progress(session.job, session.root_id, self.parts, percent)
+        self.last_percent = percent
+
+    def _database_away(self, exc: Exception, now: float) -> None:
+        """The database went away mid-encode (a restart, a failover): ffmpeg goes on, and the
+        writes are tried again at the next tick, for half a lease since the last tick that got
+        through. The lease was renewed at most a quarter lease before that tick, so it still
+        holds a quarter lease when this gives up: nobody else may have claimed the job while
+        this one kept encoding. Past that, the attempt stops (the error is raised) and the
+        watchdog hands the job on once its lease is over."""
+        if now - self.last_ok >= settings.LEASE_SECONDS / 2:
+            raise exc
+        log.warning("job %s: database unavailable, encoding on: %s", self.session.job.pk, exc)
+        close_old_connections()  # the next tick connects again
 
 
 class ChunkSession:
@@ -98,27 +133,54 @@ class ChunkSession:
             self._publish(cpu)
         return cpu
 
-    def _commands(self, dirs: list[str]) -> tuple[list[str] | None, list[str] | None]:
+    def _commands(self, dirs: list[str], passes) -> tuple[list[list[str]], list[str] | None]:
         for directory in dirs:
             (self.workdir / directory).mkdir(parents=True, exist_ok=True)
         source = objects.source_location(self.video.source.name, self.video.container)
         binary, workdir = ffmpeg_binary(), str(self.workdir)
-        main = self.main_parts and ffmpeg.build_encode_args(
-            binary, source, self.plan, workdir, self.main_parts, self.span
-        )
+        main = [
+            ffmpeg.build_encode_args(binary, source, plan, workdir, parts, self.span)
+            for plan, parts in passes
+        ]
         side = ffmpeg.build_audio_args(binary, source, self.whole_plan, workdir) if self.side_audio else None
-        return main or None, side
+        return main, side
+
+    def _passes(self) -> list:
+        """One ffmpeg for the chunk, or one per rung after running out of memory (the job's
+        options say so: `errors.smaller_footprint`)."""
+        if not self.main_parts:
+            return []
+        per_process = (self.job.options or {}).get(RUNGS_PER_PROCESS)
+        return ffmpeg.encode_passes(self.plan, self.main_parts, per_process)
+
+    def _run_encodes(self, passes, main_args, side_args):
+        """run_encodes; out of memory is reported with how many rungs the process held."""
+        try:
+            return run_encodes(main_args, side_args, ProgressWriter(self, self.main_parts))
+        except OutOfMemory as exc:
+            rungs = max(
+                (len(plan.rungs) for plan, parts in passes if PartKind.RENDITIONS in parts), default=0
+            )
+            reason = str(exc)
+            if len(passes) > 1:
+                per = "one rung" if rungs == 1 else f"{rungs} rungs"
+                reason = f"{reason.rstrip('.')}, even with {per} per process."
+            raise OutOfMemory(reason, rungs_at_once=rungs) from exc
 
     def _encode(self) -> float:
         dirs = ffmpeg.output_dirs(self.plan, self.ffmpeg_parts)
-        main_args, side_args = self._commands(dirs)
+        passes = self._passes()
+        main_args, side_args = self._commands(dirs, passes)
         span = self.span
         where = f"{span.start:.1f}-{span.end:.1f} s, chunk {span.index + 1}/{span.count}"
-        log.info("video %s: encoding %s (%s)", self.video.pk, ", ".join(self.ffmpeg_parts), where)
+        log.info(
+            "video %s: encoding %s (%s) in %d ffmpeg process(es)",
+            self.video.pk, ", ".join(self.ffmpeg_parts), where, max(1, len(passes)),
+        )  # fmt: skip
         segment_dirs = [d for d in dirs if d != ffmpeg.STORYBOARD_DIR]
         with SegmentUploader(self.workdir, self.prefix, segment_dirs) as self.uploader:
             self.live = live.LivePublisher(self.job, self.root_id, self.workdir, segment_dirs, self.uploader)
-            stderr, cpu, peak_rss = run_encodes(main_args, side_args, ProgressWriter(self, self.main_parts))
+            stderr, cpu, peak_rss = self._run_encodes(passes, main_args, side_args)
         ProcessingJob.objects.filter(pk=self.job.pk).update(
             peak_rss_bytes=peak_rss or None, peak_temp_bytes=self.uploader.peak_local_bytes
         )

@@ -5,6 +5,9 @@ Whether a failure is retried is decided by what failed (`errors.is_transient`): 
 the storage and the database retry with backoff; bad input, a passed limit and program errors
 fail at once, since the same code on the same input would fail the same way again.
 
+An encode that ran out of memory is retried once with a smaller footprint, recorded in the job's
+options before the retry (`errors.smaller_footprint`), with the reason in the job's error.
+
 A step may also ask to be run again later (`errors.WaitUntil`: an outside service is working
 for it): the job waits in the queue, due then, without counting an attempt (`job_wait`).
 """
@@ -19,7 +22,15 @@ from django.utils import timezone
 
 from transcoding.conf import settings
 from transcoding.encoding.fanout import dispatch_released
-from transcoding.errors import EncodeError, PermanentError, WaitUntil, is_transient, one_line
+from transcoding.errors import (
+    RUNGS_PER_PROCESS,
+    EncodeError,
+    PermanentError,
+    WaitUntil,
+    is_transient,
+    one_line,
+    smaller_footprint,
+)
 from transcoding.jobs.steps import run_step
 from transcoding.models import ProcessingJob
 from transcoding.status import jobs, videos
@@ -29,7 +40,8 @@ log = logging.getLogger(__name__)
 
 class Heartbeat:
     """Extends the job's lease at most every quarter lease (at least every second's call is
-    cheap); raises JobCancelled once the job is no longer ours."""
+    cheap); raises JobCancelled once the job is no longer ours. A renewal the database refused
+    is tried again at the next call."""
 
     def __init__(self, job: ProcessingJob):
         self.job, self.last = job, 0.0
@@ -37,8 +49,8 @@ class Heartbeat:
     def __call__(self) -> None:
         now = time.monotonic()
         if now - self.last >= max(1.0, settings.LEASE_SECONDS / 4):
-            self.last = now
             jobs.job_heartbeat(self.job)
+            self.last = now  # only once renewed: a failed one is tried again at the next call
 
 
 def job_run(job_id: int, token: str | None = None) -> str:
@@ -100,6 +112,14 @@ def _failed(job: ProcessingJob, exc: Exception) -> str:
     type (and a traceback in the log)."""
     transient = is_transient(exc)
     reason = one_line(exc)
+    footprint = smaller_footprint(exc)
+    if footprint and job.attempt < job.max_attempts:
+        try:
+            jobs.job_record_options(job, **footprint)
+        except jobs.JobCancelled:
+            return "skipped"
+        if footprint.get(RUNGS_PER_PROCESS) == 1:
+            reason = f"{reason} Retrying with one rung per ffmpeg process."
     if transient:
         log.warning("job %s: attempt %s failed (transient): %s", job.pk, job.attempt, reason)
     elif not isinstance(exc, (PermanentError, EncodeError)):

@@ -3,9 +3,11 @@
 One ffmpeg process decodes the source once and writes, as separate outputs, every rung (CMAF
 fMP4 segments through the HLS muxer), the audio (once, its own rendition), the storyboard
 sprite sheets (the `tile` filter) and the poster. The filter graph splits the decoded frames.
+When memory is short, the same outputs come from several processes, a few rungs each
+(`encode_passes`).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from transcoding.media.chunking import TIMELINE_OFFSET, ChunkSpan
@@ -235,6 +237,23 @@ def build_encode_args(
     if audio:
         args += audio_output_args(plan, workdir)
     return args
+
+
+def encode_passes(
+    plan: Plan, parts: tuple[str, ...], rungs_per_process: int | None = None
+) -> list[tuple[Plan, tuple[str, ...]]]:
+    """The processes that make `parts` of `plan`, as (plan, parts) for `build_encode_args`:
+    one process for everything, or, with `rungs_per_process` (a retry after running out of
+    memory, `errors.smaller_footprint`), the rungs in groups of that many, one process each,
+    top rung first; the last process also makes the other parts (audio, storyboard, poster)
+    beside its rungs, the smallest. Each rung's own arguments are the same either way, so the
+    outputs are the same files; only the source is decoded once per process."""
+    if not rungs_per_process or RENDITIONS not in parts or len(plan.rungs) <= rungs_per_process:
+        return [(plan, parts)]
+    groups = [plan.rungs[i : i + rungs_per_process] for i in range(0, len(plan.rungs), rungs_per_process)]
+    passes = [(replace(plan, rungs=group), (RENDITIONS,)) for group in groups]
+    passes[-1] = (passes[-1][0], parts)
+    return passes
 
 
 def build_audio_args(ffmpeg: str, source: SourceInput, plan: Plan, workdir: str) -> list[str]:

@@ -10,11 +10,14 @@ starts as a copy of its parent), so a 30 MB ffmpeg would report the Python proce
 started it.
 
 Limits (`TRANSCODING_FFMPEG_TIMEOUT_SECONDS`, `TRANSCODING_FFMPEG_MAX_MEMORY_MB`): a process
-that runs longer, or whose resident memory grows past the limit (read from /proc twice a
-second while it runs), is killed and the job fails at once with the reason, never retried: the
-same input would do the same again. (An address-space rlimit was tried and left out: x264's
-threads reserve several times what they use, and ffmpeg dies of it with a segfault or a
-misleading error instead of a clear one.)
+that runs longer is killed and the job fails at once with the reason, never retried: the same
+input would do the same again. A process whose resident memory grows past the limit (read from
+/proc twice a second while it runs) is killed with `OutOfMemory`, and so is reported one that
+the kernel killed (SIGKILL that this code did not send: only the out-of-memory killer sends it
+to a healthy ffmpeg): the encode decides whether a smaller footprint is worth a retry
+(`errors.smaller_footprint`). (An address-space rlimit was tried and left out: x264's threads
+reserve several times what they use, and ffmpeg dies of it with a segfault or a misleading
+error instead of a clear one.)
 """
 
 import ctypes
@@ -30,7 +33,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from transcoding.conf import settings
-from transcoding.errors import EncodeError, LimitExceeded
+from transcoding.errors import EncodeError, LimitExceeded, OutOfMemory
 from transcoding.media import ffmpeg
 
 __all__ = ["EncodeError", "FfmpegLimits", "FfmpegRun", "run_encodes", "run_ffmpeg"]
@@ -78,15 +81,22 @@ def peak_resident_bytes(pid: int | str = "self") -> int:
     return 0
 
 
-def _over_limit(proc, limits: FfmpegLimits, started: float) -> str | None:
+# What a SIGKILL nobody here sent means.
+KILLED_BY_KERNEL = (
+    "ffmpeg was killed (SIGKILL) by the system, most likely the kernel's out-of-memory killer "
+    "(the machine's or the container's memory limit)."
+)
+
+
+def _over_limit(proc, limits: FfmpegLimits, started: float) -> Exception | None:
     """Why the running process must be stopped, or None."""
     if time.monotonic() - started > limits.seconds:
-        return (
+        return LimitExceeded(
             f"ffmpeg ran longer than the {limits.seconds:g} s limit (TRANSCODING_FFMPEG_TIMEOUT_SECONDS) "
             "and was stopped."
         )
     if limits.memory_bytes and resident_bytes(proc.pid) > limits.memory_bytes:
-        return (
+        return OutOfMemory(
             f"ffmpeg used more than the {limits.memory_bytes // MIB} MiB memory limit "
             "(TRANSCODING_FFMPEG_MAX_MEMORY_MB) and was stopped."
         )
@@ -130,7 +140,7 @@ def run_ffmpeg(
     back until every output has started, and the poster and storyboard outputs start late, so
     heartbeats must not depend on it. Returns ffmpeg's stderr, CPU seconds and peak memory.
     `on_progress` may raise to stop the encode; a process over `limits` is stopped with
-    LimitExceeded."""
+    LimitExceeded (time) or OutOfMemory (memory), and one the kernel killed raises OutOfMemory."""
     limits = limits or FfmpegLimits.from_settings()
     started = time.monotonic()
     with (
@@ -154,9 +164,9 @@ def run_ffmpeg(
                 if now - checked >= 0.5:
                     checked = now
                     reader.sample()
-                    reason = _over_limit(proc, limits, started)
-                    if reason:
-                        raise LimitExceeded(reason)
+                    over = _over_limit(proc, limits, started)
+                    if over is not None:
+                        raise over
                 try:
                     line = reader.lines.get(timeout=tick)
                 except queue.Empty:
@@ -182,6 +192,9 @@ def run_ffmpeg(
     cpu = usage.ru_utime + usage.ru_stime
     if ffmpeg.frame_too_large(err):
         raise LimitExceeded("A frame of the video is larger than the size limit (its size changes midway).")
+    if proc.returncode == -signal.SIGKILL:
+        # Every kill of ours raised above; a worker that died took this code with it.
+        raise OutOfMemory(KILLED_BY_KERNEL)
     if proc.returncode != 0:
         killed = proc.returncode < 0
         reason = f"ffmpeg was killed by signal {-proc.returncode}." if killed else ffmpeg.parse_error(err)
@@ -233,14 +246,16 @@ class SideRun:
             raise self.error
 
 
-def run_encodes(main_args, side_args, writer) -> FfmpegRun:
-    """The chunk's ffmpeg, and the audio's beside it when it has one: CPU added, peak the larger."""
+def run_encodes(main_passes: list[list[str]], side_args, writer) -> FfmpegRun:
+    """The chunk's ffmpeg processes one after another (one, or one per rung when memory is
+    short: `ffmpeg.encode_passes`), and the audio's beside them when it has one: CPU added,
+    peak the largest. `writer.begin_pass(index, count)` is told when each starts."""
+    runs = []
     with SideRun(side_args) as side:
-        if main_args:
-            main = run_ffmpeg(main_args, writer, tick=min(1.0, settings.PROGRESS_INTERVAL))
-        else:
-            main = FfmpegRun("", 0.0, 0)
+        for index, args in enumerate(main_passes):
+            writer.begin_pass(index, len(main_passes))
+            runs.append(run_ffmpeg(args, writer, tick=min(1.0, settings.PROGRESS_INTERVAL)))
         side.wait(writer)
-    stderr = "\n".join(s for s in (main.stderr.strip(), side.result.stderr.strip()) if s)
-    cpu = main.cpu_seconds + side.result.cpu_seconds
-    return FfmpegRun(stderr, cpu, max(main.peak_rss_bytes, side.result.peak_rss_bytes))
+    runs.append(side.result)
+    stderr = "\n".join(r.stderr.strip() for r in runs if r.stderr.strip())
+    return FfmpegRun(stderr, sum(r.cpu_seconds for r in runs), max(r.peak_rss_bytes for r in runs))

@@ -113,6 +113,17 @@ def job_record_result(job: ProcessingJob, **values) -> None:
     job.result = result
 
 
+def job_record_options(job: ProcessingJob, **values) -> None:
+    """Merge `values` into the job's options while the worker owns it: how its next attempt
+    must run (a smaller footprint after running out of memory, `errors.smaller_footprint`).
+    Options, not the result: a chunk's result is rewritten as its segments are stored. Raises
+    JobCancelled when the job is no longer ours."""
+    options = {**(job.options or {}), **values}
+    if not _owned(job).update(options=options):
+        raise JobCancelled(f"Job {job.pk} was cancelled or taken over.")
+    job.options = options
+
+
 def job_wait(job: ProcessingJob, until, note: str = "") -> bool:
     """The step asked to be run again at `until` (`errors.WaitUntil`): back to the queue, due
     then, and every backend delivers it again (Celery with an eta, the local worker when it is

@@ -1,3 +1,13 @@
+from typing import NamedTuple
+
+
+class Waiting(NamedTuple):
+    """What a broker's queues hold now: job ids and webhook delivery ids."""
+
+    jobs: set[int]
+    deliveries: set[int]
+
+
 class BaseDispatcher:
     """The whole contract: deliver a job id to something that will call
     `transcoding.jobs.tasks.process_job(job_id)`, and a webhook delivery id to something that
@@ -11,6 +21,13 @@ class BaseDispatcher:
 
     def enqueue(self, job_id: int) -> None:
         raise NotImplementedError
+
+    def waiting(self) -> Waiting | None:
+        """For a backend that keeps messages: the jobs and webhook deliveries whose message
+        waits in its queues now, so the watchdog can send again what the broker lost (a
+        message published while it was down, or held by a worker whose connection dropped);
+        None when it cannot tell (then the watchdog trusts the queue)."""
+        return None
 
     def deliver_webhook(self, delivery_id: int) -> None:
         raise NotImplementedError

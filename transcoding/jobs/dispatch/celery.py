@@ -8,15 +8,18 @@ the whole worker did). The job's conditional claim makes any duplicate a no-op (
 Settings are the `CELERY_*` block of videoproject/settings.py; the app is videoproject/celery.py.
 """
 
+import base64
+import json
 import logging
 from datetime import timedelta
 
 from celery import shared_task
 from django.db import DatabaseError
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from transcoding.jobs import tasks
-from transcoding.jobs.dispatch.base import BaseDispatcher
+from transcoding.jobs.dispatch.base import BaseDispatcher, Waiting
 from transcoding.jobs.watchdog import jobs_recover_stuck
 from transcoding.models import DeliveryState, JobState, ProcessingJob, WebhookDelivery
 
@@ -120,6 +123,20 @@ def _await_dead_lease(job_id: int) -> None:
     process_job.apply_async((job_id,), eta=eta)
 
 
+def _task_and_id(raw: bytes) -> tuple[str, int] | tuple[None, None]:
+    """The task name and its one argument (an id) of a message as kombu stores it in Redis
+    (JSON, its body base64-encoded JSON of (args, kwargs, embed)); (None, None) for anything
+    else."""
+    try:
+        message = json.loads(raw)
+        body = message["body"]
+        if message.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        return message["headers"]["task"], int(json.loads(body)[0][0])
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return None, None
+
+
 # The queue for the start of every video (see CELERY_TASK_QUEUES in settings).
 FIRST_QUEUE = "transcoding-first"
 
@@ -134,6 +151,45 @@ class CeleryDispatcher(BaseDispatcher):
             process_job.delay(int(job_id))
         else:
             process_job.apply_async((int(job_id),), queue=FIRST_QUEUE)
+
+    def waiting(self) -> Waiting | None:
+        """The jobs and deliveries whose `process_job` or `deliver_webhook` message waits in
+        a queue of a Redis broker (every queue, every priority level); None for another
+        broker. Only the queues, not the messages workers hold unacknowledged: a job that is
+        due and unclaimed while its
+        message sits in a worker's hands past the grace was dropped by that worker (its
+        connection to the broker was lost, and Redis gives it back only after the visibility
+        timeout, 12 h). One read of every waiting message: the watchdog's cost grows with the
+        backlog, once a minute. None too while the broker cannot be reached: nothing could be
+        sent to it anyway, and the watchdog's other work goes on."""
+        try:
+            return self._waiting()
+        except (BrokerUnavailable, OSError) as exc:
+            log.warning("watchdog: the broker cannot be read (%s); nothing is sent again", exc)
+            return None
+
+    def _waiting(self) -> Waiting | None:
+        app = process_job.app
+        with app.connection_for_read() as connection:
+            if connection.transport.driver_type != "redis":
+                return None
+            channel = connection.default_channel
+            prefix = getattr(channel, "global_keyprefix", "") or ""
+            # LRANGE is not among the commands kombu's client prefixes: the key is given whole.
+            keys = [
+                prefix + channel._q_for_pri(queue, priority)
+                for queue in app.conf.task_queues or [app.conf.task_default_queue]
+                for priority in channel.priority_steps
+            ]
+            found = Waiting(set(), set())
+            for key in keys:
+                for raw in channel.client.lrange(key, 0, -1):
+                    task, object_id = _task_and_id(raw)
+                    if task == process_job.name:
+                        found.jobs.add(object_id)
+                    elif task == deliver_webhook.name:
+                        found.deliveries.add(object_id)
+            return found
 
     def deliver_webhook(self, delivery_id: int) -> None:
         """Webhooks go to the first queue: they are short, and must not wait behind chunks."""
