@@ -48,6 +48,12 @@ SETTINGS: dict[str, Setting] = {
     "WORK_DIR": Setting(None, str, "where ffmpeg writes before files are stored (default: system temp)"),
     "RUN_DIR": Setting(None, str, "the local worker's lock file and log (default: ./run)"),
     "PROGRESS_INTERVAL": Setting(1.0, float, "progress is written at most this often while ffmpeg runs"),
+    "DB_CONNECT_WAIT_SECONDS": Setting(
+        300.0,
+        float,
+        "a worker that cannot connect to the database (connection limit, pool exhausted, restart) "
+        "retries with jittered backoff this long before giving the delivery back (docs/database.md)",
+    ),
     # --- encoding
     "FFMPEG_BINARY": Setting(None, str, "path to ffmpeg (default: the imageio-ffmpeg wheel's ffmpeg 9)"),
     "SEGMENT_SECONDS": Setting(4.0, float, "CMAF segment and GOP length"),
