@@ -113,8 +113,13 @@ class PgBouncer:
             f"logfile = {self.dir / 'pgbouncer.log'}\npidfile = {self.dir / 'pgbouncer.pid'}\n"
             "log_connections = 0\nlog_disconnections = 0\n"
         )
+        command = [PGBOUNCER, str(ini)]
+        if os.geteuid() == 0:  # pgbouncer refuses to run as root: it drops to nobody
+            os.chmod(self.dir, 0o777)
+            os.chmod(ini, 0o644)
+            command[1:1] = ["-u", "nobody"]
         self.proc = subprocess.Popen(
-            [PGBOUNCER, str(ini)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

@@ -14,6 +14,7 @@ failed (or `timeout`). Everything is removed at the end, whatever happened.
 import json
 import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -304,6 +305,7 @@ def summarize(config, records, encodes, videos, jobs, requested, watchdog, sampl
 
 
 def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up (database, pgbouncer) on kill
     config = json.loads(Path(argv[0]).read_text())
     result = run(config)
     Path(argv[1]).write_text(json.dumps(result, default=str))

@@ -7,9 +7,11 @@ itself, so the start of the video never waits for a dispatch.
 """
 
 import logging
+from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Avg
+from django.db.models import Avg, Q
+from django.utils import timezone
 
 from transcoding.conf import chunk_seconds, chunk_threshold_seconds, settings
 from transcoding.errors import LimitExceeded
@@ -116,10 +118,23 @@ def chunk_count(job: ProcessingJob) -> int:
     return int(job.options.get("chunks", 1))
 
 
-def record_progress(job: ProcessingJob, root_id: int, parts: tuple[str, ...], percent: int) -> int:
+def record_progress(job: ProcessingJob, root_id: int, parts: tuple[str, ...], percent: int) -> int | None:
     """This chunk's own progress, and the chunked parts' progress as the mean over chunks.
-    Returns the video's progress."""
-    ProcessingJob.objects.filter(pk=job.pk).update(progress=percent)
+    Returns the video's progress, or None when another chunk wrote it less than
+    `TRANSCODING_PROGRESS_INTERVAL` ago.
+
+    The mean reads every chunk of the video, so it is written at most once per interval per
+    video (a conditional UPDATE on the root job elects the writer), not on every chunk's
+    write: with a thousand chunks a write costs two queries, not a read of a thousand rows and
+    writes to the video's hot rows. A complete chunk's 100 (`stitch.finish_chunk`) is never
+    overwritten by a late write of a worker that was taken over."""
+    ProcessingJob.objects.filter(pk=job.pk, progress__lt=100).update(progress=percent)
+    now = timezone.now()
+    due = Q(progress_aggregated_at__isnull=True) | Q(
+        progress_aggregated_at__lte=now - timedelta(seconds=settings.PROGRESS_INTERVAL)
+    )
+    if not ProcessingJob.objects.filter(due, pk=root_id).update(progress_aggregated_at=now):
+        return None
     mean = round(ProcessingJob.objects.batch(root_id).aggregate(mean=Avg("progress"))["mean"] or 0)
     chunked = tuple(p for p in parts if p in CHUNKED_PARTS)
     part_status.parts_progress(job.video_id, chunked, mean, running_only=True)
