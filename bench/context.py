@@ -29,6 +29,11 @@ class Options:
     b4_lengths: tuple[float, ...] = (60.0, 600.0)
     b4_chunk_seconds: float | None = None
     b4_threshold_seconds: float | None = None
+    # B6: worker counts of the N series (None: 64, 250, 1000; quick: 8, 16), PgBouncer's server
+    # connections, and a JSON of chunk-series runs on older code to show beside ("before")
+    b6_workers: tuple[int, ...] | None = None
+    b6_pool_size: int = 40
+    b6_before: str | None = None
 
 
 @dataclass

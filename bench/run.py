@@ -1,8 +1,8 @@
 """Run the benchmarks and write bench/results/RESULTS.md with a chart per benchmark.
 
-    python bench/run.py [--quick] [--runs N] [--only b1,b2,b3,b4,b5] [--out DIR]
+    python bench/run.py [--quick] [--runs N] [--only b1,b2,b3,b4,b5,b6] [--out DIR]
 
-Everything runs against a throwaway SQLite database, media root and work directory (deleted
+Everything runs against a throwaway SQLite database (B6: PostgreSQL), media root and work directory (deleted
 at the end); sources are generated or fetched once and cached under .cache/. See README.md.
 """
 
@@ -23,7 +23,14 @@ from bench import machine, report, scratch  # noqa: E402
 from bench.context import Context, Options  # noqa: E402
 
 # name -> module with run(ctx) -> report.Section
-BENCHMARKS = {"b1": "bench.b1", "b2": "bench.b2", "b3": "bench.b3", "b4": "bench.b4", "b5": "bench.b5"}
+BENCHMARKS = {
+    "b1": "bench.b1",
+    "b2": "bench.b2",
+    "b3": "bench.b3",
+    "b4": "bench.b4",
+    "b5": "bench.b5",
+    "b6": "bench.b6",
+}
 
 QUICK = {
     "b1_seconds": 3.0,
@@ -54,6 +61,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--b2-chunk-seconds", type=float, help="B2's chunk length (default 16: 4 chunks)")
     parser.add_argument("--no-vmaf", action="store_true", help="skip B2's VMAF (the slowest part of B2)")
     parser.add_argument("--b4-lengths", help="comma list of B4 lengths in seconds (default 60,600)")
+    parser.add_argument("--b6-workers", help="comma list of B6's worker counts (default 64,250,1000)")
+    parser.add_argument("--b6-pool-size", type=int, help="B6: PgBouncer's server connections (default 40)")
+    parser.add_argument("--b6-before", help="B6: chunk-series results of older code to show beside (JSON)")
     parser.add_argument("--json", type=Path, help="also write every measurement to this JSON file")
     parser.add_argument("--keep-scratch", action="store_true", help="keep the scratch directory")
     args = parser.parse_args(argv)
@@ -85,6 +95,12 @@ def options(args: argparse.Namespace) -> Options:
         opts.vmaf = False
     if args.b4_lengths:
         opts.b4_lengths = tuple(sorted(float(x) for x in args.b4_lengths.split(",")))
+    if args.b6_workers:
+        opts.b6_workers = tuple(int(x) for x in args.b6_workers.split(","))
+    if args.b6_pool_size:
+        opts.b6_pool_size = args.b6_pool_size
+    if args.b6_before:
+        opts.b6_before = args.b6_before
     return opts
 
 

@@ -12,14 +12,12 @@ failed (or `timeout`). Everything is removed at the end, whatever happened.
 """
 
 import json
-import math
 import os
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
@@ -70,7 +68,7 @@ def _spawn(env: dict, threads: int, out: Path) -> subprocess.Popen:
         cwd=ROOT,
         env={**env, "BENCH_SCALE_THREADS": str(threads), "BENCH_SCALE_OUT": str(out)},
         stdout=subprocess.PIPE,
-        stderr=open(out.with_suffix(".log"), "wb"),
+        stderr=out.with_suffix(".log").open("wb"),  # noqa: SIM115 (the child keeps it)
         text=True,
     )
     return proc
@@ -169,7 +167,7 @@ def _measure(config, db, root, procs, env, workers, processes, bouncer) -> dict:
     from django.db import connection
 
     from transcoding.ingest.create import video_create
-    from transcoding.models import JobState, ProcessingJob, Video
+    from transcoding.models import ProcessingJob, Video
     from transcoding.services import video_request_processing
 
     outs = []
@@ -216,10 +214,18 @@ def _measure(config, db, root, procs, env, workers, processes, bouncer) -> dict:
             data = json.loads(out.read_text())
             records += data["records"]
             encodes += data["encodes"]
-    videos = list(Video.objects.filter(pk__in=requested).values("pk", "status", "processing_finished_at", "error"))
-    jobs = list(ProcessingJob.objects.filter(video_id__in=requested).values("pk", "video_id", "chunk", "state", "attempt"))
+    videos = list(
+        Video.objects.filter(pk__in=requested).values("pk", "status", "processing_finished_at", "error")
+    )
+    jobs = list(
+        ProcessingJob.objects.filter(video_id__in=requested).values(
+            "pk", "video_id", "chunk", "state", "attempt"
+        )
+    )
     connection.close()
-    return summarize(config, records, encodes, videos, jobs, requested, watchdog, sampler, wall, bouncer is not None)
+    return summarize(
+        config, records, encodes, videos, jobs, requested, watchdog, sampler, wall, bouncer is not None
+    )
 
 
 def _mean(values) -> float:
@@ -240,7 +246,9 @@ def summarize(config, records, encodes, videos, jobs, requested, watchdog, sampl
     by_job = Counter(job for job, _, _ in encodes)
     by_chunk = Counter((video, chunk) for _, video, chunk in encodes)
     duplicated = sum(n - 1 for n in by_chunk.values() if n > 1)
-    claimed = [r for r in records if r.get("outcome") not in ("skipped",) and not r["outcome"].startswith("error")]
+    claimed = [
+        r for r in records if r.get("outcome") not in ("skipped",) and not r["outcome"].startswith("error")
+    ]
     per_second = Counter(int(r["start"]) for r in claimed)
     first = min((r["start"] for r in claimed), default=0.0)
     last = max((r["start"] for r in claimed), default=0.0)
@@ -261,9 +269,15 @@ def summarize(config, records, encodes, videos, jobs, requested, watchdog, sampl
         count = sum(1 for j in jobs if j["video_id"] == v["pk"])
         modelled = [modelled_seconds(v["pk"], c, low, high) for c in range(count)]
         ideal = max(max(modelled, default=0.0), sum(modelled) / max(1, config["workers"]))
-        took = v["processing_finished_at"].timestamp() - requested[v["pk"]] if v["processing_finished_at"] else None
-        ready.append({"video": v["pk"], "chunks": count, "status": v["status"], "seconds": took, "ideal": ideal,
-                      "error": v["error"]})  # fmt: skip
+        took = (
+            v["processing_finished_at"].timestamp() - requested[v["pk"]]
+            if v["processing_finished_at"]
+            else None
+        )
+        ready.append(
+            {"video": v["pk"], "chunks": count, "status": v["status"], "seconds": took, "ideal": ideal}
+            | {"error": v["error"]}
+        )
     watchdog_calls = [w for w in watchdog]
     return {
         "config": config,
@@ -286,8 +300,10 @@ def summarize(config, records, encodes, videos, jobs, requested, watchdog, sampl
         "claims_per_second_peak": max(per_second.values(), default=0),
         "queries_per_chunk": sum(r["queries"] for r in records) / max(1, chunks),
         "rows_per_chunk": sum(r["rows"] for r in records) / max(1, chunks),
-        "steps_per_chunk": {k: [v[0] / max(1, chunks), v[1] / max(1, chunks), v[2] / max(1, chunks),
-                                v[3] / max(1, chunks)] for k, v in steps.items()},  # fmt: skip
+        "steps_per_chunk": {
+            k: [v[0] / max(1, chunks), v[1] / max(1, chunks), v[2] / max(1, chunks), v[3] / max(1, chunks)]
+            for k, v in steps.items()
+        },
         "fan_in_lock_wait_mean": _mean(fan_in_waits),
         "fan_in_lock_wait_p95": _p(fan_in_waits, 0.95),
         "fan_in_lock_wait_max": max(fan_in_waits, default=0.0),

@@ -30,7 +30,6 @@ import shutil
 import sys
 import threading
 import time
-from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -43,9 +42,15 @@ STEPS = {
     "connect": [("transcoding.jobs.runner", "database_wait")],
     "heartbeat": [("transcoding.status.jobs", "job_heartbeat")],
     "progress": [("transcoding.encoding.fanout", "record_progress")],
-    "live": [("transcoding.encoding.live", "LivePublisher", "tick"), ("transcoding.encoding.live", "publish_live")],
+    "live": [
+        ("transcoding.encoding.live", "LivePublisher", "tick"),
+        ("transcoding.encoding.live", "publish_live"),
+    ],
     "fan-out": [("transcoding.encoding.fanout", "fan_out")],
-    "finish chunk": [("transcoding.encoding.stitch", "finish_chunk"), ("transcoding.encoding.live", "is_frontier")],
+    "finish chunk": [
+        ("transcoding.encoding.stitch", "finish_chunk"),
+        ("transcoding.encoding.live", "is_frontier"),
+    ],
     "fan-in": [("transcoding.encoding.stitch", "fan_in")],
     "finish job": [("transcoding.status.jobs", "job_finish")],
     "refresh": [("transcoding.status.videos", "video_refresh_status")],
@@ -142,7 +147,9 @@ def probe_and_record(video):
     video.duration, video.width, video.height = info.duration, info.width, info.height
     video.container, video.video_codec, video.audio_codec = info.container, "h264", "aac"
     video.fps = 30.0
-    video.save(update_fields=["duration", "width", "height", "container", "video_codec", "audio_codec", "fps"])
+    video.save(
+        update_fields=["duration", "width", "height", "container", "video_codec", "audio_codec", "fps"]
+    )
     return info
 
 
@@ -220,7 +227,11 @@ def stand_in_encodes(main_args, side_args, writer):
             output.grow(fraction)
         if fraction >= 1:
             break
-        writer(ffmpeg.Progress(frame=int(fraction * frames), out_time=fraction * plan.duration, speed="", done=False))
+        writer(
+            ffmpeg.Progress(
+                frame=int(fraction * frames), out_time=fraction * plan.duration, speed="", done=False
+            )
+        )
         time.sleep(min(tick, max(0.0, seconds - (time.monotonic() - started))))
     if ffmpeg.STORYBOARD in session.main_parts:
         (workdir / ffmpeg.STORYBOARD_DIR).mkdir(parents=True, exist_ok=True)

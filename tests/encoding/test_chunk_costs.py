@@ -17,13 +17,17 @@ SIZES = (20, 400)
 # A complete chunk's result, as big as a chunk of 8 segments on five rungs makes it.
 RESULT = {
     "complete": True,
-    "segments": {f"{h}p": [[f"seg_{i:05d}.m4s", 4.0, 250000] for i in range(8)] for h in (1080, 720, 480, 360, 240)},
+    "segments": {
+        f"{h}p": [[f"seg_{i:05d}.m4s", 4.0, 250000] for i in range(8)] for h in (1080, 720, 480, 360, 240)
+    },
     "inits": {f"{h}p": "0" * 64 for h in (1080, 720, 480, 360, 240)},
     "sheets": ["videos/1/storyboard/sheet_c001_0001.jpg"],
 }
 
 
-def chunked_video(chunks: int, *, complete: range = range(0)) -> tuple[Video, ProcessingJob, list[ProcessingJob]]:
+def chunked_video(
+    chunks: int, *, complete: range = range(0)
+) -> tuple[Video, ProcessingJob, list[ProcessingJob]]:
     """A video being encoded in `chunks` running chunk jobs; those in `complete` have finished
     (`stitch.finish_chunk`: result complete, progress 100)."""
     video = Video.objects.create(title="long", status="processing", duration=chunks * 8.0)
@@ -77,7 +81,10 @@ def test_the_mean_progress_is_written_once_the_interval_has_passed(settings):
     for job, percent in zip(jobs, (90, 90, 60, 0)):
         fanout.record_progress(job, root.pk, PARTS, percent)
     assert Video.objects.get(pk=video.pk).progress == 60
-    assert set(Rendition.objects.filter(video=video).values_list("progress", flat=True)) == {0, 60}  # audio: not chunked
+    assert set(Rendition.objects.filter(video=video).values_list("progress", flat=True)) == {
+        0,
+        60,
+    }  # audio: not chunked
     assert Storyboard.objects.get(video=video).progress == 60
 
 

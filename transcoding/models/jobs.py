@@ -120,7 +120,9 @@ class ProcessingJob(models.Model):
             # The chunks not yet complete, and only those: "is any chunk of this video still
             # incomplete (before this one)?" is asked as every chunk ends and as it publishes
             # (`stitch.fan_in`, `live.is_frontier`), and must not read the finished ones.
-            models.Index(fields=["parent", "chunk"], condition=Q(progress__lt=100), name="incomplete_chunk_jobs"),
+            models.Index(
+                fields=["parent", "chunk"], condition=Q(progress__lt=100), name="incomplete_chunk_jobs"
+            ),
         ]
         constraints = [
             models.UniqueConstraint(fields=["parent", "chunk"], name="one_job_per_chunk"),
