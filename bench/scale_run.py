@@ -41,7 +41,7 @@ DEFAULTS = {
     "direct_max": 40,  # more workers than this go through PgBouncer
     "pool_size": 40,  # PgBouncer's server connections
     "watchdog_seconds": 10.0,
-    "lease_seconds": 60,
+    "lease_seconds": 60,  # half the default: a stalled worker shows within a run
     "timeout": 900.0,
 }
 
@@ -138,7 +138,9 @@ def _run(config: dict, db: scale_pg.Database, root: Path, procs: list) -> dict:
     from django.core.management import call_command
 
     django.setup()
+    began = time.monotonic()
     call_command("migrate", verbosity=0, interactive=False)
+    config["migrate_seconds"] = round(time.monotonic() - began, 1)
     if db.role:
         db.grant()
     env["BENCH_SCALE_TEMPLATE"] = str(_template(root))
@@ -175,11 +177,13 @@ def _measure(config, db, root, procs, env, workers, processes, bouncer) -> dict:
         threads = workers // processes + (1 if i < workers % processes else 0)
         outs.append(root / f"worker-{i}.json")
         procs.append(_spawn(env, threads, outs[-1]))
+    began = time.monotonic()
     for proc, out in zip(procs, outs):
         line = proc.stdout.readline()
         if line.strip() != "ready":
             raise RuntimeError(f"worker did not start: {out.with_suffix('.log').read_text()[-2000:]}")
 
+    config["workers_start_seconds"] = round(time.monotonic() - began, 1)
     watchdog: list[dict] = []
     requested: dict[int, float] = {}
     with scale_pg.Sampler(db) as sampler:
@@ -207,7 +211,11 @@ def _measure(config, db, root, procs, env, workers, processes, bouncer) -> dict:
         for _ in procs:
             jobs_queue.put("stop")
         for proc in procs:
-            proc.wait(120)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:  # threads still busy (a timed-out run): ask it to report
+                proc.terminate()
+                proc.wait(30)
     records, encodes = [], []
     for out in outs:
         if out.exists():

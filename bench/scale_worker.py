@@ -27,6 +27,7 @@ import os
 import queue
 import random
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -298,6 +299,12 @@ def _thread(local: queue.Queue, idle: threading.Semaphore, records: list, sender
         idle.release()
 
 
+def _write(path: Path, records: list) -> None:
+    with ENCODES_LOCK:
+        encodes = list(ENCODES)
+    path.write_text(json.dumps({"records": list(records), "encodes": encodes}))
+
+
 def main() -> int:
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "videoproject.settings")
@@ -320,6 +327,13 @@ def main() -> int:
     ]
     for thread in workers:
         thread.start()
+    out = Path(os.environ["BENCH_SCALE_OUT"])
+
+    def stopped(*_):  # the controller gave up waiting (threads stuck): report what was done
+        _write(out, records)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stopped)
     print("ready", flush=True)
     while True:  # fetch only for an idle thread: nothing is held here that another could run
         idle.acquire()
@@ -331,9 +345,7 @@ def main() -> int:
         local.put(None)
     for thread in workers:
         thread.join(60)
-    with ENCODES_LOCK:
-        encodes = list(ENCODES)
-    Path(os.environ["BENCH_SCALE_OUT"]).write_text(json.dumps({"records": records, "encodes": encodes}))
+    _write(out, records)
     return 0
 
 
