@@ -105,7 +105,7 @@ def _n_table(results: list[dict]) -> str:
     return report.table(
         ["workers", "connections", "chunks", "claims/s mean / peak", "queries per chunk",
          "rows written per chunk", "peak server connections", "fan-in lock wait mean / p95 (ms)",
-         "refresh lock wait (ms)",
+         "job end lock wait (ms)",
          f"time to ready, {_longest(results[0])['chunks']}-chunk video / ideal", "watchdog pass",
          "lost / duplicated / stuck"],
         rows,
@@ -118,7 +118,8 @@ def _c_table(results: list[dict], before: dict | None) -> str:
         c = str(r["chunks"])
         old = (before or {}).get(c)
         cells = [c, f"{r['queries_per_chunk']:.1f}", f"{r['rows_per_chunk']:.1f}"]
-        cells += [f"{_ms(r, s):.1f}" for s in ("progress", "live", "finish chunk", "fan-in", "refresh")]
+        cells += [f"{_ms(r, s):.1f}" for s in ("claim", "progress", "live", "finish chunk", "fan-in")]
+        cells += [f"{_ms(r, 'job end lock') + _ms(r, 'finish job') + _ms(r, 'refresh'):.1f}"]
         longest = _longest(r)
         cells += [
             f"{r['fan_in_lock_wait_mean'] * 1000:.1f}",
@@ -127,14 +128,16 @@ def _c_table(results: list[dict], before: dict | None) -> str:
         rows.append(cells)
         if old:
             was = [f"{c}, before", f"{old['queries_per_chunk']:.1f}", f"{old['rows_per_chunk']:.1f}"]
-            was += [f"{_ms(old, s):.1f}" for s in ("progress", "live", "finish chunk", "fan-in", "refresh")]
+            was += [f"{_ms(old, s):.1f}" for s in ("claim", "progress", "live", "finish chunk", "fan-in")]
+            was += [f"{_ms(old, 'job end lock') + _ms(old, 'finish job') + _ms(old, 'refresh'):.1f}"]
             o = _longest(old)
             took = f"{o['seconds']:.1f} s" if o["seconds"] is not None else f"not ready ({o['status']})"
             was += [f"{old['fan_in_lock_wait_mean'] * 1000:.1f}", f"{took} / {o['ideal']:.1f} s"]
             rows.append(was)
     return report.table(
-        ["chunks", "queries per chunk", "rows written per chunk", "progress (ms per chunk)",
-         "live publishing", "finish chunk + frontier", "fan-in", "status refresh", "fan-in lock wait (ms)",
+        ["chunks", "queries per chunk", "rows written per chunk", "claim (ms per chunk)", "progress",
+         "live publishing", "finish chunk + frontier", "fan-in", "job end + status refresh",
+         "fan-in lock wait (ms)",
          "time to ready / ideal"],
         rows,
     )  # fmt: skip

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("transcoding", "0014_webhooks"),
+        ("transcoding", "0015_job_held"),
     ]
 
     operations = [
