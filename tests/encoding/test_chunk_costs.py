@@ -144,3 +144,34 @@ def test_the_status_is_derived_from_the_jobs_left(settings):
     assert videos.video_refresh_status(video).status == "ready"  # subtitles never hold it back
     ProcessingJob.objects.create(video=video, step=ProcessingJob.Step.DOWNLOAD, state=JobState.RUNNING)
     assert videos.video_refresh_status(video).status == "processing"
+
+
+@pytest.mark.django_db
+def test_the_fan_out_creates_a_thousand_chunk_jobs_in_as_many_queries_as_twenty(settings):
+    """One INSERT for the missing chunks: made one by one, a thousand chunks kept the root job
+    from heart-beating until its lease expired (B6)."""
+    from fractions import Fraction
+
+    from transcoding.ingest.create import default_preset
+    from transcoding.media.ladder import SourceInfo, plan_encode
+    from transcoding.models import preset_spec
+
+    settings.TRANSCODING_CHUNK_SECONDS = settings.TRANSCODING_CHUNK_THRESHOLD_SECONDS = 8
+    settings.TRANSCODING_MAX_ENCODES_IN_FLIGHT = settings.TRANSCODING_MAX_CHUNKS_IN_FLIGHT = 0
+    queries = {}
+    for n in (20, 1000):
+        info = SourceInfo("mov,mp4,m4a,3gp,3g2,mj2", n * 8.0 - 0.5, 320, 180, "h264", Fraction(30))
+        plan = plan_encode(info, preset_spec(default_preset()), segment_seconds=4.0)
+        spans = fanout.plan_spans(plan, info, PARTS)
+        video = Video.objects.create(title="long", status="processing", duration=info.duration)
+        root = ProcessingJob.objects.create(video=video, parts=list(PARTS), state=JobState.RUNNING)
+        with measured() as cost:
+            created = fanout.fan_out(root, spans, plan, PARTS)
+        queries[n] = cost.queries
+        jobs = list(ProcessingJob.objects.batch(root.pk))
+        assert [j.chunk for j in jobs] == list(range(n)) and created == [j.pk for j in jobs[1:]]
+        assert jobs[-1].options["span"]["index"] == n - 1 and jobs[-1].parts == ["renditions", "storyboard"]
+        assert fanout.fan_out(root, spans, plan, PARTS) == []  # a retried root finds them
+        assert ProcessingJob.objects.batch(root.pk).count() == n
+    # Batched INSERTs (SQLite fits ~60 rows in one; PostgreSQL 500): not two queries a chunk.
+    assert queries[1000] - queries[20] <= 980 / 25, queries

@@ -70,26 +70,34 @@ def chunk_parts(parts: tuple[str, ...], plan: Plan, spans, index: int) -> tuple[
 
 def fan_out(root: ProcessingJob, spans, plan: Plan, parts: tuple[str, ...]) -> list[int]:
     """Create the jobs of chunks 1..n (once: a retried root finds them) and dispatch the new
-    ones, in time order, after commit. Returns their ids."""
-    created = []
+    ones, in time order, after commit. Returns their ids.
+
+    In a few queries whatever the count (one INSERT for the missing chunks, in batches): a
+    job per chunk made one by one was two queries a chunk, and a thousand chunks kept the root
+    from heart-beating long enough for its lease to expire. The root's row, updated first, is
+    locked until commit, so a second fan-out of the same root waits and then finds the jobs."""
     with transaction.atomic():
         options = {**root.options, "span": spans[0].to_json(), "chunks": len(spans)}
         ProcessingJob.objects.filter(pk=root.pk).update(chunk=0, options=options)
         root.chunk, root.options = 0, options
-        for span in spans[1:]:
-            job, new = ProcessingJob.objects.get_or_create(
-                parent=root,
-                chunk=span.index,
-                defaults={
-                    "video_id": root.video_id,
-                    "step": ProcessingJob.Step.ENCODE,
-                    "parts": list(chunk_parts(parts, plan, spans, span.index)),
-                    "options": {"span": span.to_json(), "chunks": len(spans)},
-                    "max_attempts": root.max_attempts,
-                },
-            )
-            if new:
-                created.append(job.pk)
+        existing = set(ProcessingJob.objects.filter(parent=root).values_list("chunk", flat=True))
+        new_jobs = ProcessingJob.objects.bulk_create(
+            [
+                ProcessingJob(
+                    parent=root,
+                    chunk=span.index,
+                    video_id=root.video_id,
+                    step=ProcessingJob.Step.ENCODE,
+                    parts=list(chunk_parts(parts, plan, spans, span.index)),
+                    options={"span": span.to_json(), "chunks": len(spans)},
+                    max_attempts=root.max_attempts,
+                )
+                for span in spans[1:]
+                if span.index not in existing
+            ],
+            batch_size=500,
+        )
+        created = [job.pk for job in new_jobs]
         # Every new chunk job is held, then those that fit under the caps on encodes in
         # flight are released: the others wait for a running encode to hand its slot on.
         slots.hold(created)
