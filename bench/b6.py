@@ -56,14 +56,24 @@ def run_one(config: dict, log=None) -> dict:
         return json.loads(out.read_text())
 
 
+def problems(result: dict) -> str:
+    """What broke the protocol's promise (every video ready, nothing lost, encoded twice, stuck
+    or failed), as one line; empty when nothing did."""
+    found = {k: result[k] for k in ("lost", "duplicated", "stuck", "failed") if result[k]}
+    if result["videos_ready"] == result["videos"] and not found and not result["errors"]:
+        return ""
+    return (
+        f"{result['config']['workers']} workers: {result['videos_ready']}/{result['videos']} videos ready, "
+        f"{found}, errors {result['errors']}"
+    )
+
+
 def check(result: dict) -> None:
-    """The protocol's promise, asserted: every video ready, nothing lost, encoded twice or stuck."""
-    problems = {k: result[k] for k in ("lost", "duplicated", "stuck", "failed") if result[k]}
-    if result["videos_ready"] != result["videos"] or problems or result["errors"]:
-        raise AssertionError(
-            f"B6 run with {result['config']['workers']} workers: {result['videos_ready']}/{result['videos']} "
-            f"ready, {problems}, errors {result['errors']}"
-        )
+    """The protocol's promise, asserted (the quick test; the full run reports it as a verdict,
+    so a broken run's numbers are still written)."""
+    broken = problems(result)
+    if broken:
+        raise AssertionError(f"B6 run with {broken}")
 
 
 def _ms(result: dict, step: str) -> float:
@@ -196,14 +206,11 @@ def run(ctx) -> report.Section:
     for n in workers:
         ctx.log(f"b6: {n} workers, videos of {plan['videos']} chunks")
         n_results.append(run_one({**base, "workers": n, "videos": plan["videos"]}))
-        check(n_results[-1])
     for c in plan["chunks"]:
         ctx.log(f"b6: one video of {c} chunks, {plan['chunk_workers']} workers")
         c_results.append(run_one({**base, "workers": plan["chunk_workers"], "videos": [c]}))
-        check(c_results[-1])
     ctx.log(f"b6: a role with CONNECTION LIMIT {plan['role']['role_limit']}")
     limited = run_one({**base, **plan["role"]})
-    check(limited)
     before = json.loads(Path(ctx.options.b6_before).read_text()) if ctx.options.b6_before else None
     _chart(ctx, n_results, c_results, before, ctx.out / "b6.png")
     big = n_results[-1]
@@ -217,7 +224,7 @@ def run(ctx) -> report.Section:
         "queue that delivers 5% of ids twice. Workers are threads in",
         f"{plan['processes']} processes; above {big['config']['direct_max']} they connect through PgBouncer",
         f"(transaction pooling, {ctx.options.b6_pool_size} server connections) standing in for RDS Proxy.",
-        "Leases are 60 s (half the default); the watchdog runs every 10 s. Method:",
+        "Leases are the default 120 s; the watchdog runs every 10 s. Method:",
         "bench/README.md, B6.",
         "",
         f"### Growth with N (videos of {', '.join(str(c) for c in plan['videos'])} chunks requested at once)",
@@ -260,13 +267,21 @@ def run(ctx) -> report.Section:
             ],
         ),  # fmt: skip
     ]
+    broken = [problems(r) for r in [*n_results, *c_results, limited] if problems(r)]
+    if broken:
+        lines += ["", "**Runs that broke the promise** (asserted as a target below):", ""]
+        lines += [f"- {b}" for b in broken]
     verdicts = [
         f"B6, {big['config']['workers']} workers: {big['lost']} lost, {big['duplicated']} duplicated, "
-        f"{big['stuck']} stuck jobs ({big['chunks']} chunks): **met**",
+        f"{big['stuck']} stuck jobs ({big['chunks']} chunks): "
+        + ("**not met**" if problems(big) else "**met**"),
+        "B6, every run: zero lost, duplicated, stuck or failed jobs: "
+        + (f"**not met** ({len(broken)} runs)" if broken else "**met**"),
         f"B6, queries per chunk at {c_large['chunks']} chunks vs {c_small['chunks']}: {growth:.2f}x "
         "(flat: ≤ 1.25x): " + ("**met**" if growth <= 1.25 else "**not met**"),
         f"B6, workers over a role's connection limit: {limited['failed']} failed jobs, "
-        f"{limited['connect_waited_jobs']} waited (longest {limited['connect_wait_max']:.1f} s): **met**",
+        f"{limited['connect_waited_jobs']} waited (longest {limited['connect_wait_max']:.1f} s): "
+        + ("**not met**" if limited["failed"] else "**met**"),
     ]
     return report.Section(
         "b6",

@@ -41,7 +41,7 @@ DEFAULTS = {
     "direct_max": 40,  # more workers than this go through PgBouncer
     "pool_size": 40,  # PgBouncer's server connections
     "watchdog_seconds": 10.0,
-    "lease_seconds": 60,  # half the default: a stalled worker shows within a run
+    "lease_seconds": 120,  # the product default
     "timeout": 900.0,
 }
 
