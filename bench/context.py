@@ -34,6 +34,7 @@ class Options:
     b6_workers: tuple[int, ...] | None = None
     b6_pool_size: int = 40
     b6_before: str | None = None
+    b6_chunks: tuple[int, ...] | None = None  # the chunks series (None: 100, 300, 1000; (): skipped)
 
 
 @dataclass

@@ -62,6 +62,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-vmaf", action="store_true", help="skip B2's VMAF (the slowest part of B2)")
     parser.add_argument("--b4-lengths", help="comma list of B4 lengths in seconds (default 60,600)")
     parser.add_argument("--b6-workers", help="comma list of B6's worker counts (default 64,250,1000)")
+    parser.add_argument("--b6-chunks", help="B6: comma list of chunks per video of its series, or none")
     parser.add_argument("--b6-pool-size", type=int, help="B6: PgBouncer's server connections (default 40)")
     parser.add_argument("--b6-before", help="B6: chunk-series results of older code to show beside (JSON)")
     parser.add_argument("--json", type=Path, help="also write every measurement to this JSON file")
@@ -97,6 +98,8 @@ def options(args: argparse.Namespace) -> Options:
         opts.b4_lengths = tuple(sorted(float(x) for x in args.b4_lengths.split(",")))
     if args.b6_workers:
         opts.b6_workers = tuple(int(x) for x in args.b6_workers.split(","))
+    if args.b6_chunks:
+        opts.b6_chunks = () if args.b6_chunks == "none" else tuple(int(x) for x in args.b6_chunks.split(","))
     if args.b6_pool_size:
         opts.b6_pool_size = args.b6_pool_size
     if args.b6_before:
