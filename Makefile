@@ -56,11 +56,13 @@ serve: deps
 
 # Debian packages the browser and speech tests use; installed when missing and we can
 # (root or passwordless sudo), otherwise those tests skip and say why.
-SYSTEM_PACKAGES := chromium espeak-ng
+# pgbouncer: B6 and its quick test stand it in for RDS Proxy (bench/README.md).
+SYSTEM_PACKAGES := chromium espeak-ng pgbouncer
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
+	test -x /usr/sbin/pgbouncer || missing="$$missing pgbouncer"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=none; fi; \
 	  if [ "$$SUDO" = none ] || ! command -v apt-get >/dev/null 2>&1; then \
@@ -93,5 +95,5 @@ clean:
 
 # Benchmarks, ours against the usual way (bench/README.md): about 20 minutes on 2 idle cores;
 # writes bench/results/RESULTS.md, b1.png and b5.png. BENCH_ARGS="--quick" for a smoke run.
-bench: dev-deps
+bench: dev-deps system-deps
 	$(PY) bench/run.py $(BENCH_ARGS)

@@ -35,6 +35,12 @@ class Options:
     b7_chunk_seconds: float | None = None
     b7_threshold_seconds: float | None = None
     b7_runs: int | None = None  # rounds of B7 (None: --runs)
+    # B6: worker counts of the N series (None: 64, 250, 1000; quick: 8, 16), PgBouncer's server
+    # connections, and a JSON of chunk-series runs on older code to show beside ("before")
+    b6_workers: tuple[int, ...] | None = None
+    b6_pool_size: int = 40
+    b6_before: str | None = None
+    b6_chunks: tuple[int, ...] | None = None  # the chunks series (None: 100, 300, 1000; (): skipped)
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Run the benchmarks and write bench/results/RESULTS.md with a chart per benchmark.
 
-    python bench/run.py [--quick] [--runs N] [--only b1,b2,b3,b4,b5,b7,b8,b9] [--out DIR]
+    python bench/run.py [--quick] [--runs N] [--only b1,b2,b3,b4,b5,b6,b7,b8,b9] [--out DIR]
 
-Everything runs against a throwaway SQLite database, media root and work directory (deleted
+Everything runs against a throwaway SQLite database (B6: PostgreSQL), media root and work directory (deleted
 at the end); sources are generated or fetched once and cached under .cache/. See README.md.
 """
 
@@ -29,6 +29,7 @@ BENCHMARKS = {
     "b3": "bench.b3",
     "b4": "bench.b4",
     "b5": "bench.b5",
+    "b6": "bench.b6",
     "b7": "bench.b7",
     "b8": "bench.b8",
     "b9": "bench.b9",
@@ -73,6 +74,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--b7-chunk-seconds", type=float, help="B7 chunk length (default 120)")
     parser.add_argument("--b7-threshold-seconds", type=float, help="B7's chunking threshold (default 180)")
     parser.add_argument("--b7-runs", type=int, help="B7's rounds (default --runs)")
+    parser.add_argument("--b6-workers", help="comma list of B6's worker counts (default 64,250,1000)")
+    parser.add_argument("--b6-chunks", help="B6: comma list of chunks per video of its series, or none")
+    parser.add_argument("--b6-pool-size", type=int, help="B6: PgBouncer's server connections (default 40)")
+    parser.add_argument("--b6-before", help="B6: chunk-series results of older code to show beside (JSON)")
     parser.add_argument("--json", type=Path, help="also write every measurement to this JSON file")
     parser.add_argument("--keep-scratch", action="store_true", help="keep the scratch directory")
     args = parser.parse_args(argv)
@@ -114,6 +119,14 @@ def options(args: argparse.Namespace) -> Options:
         opts.b7_threshold_seconds = args.b7_threshold_seconds
     if args.b7_runs:
         opts.b7_runs = args.b7_runs
+    if args.b6_workers:
+        opts.b6_workers = tuple(int(x) for x in args.b6_workers.split(","))
+    if args.b6_chunks:
+        opts.b6_chunks = () if args.b6_chunks == "none" else tuple(int(x) for x in args.b6_chunks.split(","))
+    if args.b6_pool_size:
+        opts.b6_pool_size = args.b6_pool_size
+    if args.b6_before:
+        opts.b6_before = args.b6_before
     return opts
 
 

@@ -318,6 +318,7 @@ def test_model_shared_host_matches_the_waves_model_for_one_worker():
                 model.time_to_ready(duration, 1, m, p).seconds
             )
 
+
 # --- B9: the site and the encoder as two Lambda functions ------------------------------------
 
 COLD = {"init_seconds": 1.0, "download_mib_per_second": 100.0, "unpack_mib_per_second": 200.0}

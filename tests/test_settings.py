@@ -87,6 +87,23 @@ def test_transcoding_settings_are_read_from_the_environment():
     assert result.stdout.splitlines()[-1].split() == ["3.0", "7.5", "60.0", "False"], result.stderr
 
 
+def test_the_connection_pool_is_sized_from_the_environment_for_postgresql_only():
+    """docs/database.md: a psycopg pool per process on servers, none by default (Lambda)."""
+    code = (
+        "from django.conf import settings as s; d = s.DATABASES['default']; "
+        "print(d['OPTIONS'].get('pool'), d['CONN_MAX_AGE'], d.get('DISABLE_SERVER_SIDE_CURSORS'))"
+    )
+    url = "postgres://u@127.0.0.1:5/x"
+    pooled = manage("shell", "-c", code, DEBUG="1", DATABASE_URL=url, DATABASE_POOL_MAX="4")
+    assert pooled.stdout.splitlines()[-1] == "{'min_size': 1, 'max_size': 4, 'timeout': 30.0} 0 False"
+    proxied = manage(
+        "shell", "-c", code, DEBUG="1", DATABASE_URL=url, DATABASE_DISABLE_SERVER_SIDE_CURSORS="1"
+    )
+    assert proxied.stdout.splitlines()[-1] == "None 0 True"
+    sqlite = manage("shell", "-c", code, DEBUG="1", DATABASE_POOL_MAX="4")
+    assert sqlite.stdout.splitlines()[-1].startswith("None"), sqlite.stderr
+
+
 SAMPLES = {str: ("value", "value"), int: ("42", 42), float: ("2.5", 2.5), bool: ("true", True)}
 
 

@@ -51,6 +51,12 @@ SETTINGS: dict[str, Setting] = {
     "ZAPPA_WORKER_FUNCTION": Setting(
         "", str, "`zappa`: the Lambda function jobs run on (the encoder stage's); empty: the calling function"
     ),
+    "DB_CONNECT_WAIT_SECONDS": Setting(
+        300.0,
+        float,
+        "a worker that cannot connect to the database (connection limit, pool exhausted, restart) "
+        "retries with jittered backoff this long before giving the delivery back (docs/database.md)",
+    ),
     # --- encoding
     "FFMPEG_BINARY": Setting(None, str, "path to ffmpeg (default: the imageio-ffmpeg wheel's ffmpeg 9)"),
     "SEGMENT_SECONDS": Setting(4.0, float, "CMAF segment and GOP length"),

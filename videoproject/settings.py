@@ -113,6 +113,27 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": env("TEST_DATABASE_NAME", default=str(BASE_DIR / "run" / "test-db.sqlite3"))
     }
 
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # The connection budget (docs/database.md). On servers, a psycopg pool per process
+    # (DATABASE_POOL_MAX > 0: min/max connections, seconds a thread waits for one); never with
+    # persistent connections. On Lambda, no pool and CONN_MAX_AGE=0, through RDS Proxy. Behind a
+    # transaction-pooling proxy (RDS Proxy, PgBouncer) no server-side cursors: a cursor would
+    # outlive the transaction that holds its server connection (prepared statements are already
+    # off: Django's psycopg backend sets prepare_threshold=None).
+    _pool_max = env.int("DATABASE_POOL_MAX", default=0)
+    if _pool_max > 0:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(env.int("DATABASE_POOL_MIN", default=1), _pool_max),
+            "max_size": _pool_max,
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=30.0),
+        }
+    else:
+        DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool(
+        "DATABASE_DISABLE_SERVER_SIDE_CURSORS", default=False
+    )
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # API v1 (docs/api.md): API keys or the admin's session (with CSRF), JSON only, errors as RFC

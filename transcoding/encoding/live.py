@@ -69,9 +69,11 @@ class LivePublisher:
 
 
 def is_frontier(job: ProcessingJob, root_id: int) -> bool:
-    """Every earlier chunk is complete: this chunk's segments extend what players see."""
+    """Every earlier chunk is complete: this chunk's segments extend what players see. A
+    chunk is complete when its progress is 100 (`stitch.finish_chunk`): one integer per row,
+    where asking the results would parse every earlier chunk's JSON on every tick."""
     earlier = ProcessingJob.objects.batch(root_id).filter(chunk__lt=job.chunk or 0)
-    return not earlier.exclude(result__complete=True).exists()
+    return not earlier.filter(progress__lt=100).exists()
 
 
 def contiguous(results: list[ChunkResult], name: str) -> list:

@@ -59,7 +59,10 @@ def chunk_result(
 
 
 def finish_chunk(job: ProcessingJob, result: ChunkResult) -> None:
-    """Mark this chunk complete, in its own transaction: whoever stitches sees it."""
+    """Mark this chunk complete, in its own transaction: whoever stitches sees it. Its
+    progress becomes 100 in the same write, and only then (a running chunk writes at most
+    90): `progress < 100` is the cheap test for an incomplete chunk (`fan_in`,
+    `live.is_frontier`), read without parsing any result."""
     result.complete = True
     ProcessingJob.objects.filter(pk=job.pk).update(result=result.to_json(), progress=100)
     job.result = result.to_json()
@@ -113,7 +116,15 @@ def _stitch_storyboard(video: Video, plan: Plan, results: list[ChunkResult], spa
 def fan_in(job: ProcessingJob, root_id: int, plan: Plan) -> bool:
     """Stitch if every chunk is complete and nobody has yet; True when this call stitched.
     The video's row lock makes the decision one at a time (on SQLite, the IMMEDIATE
-    transaction's write lock does)."""
+    transaction's write lock does).
+
+    Every chunk calls this as it ends, so a chunk that sees another still incomplete returns
+    before the lock, reading one row (a complete chunk stays complete, and this chunk's own
+    completion committed before: of the last two to finish, the later sees both). Only a
+    call that may stitch takes the lock and reads every chunk's result: without the early
+    return, a video of n chunks read n results under its row lock n times."""
+    if ProcessingJob.objects.batch(root_id).filter(progress__lt=100).exists():
+        return False
     with transaction.atomic():
         video = Video.objects.select_for_update().get(pk=job.video_id)
         jobs = list(ProcessingJob.objects.batch(root_id))

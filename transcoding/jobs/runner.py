@@ -8,6 +8,11 @@ fail at once, since the same code on the same input would fail the same way agai
 An encode that ran out of memory is retried once with a smaller footprint, recorded in the job's
 options before the retry (`errors.smaller_footprint`), with the reason in the job's error.
 
+A worker that cannot connect to the database (a role's connection limit, a pool or a proxy
+out of connections, a server restarting) waits for it (`database_wait`) before the claim: the
+job stays queued meanwhile, so a crowd of workers larger than the database's budget delays
+jobs, it never fails or loses one (docs/database.md).
+
 A step may also ask to be run again later (`errors.WaitUntil`: an outside service is working
 for it): the job waits in the queue, due then, without counting an attempt (`job_wait`).
 """
@@ -17,7 +22,7 @@ import time
 from datetime import timedelta
 from functools import partial
 
-from django.db import transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from transcoding.conf import settings
@@ -53,11 +58,39 @@ class Heartbeat:
             self.last = now  # only once renewed: a failed one is tried again at the next call
 
 
+def database_wait(limit: float | None = None) -> float:
+    """Connect this thread to the database, retrying with jittered exponential backoff (from
+    0.1 s, at most 5 s apart) for up to `TRANSCODING_DB_CONNECT_WAIT_SECONDS`; returns the
+    seconds waited. Past the limit the last error is raised: nothing was claimed, so the job
+    is still queued and the backend delivers it again (Celery retries database errors, Lambda
+    its failed invocations, the watchdog what is due and unclaimed). Only connecting is
+    retried here: an error once connected is the step's to classify."""
+    limit = settings.DB_CONNECT_WAIT_SECONDS if limit is None else limit
+    started, attempt = time.monotonic(), 0
+    while True:
+        try:
+            connection.ensure_connection()
+            waited = time.monotonic() - started
+            if attempt:
+                log.info("database reachable after %.1f s (%d attempts)", waited, attempt + 1)
+            return waited
+        except OperationalError as exc:
+            waited = time.monotonic() - started
+            if waited >= limit:
+                raise
+            attempt += 1
+            delay = min(jobs.retry_delay(attempt, base=0.1, cap=5.0), limit - waited)
+            if attempt == 1:
+                log.warning("cannot connect to the database, waiting: %s", one_line(exc))
+            time.sleep(delay)
+
+
 def job_run(job_id: int, token: str | None = None) -> str:
     """Claim and run one job. Returns what happened: "done", "retry", "waiting" (due again at
     its `next_attempt_at`), "failed", "held" (an encode with no slot under the caps on encodes
     in flight: dispatched again when one ends) or "skipped" (not ours to run: a duplicate
     delivery, or cancelled meanwhile)."""
+    database_wait()
     try:
         job = jobs.job_claim(job_id, token)
     except jobs.JobHeld:

@@ -77,7 +77,14 @@ class ProcessingJob(models.Model):
         on_delete=models.CASCADE,
         help_text="The encode that planned the chunks and makes chunk 0; null for that one.",
     )
-    progress = models.PositiveSmallIntegerField(default=0, help_text="This job's own encode, 0-100.")
+    progress = models.PositiveSmallIntegerField(
+        default=0, help_text="This job's own encode, 0-100; 100 for a chunk only once its result is complete."
+    )
+    progress_aggregated_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The root of chunks: when the chunks' mean progress was last written to the parts.",
+    )
     result = models.JSONField(
         default=dict,
         blank=True,
@@ -108,7 +115,15 @@ class ProcessingJob(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["state", "next_attempt_at"])]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"]),
+            # The chunks not yet complete, and only those: "is any chunk of this video still
+            # incomplete (before this one)?" is asked as every chunk ends and as it publishes
+            # (`stitch.fan_in`, `live.is_frontier`), and must not read the finished ones.
+            models.Index(
+                fields=["parent", "chunk"], condition=Q(progress__lt=100), name="incomplete_chunk_jobs"
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["parent", "chunk"], name="one_job_per_chunk"),
         ]

@@ -99,7 +99,6 @@ def derived_status(video: Video) -> dict:
     published, and never holds back the video. Its MP4 downloads do (they take seconds, and a
     client told "ready" expects `download_urls`). Before that, any active job counts (a video
     never encoded with only a subtitles job running is processing)."""
-    active_jobs = list(video.jobs.active().values_list("step", "state"))
     all_parts = parts.all_parts(video.pk)
     renditions = [p for p in all_parts if isinstance(p, Rendition) and p.kind == Rendition.Kind.VIDEO]
     audio_ok = all(
@@ -109,7 +108,11 @@ def derived_status(video: Video) -> dict:
     )
     encoded = bool(renditions) and audio_ok and all(r.status == PartStatus.READY for r in renditions)
     holds_back = (ProcessingJob.Step.ENCODE, ProcessingJob.Step.DOWNLOAD)
-    active = {state for step, state in active_jobs if not encoded or step in holds_back}
+    # Two EXISTS, not a list of the active jobs: every chunk's end refreshes the status under
+    # the video's row lock, and a long video has a thousand chunks active.
+    counted_jobs = video.jobs.active() if not encoded else video.jobs.active().filter(step__in=holds_back)
+    running = counted_jobs.filter(state=JobState.RUNNING).exists()
+    active = running or counted_jobs.exists()
     counted = [p for p in all_parts if p.status != PartStatus.SKIPPED]
     # Playable once a master playlist names renditions that can play: ready ones, or ones an
     # encode is publishing as EVENT playlists (they have segments).
@@ -119,7 +122,7 @@ def derived_status(video: Video) -> dict:
     )
     progress = round(sum(p.progress for p in counted) / len(counted)) if counted else 0
     fields = {"playable": playable, "progress": min(progress, 100)}
-    if JobState.RUNNING in active:
+    if running:
         fields["status"] = VideoStatus.PROCESSING
     elif active:
         fields["status"] = (
