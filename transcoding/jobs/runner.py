@@ -95,6 +95,7 @@ def job_run(job_id: int, token: str | None = None) -> str:
         job = jobs.job_claim(job_id, token)
     except jobs.JobHeld:
         log.info("job %s: held until an encode in flight ends (the caps on encodes in flight)", job_id)
+        dispatch_released()  # claims racing for the last slot may all have given it back
         return "held"
     if job is None:
         return "skipped"
@@ -117,11 +118,16 @@ def _run(job: ProcessingJob) -> str:
     else:
         end = partial(_finished, job, cpu)
     # How the job ended and the video's status it leaves commit together: nobody reads a job
-    # done under a video still "processing". The video's row lock first, as the stitch takes
-    # it (video, then jobs), so a chunk ending beside another's stitch cannot deadlock.
+    # done under a video still "processing". Only the end of the last job that holds the video
+    # back can change its status: the others (a chunk among hundreds) neither lock the video's
+    # row nor derive its status, or every chunk's end would wait in one line for that lock.
     with transaction.atomic():
-        videos.video_lock(job.video_id)
         outcome = end()
+        last = not videos.others_holding_back(job.video_id, job.pk)
+        if last:
+            videos.video_refresh_status(job.video)
+    if not last and not videos.others_holding_back(job.video_id, job.pk):
+        # The others ended meanwhile, each seeing this one still running: derive it now.
         videos.video_refresh_status(job.video)
     return outcome
 

@@ -123,6 +123,9 @@ class ProcessingJob(models.Model):
             models.Index(
                 fields=["parent", "chunk"], condition=Q(progress__lt=100), name="incomplete_chunk_jobs"
             ),
+            # The held jobs, and only those: every encode's end asks for them (`slots.release`),
+            # and must not read the job table.
+            models.Index(fields=["chunk", "created_at"], condition=Q(held=True), name="held_jobs"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["parent", "chunk"], name="one_job_per_chunk"),

@@ -48,21 +48,16 @@ def _ended(job_id: int, video_id: int, old: str, new: str) -> None:
 def job_claim(job_id: int, token: str | None = None) -> ProcessingJob | None:
     """Take the job if it is waiting or its lease expired; None if someone else has it,
     it is finished, or it has used up its attempts (then it is failed here). Raises JobHeld
-    when it is an encode and the caps on encodes in flight leave no slot (it is held)."""
+    when it is an encode and the caps on encodes in flight leave no slot: the claim is given
+    back and the job held (`status.slots`)."""
     now = timezone.now()
     token = token or worker_token()
     claimable = ProcessingJob.objects.claimable(now).filter(pk=job_id)
     with transaction.atomic():
         # The state it leaves (queued, or running under a dead worker's lease), for observers;
         # the row lock makes a second claimer wait, then find it taken.
-        row = claimable.select_for_update().values_list("state", "step", "video_id").first()
-        if row is None:
-            return None
-        old, step, video_id = row
-        held = step == ProcessingJob.Step.ENCODE and not slots.has_room(video_id)
-        if held:
-            slots.hold([job_id])
-        claimed = not held and claimable.update(
+        old = claimable.select_for_update().values_list("state", flat=True).first()
+        claimed = old is not None and claimable.update(
             state=JobState.RUNNING,
             held=False,
             attempt=F("attempt") + 1,
@@ -72,13 +67,14 @@ def job_claim(job_id: int, token: str | None = None) -> ProcessingJob | None:
             started_at=now,
             next_attempt_at=None,
         )
-        if claimed:
-            job = ProcessingJob.objects.select_related("video").get(pk=job_id)
-            announce(ProcessingJob, job.pk, job.video_id, "state", old, JobState.RUNNING)
-    if held:
+        if not claimed:
+            return None
+        job = ProcessingJob.objects.select_related("video").get(pk=job_id)
+        announce(ProcessingJob, job.pk, job.video_id, "state", old, JobState.RUNNING)
+    # The caps are checked once the claim is committed, without a lock (see `status.slots`).
+    if job.step == ProcessingJob.Step.ENCODE and slots.over_cap(job.video_id):
+        _give_back(job)
         raise JobHeld(f"Job {job_id} waits for a slot (the caps on encodes in flight).")
-    if not claimed:
-        return None
     if job.attempt > job.max_attempts:
         job_fail(
             job,
@@ -87,6 +83,21 @@ def job_claim(job_id: int, token: str | None = None) -> ProcessingJob | None:
         )
         return None
     return job
+
+
+def _give_back(job: ProcessingJob) -> None:
+    """Undo a claim the caps refused: queued and held again, the attempt not counted."""
+    given_back = _owned(job).update(
+        state=JobState.QUEUED,
+        held=True,
+        attempt=F("attempt") - 1,
+        worker="",
+        lease_expires_at=None,
+        heartbeat_at=None,
+        started_at=None,
+    )
+    if given_back:
+        _ended(job.pk, job.video_id, JobState.RUNNING, JobState.QUEUED)
 
 
 def _owned(job: ProcessingJob):

@@ -3,8 +3,8 @@
 (`TRANSCODING_MAX_ENCODES_IN_FLIGHT`), so a burst of long videos cannot take every worker, every
 Lambda of the account or every database connection (docs/scaling.md).
 
-The claim enforces the caps (`status.jobs.job_claim` asks `has_room` under `lock`); a job it
-refuses is *held*: queued, with no message anywhere. Dispatching is then only a matter of speed,
+The claim enforces the caps (`status.jobs.job_claim` asks `over_cap` once it committed); a job
+it refuses is *held*: queued, with no message anywhere. Dispatching is then only a matter of speed,
 and every backend obeys the same rule: the fan-out dispatches the chunk jobs that fit and holds
 the rest, a job that ends hands its slot on (`release`, after commit), and the watchdog
 releases what fits once a minute, in case a hand-over was lost with its worker.
@@ -15,7 +15,6 @@ releases what fits once a minute, in case a hand-over was lost with its worker.
 from collections import Counter
 from collections.abc import Iterable
 
-from django.db import connection
 from django.db.models import Count
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -25,8 +24,6 @@ from transcoding.models import JobState, ProcessingJob
 
 # Held jobs looked at by one release beyond twice the free slots.
 WINDOW = 200
-# The key of the PostgreSQL advisory lock that makes encode claims decide one at a time.
-_LOCK_KEY = 0x7EAD_5107
 
 
 def fit(
@@ -56,16 +53,6 @@ def capped() -> bool:
     return bool(settings.MAX_CHUNKS_IN_FLIGHT or settings.MAX_ENCODES_IN_FLIGHT)
 
 
-def lock() -> None:
-    """Inside a transaction: claims and releases of encode jobs decide one at a time, so two
-    workers cannot both take the last slot. PostgreSQL: a transaction-scoped advisory lock (not
-    the video's row lock, which the stitch holds while it writes manifests). SQLite: the
-    IMMEDIATE transaction already holds the database's write lock."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
-
-
 def _running(video_ids: Iterable[int] | None = None) -> dict[int, int]:
     """Encodes in flight per video: all of them when a deployment cap applies, else only the
     videos asked about. One grouped query."""
@@ -75,13 +62,24 @@ def _running(video_ids: Iterable[int] | None = None) -> dict[int, int]:
     return dict(rows.order_by().values("video_id").annotate(n=Count("pk")).values_list("video_id", "n"))
 
 
-def has_room(video_id: int) -> bool:
-    """May one more encode of this video start now? Inside the claim's transaction: takes
-    `lock` first, so the answer holds until the claim commits."""
+def over_cap(video_id: int) -> bool:
+    """Right after an encode's claim committed (it counts itself): are more encodes in flight
+    than the caps allow? Then the claim is given back (`status.jobs.job_claim`).
+
+    No lock: every claimer commits first, then counts what is committed. Of any set of
+    claims that all went ahead, the one committed last counted every other (each committed
+    before it counted), so no more than a cap ever go ahead. Claims racing for the last slot
+    may all give it back; they are held, and released when an encode ends, or at once by the
+    claimer that gave up (`encoding.fanout.dispatch_released`). A global lock instead made
+    every claim and every job's end wait in one line: with a thousand workers behind a pool of
+    forty connections, the waiting transactions held every connection (bench B6)."""
     if not capped():
+        return False
+    in_flight = ProcessingJob.objects.in_flight(timezone.now())
+    per_video, total = settings.MAX_CHUNKS_IN_FLIGHT, settings.MAX_ENCODES_IN_FLIGHT
+    if per_video and in_flight.filter(video_id=video_id).count() > per_video:
         return True
-    lock()
-    return bool(fit([(0, video_id)], _running([video_id]), **_caps()))
+    return bool(total) and in_flight.count() > total
 
 
 def _caps() -> dict[str, int]:
@@ -96,8 +94,8 @@ def hold(job_ids: Iterable[int]) -> None:
 def release() -> list[int]:
     """Held jobs that fit under the caps now, first chunks first and oldest first (the claim's
     order): unheld here, and returned for the caller to dispatch after commit. Call inside a
-    transaction."""
-    lock()
+    transaction. No lock: two releasing at once may release too many, and the claim gives the
+    excess back."""
     held = (
         ProcessingJob.objects.filter(held=True, state=JobState.QUEUED)
         .order_by(Coalesce("chunk", 0), "created_at", "pk")

@@ -70,10 +70,19 @@ def video_fail(video: Video, reason: str) -> None:
     _write(video.pk, status=VideoStatus.FAILED, error=reason[:500], processing_finished_at=timezone.now())
 
 
-def video_lock(video_id: int) -> None:
-    """Inside a transaction: hold the video's row lock until it ends (the order every writer
-    takes: the video's row, then its jobs' and parts' rows)."""
-    Video.objects.select_for_update().filter(pk=video_id).values_list("pk").first()
+# The steps whose active jobs hold a video back from "ready" (see `derived_status`).
+HOLDS_BACK = (ProcessingJob.Step.ENCODE, ProcessingJob.Step.DOWNLOAD)
+
+
+def others_holding_back(video_id: int, job_id: int) -> bool:
+    """Does another active encode or download job hold this video back? Then the end of job
+    `job_id` cannot change the video's derived status."""
+    return (
+        ProcessingJob.objects.active()
+        .filter(video_id=video_id, step__in=HOLDS_BACK)
+        .exclude(pk=job_id)
+        .exists()
+    )
 
 
 def video_refresh_status(video: Video) -> Video:
@@ -107,10 +116,9 @@ def derived_status(video: Video) -> dict:
         if isinstance(p, Rendition) and p.kind == Rendition.Kind.AUDIO
     )
     encoded = bool(renditions) and audio_ok and all(r.status == PartStatus.READY for r in renditions)
-    holds_back = (ProcessingJob.Step.ENCODE, ProcessingJob.Step.DOWNLOAD)
     # Two EXISTS, not a list of the active jobs: every chunk's end refreshes the status under
     # the video's row lock, and a long video has a thousand chunks active.
-    counted_jobs = video.jobs.active() if not encoded else video.jobs.active().filter(step__in=holds_back)
+    counted_jobs = video.jobs.active() if not encoded else video.jobs.active().filter(step__in=HOLDS_BACK)
     running = counted_jobs.filter(state=JobState.RUNNING).exists()
     active = running or counted_jobs.exists()
     counted = [p for p in all_parts if p.status != PartStatus.SKIPPED]
