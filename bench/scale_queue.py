@@ -15,6 +15,8 @@ import random
 import threading
 from multiprocessing.managers import BaseManager
 
+from transcoding.jobs.dispatch.base import BaseDispatcher
+
 _jobs: queue.Queue = queue.Queue()
 
 
@@ -84,7 +86,7 @@ def sender() -> _Sender:
         return _sender
 
 
-class QueueDispatcher:
+class QueueDispatcher(BaseDispatcher):
     """The dispatch contract over the shared queue (see transcoding/jobs/dispatch/base.py)."""
 
     keeps_messages = True

@@ -31,5 +31,10 @@ class Command(BaseCommand):
         concurrency = concurrency or settings.LOCAL_CONCURRENCY
         self.stdout.write(f"Worker started ({concurrency} at once); Ctrl-C to stop.")
         self.stdout.flush()
-        if not run_worker(concurrency=concurrency, idle_exit=idle_exit, poll=poll):
-            self.stdout.write("Another worker is already running on this machine; exiting.")
+        try:
+            if not run_worker(concurrency=concurrency, idle_exit=idle_exit, poll=poll):
+                self.stdout.write("Another worker is already running on this machine; exiting.")
+        except KeyboardInterrupt:
+            # Ctrl-C before its threads ran (while it took the lock or started them): nothing
+            # was claimed yet, so it simply stops.
+            self.stdout.write("Worker stopped.")
