@@ -95,5 +95,8 @@ clean:
 
 # Benchmarks, ours against the usual way (bench/README.md): about 20 minutes on 2 idle cores;
 # writes bench/results/RESULTS.md, b1.png and b5.png. BENCH_ARGS="--quick" for a smoke run.
+# The whole run (no BENCH_ARGS) also runs the full outage tests (docs/faults.md, ~10 min):
+# several kills of PostgreSQL and Redis under real Celery workers, six videos.
 bench: dev-deps system-deps
 	$(PY) bench/run.py $(BENCH_ARGS)
+	$(if $(BENCH_ARGS),,FAULTS_FULL=1 $(PY) -m pytest -q -p no:cacheprovider tests/scenarios/test_outages.py)
