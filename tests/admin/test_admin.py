@@ -283,6 +283,15 @@ def test_change_page_shows_parts_storyboard_poster_and_job_log(admin_client):
     assert "subtitles-TOTAL_FORMS" in html
 
 
+def test_the_job_log_says_when_a_chunk_waits_for_a_slot(admin_client):
+    """A chunk held back by the caps on encodes in flight (docs/scaling.md) is queued, and the
+    job log says why it has not started."""
+    video = make_video(VideoStatus.PROCESSING)
+    ProcessingJob.objects.create(video=video, parts=["renditions"], state=JobState.QUEUED, held=True)
+    html = admin_client.get(change_url(video)).content.decode()
+    assert "Queued (waiting for a slot)" in html
+
+
 # --- actions -------------------------------------------------------------------------------------
 
 
