@@ -53,12 +53,9 @@ def capped() -> bool:
     return bool(settings.MAX_CHUNKS_IN_FLIGHT or settings.MAX_ENCODES_IN_FLIGHT)
 
 
-def _running(video_ids: Iterable[int] | None = None) -> dict[int, int]:
-    """Encodes in flight per video: all of them when a deployment cap applies, else only the
-    videos asked about. One grouped query."""
+def _running() -> dict[int, int]:
+    """Encodes in flight per video, in one grouped query."""
     rows = ProcessingJob.objects.in_flight(timezone.now())
-    if video_ids is not None and not settings.MAX_ENCODES_IN_FLIGHT:
-        rows = rows.filter(video_id__in=list(video_ids))
     return dict(rows.order_by().values("video_id").annotate(n=Count("pk")).values_list("video_id", "n"))
 
 
