@@ -7,8 +7,9 @@ the encodes themselves rather than trusting the jobs' own bookkeeping.
 
 "Encoded twice", asserted: a chunk's video (every rung of its time range) is made by one
 ffmpeg process, so a chunk ran twice when more than one of its processes was started. That is
-allowed only for a chunk that was being encoded when the service died (the outage broke its
-attempt), and then no more often than its job was claimed. A chunk whose encode was already
+allowed only for a chunk whose attempt the outage broke (it was encoding when the service died,
+or its lease ran out while the database was away and it was claimed again), and then no more
+often than its job was claimed: no attempt is ever encoded twice. A chunk whose encode was already
 recorded as complete is never encoded again, and every rendition holds each segment number
 once, with none missing.
 
@@ -168,10 +169,10 @@ def assert_encoded_once(scenario, env, log, kills: list[float], before: set[int]
         chunk = r["chunk"] or 0
         made = runs[(r["video_id"], chunk)]
         assert made >= 1, (r, runs)
-        if (r["video_id"], chunk) in broken:
-            assert made <= r["attempt"], (r, made)
-        else:
-            assert made == 1, (r, made, sorted(broken))
+        # One ffmpeg per attempt at most: a chunk the kill broke, or whose attempt the outage
+        # failed (its lease ran out while the database was away, and it was claimed again),
+        # is encoded again; no attempt is ever encoded twice.
+        assert made <= r["attempt"], (r, made, sorted(broken))
     for video_id in status:
         root = next(r for r in rows if r["video_id"] == video_id and not r["chunk"])
         assert runs[(video_id, "audio")] <= root["attempt"]
