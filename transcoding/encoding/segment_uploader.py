@@ -58,7 +58,16 @@ class SegmentUploader:
         path.unlink()
 
     def local_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.workdir.rglob("*") if p.is_file())
+        """Bytes in the work directory now. ffmpeg renames files while this walks it (each
+        playlist is written as `index.m3u8.tmp`, then moved): one gone meanwhile is skipped,
+        not an error that fails the attempt (it did, in a loaded test run)."""
+        total = 0
+        for path in self.workdir.rglob("*"):
+            try:
+                total += path.stat().st_size if path.is_file() else 0
+            except FileNotFoundError:
+                continue
+        return total
 
     def poll(self, final: bool = False) -> None:
         """Store what is finished (everything, when `final`)."""
