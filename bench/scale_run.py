@@ -269,8 +269,7 @@ def summarize(config, records, encodes, videos, jobs, requested, watchdog, sampl
             total[2] += rows
             total[3] += seconds
     fan_in_waits = [r["lock_wait"].get("fan-in", 0.0) for r in records if "fan-in" in r["steps"]]
-    # The last job end of a video refreshes its status under the video's row lock (in older
-    # runs every job end took it first, measured as `job end lock`).
+    # The job's end takes the video's row lock (`videos.video_lock`), then refreshes its status.
     refresh_waits = [
         r["lock_wait"].get("job end lock", 0.0) + r["lock_wait"].get("refresh", 0.0)
         for r in records

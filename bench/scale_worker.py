@@ -53,6 +53,7 @@ STEPS = {
         ("transcoding.encoding.live", "is_frontier"),
     ],
     "fan-in": [("transcoding.encoding.stitch", "fan_in")],
+    "job end lock": [("transcoding.status.videos", "video_lock")],
     "finish job": [("transcoding.status.jobs", "job_finish")],
     "refresh": [("transcoding.status.videos", "video_refresh_status")],
 }

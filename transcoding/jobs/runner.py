@@ -118,16 +118,13 @@ def _run(job: ProcessingJob) -> str:
     else:
         end = partial(_finished, job, cpu)
     # How the job ended and the video's status it leaves commit together: nobody reads a job
-    # done under a video still "processing". Only the end of the last job that holds the video
-    # back can change its status: the others (a chunk among hundreds) neither lock the video's
-    # row nor derive its status, or every chunk's end would wait in one line for that lock.
+    # done under a video still "processing". The video's row lock first, as the stitch takes
+    # it (video, then jobs), so a chunk ending beside another's stitch cannot deadlock.
+    # (Deriving the status only at the last job's end, to spare long videos this lock, broke
+    # playback across the joins while later chunks encode: tests/scenarios/test_browser.py.)
     with transaction.atomic():
+        videos.video_lock(job.video_id)
         outcome = end()
-        last = not videos.others_holding_back(job.video_id, job.pk)
-        if last:
-            videos.video_refresh_status(job.video)
-    if not last and not videos.others_holding_back(job.video_id, job.pk):
-        # The others ended meanwhile, each seeing this one still running: derive it now.
         videos.video_refresh_status(job.video)
     return outcome
 

@@ -74,15 +74,10 @@ def video_fail(video: Video, reason: str) -> None:
 HOLDS_BACK = (ProcessingJob.Step.ENCODE, ProcessingJob.Step.DOWNLOAD)
 
 
-def others_holding_back(video_id: int, job_id: int) -> bool:
-    """Does another active encode or download job hold this video back? Then the end of job
-    `job_id` cannot change the video's derived status."""
-    return (
-        ProcessingJob.objects.active()
-        .filter(video_id=video_id, step__in=HOLDS_BACK)
-        .exclude(pk=job_id)
-        .exists()
-    )
+def video_lock(video_id: int) -> None:
+    """Inside a transaction: hold the video's row lock until it ends (the order every writer
+    takes: the video's row, then its jobs' and parts' rows)."""
+    Video.objects.select_for_update().filter(pk=video_id).values_list("pk").first()
 
 
 def video_refresh_status(video: Video) -> Video:
