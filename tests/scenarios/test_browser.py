@@ -4,6 +4,7 @@ Nothing here downloads a browser: without /usr/bin/chromium these skip, and `mak
 installs Debian's chromium package first.
 """
 
+import time
 from pathlib import Path
 
 import pytest
@@ -165,20 +166,42 @@ def test_admin_upload_then_status_reaches_ready_without_reload(live_server, page
     shot(page, "admin-changelist.png")
 
 
+def first_of_three_chunks(settings, capture) -> Video:
+    """A 12 s video in chunks of 4 s with only chunk 0 encoded: playable, still processing.
+    Chunks 1 and 2 wait in the recording dispatcher's outbox (`run_recorded`)."""
+    settings.TRANSCODING_CHUNK_SECONDS = 4
+    settings.TRANSCODING_CHUNK_THRESHOLD_SECONDS = 6
+    source = make_clip(Path(settings.MEDIA_ROOT).parent / "long.mp4", seconds=12, size="640x360")
+    with capture(execute=True):
+        video = video_create(source=source, title="Long video", published=True)
+        services.video_request_processing(video)
+        assert process_job(outbox.pop(0)) == "done"  # chunk 0 only; chunks 1 and 2 wait
+    video = Video.objects.get(pk=video.pk)
+    assert video.playable and video.status == "processing"
+    return video
+
+
+def audio_playlist_last(page):
+    """Answer the audio's media playlist a second late, so the player parses it after
+    the rungs'. Shaka takes the presentation's type from the playlist parsed last: when the
+    audio's was ended (VOD) while the rungs grew, playback stopped at the end of chunk 0; a
+    loaded machine (CI) made that order by chance."""
+
+    def late(route):
+        time.sleep(1.0)
+        route.continue_()
+
+    page.route("**/audio/index.m3u8", late)
+
+
 def test_long_video_plays_from_the_start_while_later_chunks_encode(
     live_server, page, transactional_db, settings, django_capture_on_commit_callbacks
 ):
     """First playable in seconds: after chunk 0 of three the page plays from 0 (not the live
     edge of the EVENT playlists), and keeps playing across the join once the rest lands."""
 
-    settings.TRANSCODING_CHUNK_SECONDS = 4
-    settings.TRANSCODING_CHUNK_THRESHOLD_SECONDS = 6
-    source = make_clip(Path(settings.MEDIA_ROOT).parent / "long.mp4", seconds=12, size="640x360")
-    with django_capture_on_commit_callbacks(execute=True):
-        video = video_create(source=source, title="Long video", published=True)
-        services.video_request_processing(video)
-        assert process_job(outbox.pop(0)) == "done"  # chunk 0 only; chunks 1 and 2 wait
-    assert Video.objects.get(pk=video.pk).playable
+    video = first_of_three_chunks(settings, django_capture_on_commit_callbacks)
+    audio_playlist_last(page)
     open_player(page, f"{live_server.url}/videos/{video.pk}/")
     play_muted(page)
     wait_js(page, "document.querySelector('video').currentTime > 0.5", message="never started playing")
@@ -201,4 +224,30 @@ def test_long_video_plays_from_the_start_while_later_chunks_encode(
         raise AssertionError(f"stalled at the join: {page.evaluate(state)} {page.problems}") from None
     assert Video.objects.get(pk=video.pk).status == "ready"
     wait_js(page, "document.querySelector('[data-encoding]').hidden", timeout=15, message="note stayed")
+    assert page.problems == []
+
+
+def test_admin_preview_plays_while_the_video_still_encodes(
+    live_server, page, transactional_db, settings, django_capture_on_commit_callbacks
+):
+    """Playable after chunk 0: the change page's preview (hls.js) loads the growing
+    playlists. With the audio's playlist ended while the rungs grew, it never loaded."""
+    video = first_of_three_chunks(settings, django_capture_on_commit_callbacks)
+    get_user_model().objects.create_superuser("staff", "staff@example.com", "a-long-password")
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", "a-long-password")
+    page.click("input[type=submit]")
+    page.goto(f"{live_server.url}/admin/transcoding/video/{video.pk}/change/")
+    assert page.locator("[data-tc-field=status]").first.inner_text().strip() == "Processing"
+    preview = "document.querySelector('.tc-player video')"
+    note = "(document.querySelector('.tc-player-note') || {}).textContent"
+    try:
+        wait_js(page, f"{preview} && {preview}.readyState > 0", timeout=30)
+    except AssertionError:
+        raise AssertionError(f"preview never loaded while encoding: {page.evaluate(note)!r}") from None
+    buffered = f"{preview}.buffered.length && {preview}.buffered.end(0)"
+    assert 3.9 < page.evaluate(buffered) < 4.1  # chunk 0's 4 s
+    assert Video.objects.get(pk=video.pk).status == "processing"
+    shot(page, "admin-preview-while-encoding.png")
     assert page.problems == []

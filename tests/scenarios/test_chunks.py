@@ -106,6 +106,15 @@ def test_three_chunks_stitch_into_what_one_encode_makes(
     assert chunked.storyboard.tile_count == whole.storyboard.tile_count
 
 
+def media_playlists(video: Video) -> list[m3u8.M3U8]:
+    """Every media playlist the master names: the video rungs and the audio group's."""
+    master_path = checks.stored(Video.objects.get(pk=video.pk).hls_path)
+    master = m3u8.load(str(master_path))
+    uris = [p.uri for p in master.playlists] + [m.uri for m in master.media if m.type == "AUDIO"]
+    assert len(uris) == 5
+    return [m3u8.load(str(master_path.parent / uri)) for uri in uris]
+
+
 def test_playable_after_the_first_chunk_with_playlists_growing_in_order(
     ntsc_clip, three_chunks, django_capture_on_commit_callbacks
 ):
@@ -120,6 +129,10 @@ def test_playable_after_the_first_chunk_with_playlists_growing_in_order(
     event = m3u8.load(str(top))
     assert event.playlist_type == "event" and not event.is_endlist
     assert [s.uri for s in event.segments] == ["seg_00001.m4s", "seg_00002.m4s"]
+    # The audio is whole already, but its playlist grows-typed like the rungs': players take
+    # the presentation's type from the playlist they parse last, and one ended playlist made
+    # Shaka stop at the end of chunk 0 (and hls.js never start).
+    assert {(p.playlist_type, p.is_endlist) for p in media_playlists(video)} == {("event", False)}
     status = video_refresh_status(video)
     assert status.playable
 
@@ -134,6 +147,7 @@ def test_playable_after_the_first_chunk_with_playlists_growing_in_order(
     assert run_next(capture) == "done"
     final = m3u8.load(str(top))
     assert final.playlist_type == "vod" and final.is_endlist and len(final.segments) == 6
+    assert {(p.playlist_type, p.is_endlist) for p in media_playlists(video)} == {("vod", True)}
     video = Video.objects.get(pk=video.pk)
     assert video.status == "ready" and video.dash_path and video.progress == 100
 

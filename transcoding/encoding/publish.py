@@ -59,12 +59,17 @@ def finished_segments(directory: Path, stored: dict[str, int]) -> list[list]:
     return found
 
 
-def publish_rendition(row: Rendition, segments: list, prefix: str, *, codec: str, init_bytes: int) -> None:
+def publish_rendition(
+    row: Rendition, segments: list, prefix: str, *, codec: str, init_bytes: int, ended: bool = True
+) -> None:
     """A rendition whose segments ([uri, duration, bytes], in order) and init segment are
-    stored already: write its VOD media playlist and mark it ready, with what was measured."""
+    stored already: write its media playlist and mark it ready, with what was measured.
+
+    `ended` False keeps the playlist an EVENT one although the rendition is whole: the audio,
+    finished while the video's rungs still grow (`end_playlist` ends it at the stitch)."""
     listed = tuple(manifests.Segment(uri, duration) for uri, duration, _ in segments)
     key = f"{prefix}/{row.name}/{ffmpeg.MEDIA_PLAYLIST}"
-    written = objects.store_text(key, manifests.media_playlist(ffmpeg.INIT_NAME, listed))
+    written = objects.store_text(key, manifests.media_playlist(ffmpeg.INIT_NAME, listed, ended=ended))
     peak, average = measure_bitrates([s[2] for s in segments], [s[1] for s in segments])
     part_ready(
         row,
@@ -126,9 +131,13 @@ def publish_poster(video: Video, plan: Plan, workdir: Path, prefix: str) -> None
     )
 
 
-def publish_audio(video: Video, workdir: Path, stored: dict[str, int], live) -> None:
+def publish_audio(video: Video, workdir: Path, stored: dict[str, int], live, *, ended: bool) -> None:
     """The audio is encoded once for the whole video, by the first chunk's job; its segments
-    and init segment were stored while it ran (`stitch.LivePublisher`)."""
+    and init segment were stored while it ran (`stitch.LivePublisher`).
+
+    `ended` is False while the video's rungs are still being encoded: players read the
+    presentation as live or not from whichever media playlist they parse last (Shaka), so one
+    ended playlist among growing ones would stop playback at the end of the first chunk."""
     directory = workdir / ffmpeg.AUDIO_DIR
     if ffmpeg.AUDIO_DIR not in live.inits:
         live.store_init(ffmpeg.AUDIO_DIR)
@@ -138,4 +147,12 @@ def publish_audio(video: Video, workdir: Path, stored: dict[str, int], live) -> 
         objects.video_prefix(video.pk),
         codec=live.codecs[ffmpeg.AUDIO_DIR],
         init_bytes=(directory / ffmpeg.INIT_NAME).stat().st_size,
+        ended=ended,
     )
+
+
+def end_playlist(row: Rendition) -> None:
+    """Rewrite a ready rendition's playlist, from the segments it lists, as ended (VOD): the
+    stitch ends the audio's with the video's rungs, so every playlist of a video ends at once."""
+    listed = tuple(manifests.Segment(uri, duration) for uri, duration in row.segments)
+    objects.store_text(row.playlist_path, manifests.media_playlist(ffmpeg.INIT_NAME, listed))

@@ -199,8 +199,10 @@ class ChunkSession:
             publish.check_complete(self.plan, self.workdir)  # a damaged file can decode partway
         self.live.tick()
         if PartKind.AUDIO in parts and self.whole_plan.audio is not None:
-            publish.publish_audio(self.video, self.workdir, stored, self.live)
-            if PartKind.RENDITIONS not in self.job.parts:  # else the stitch queues them
+            # With the video's rungs in this batch the stitch ends the audio's playlist.
+            rungs_follow = PartKind.RENDITIONS in self.job.parts
+            publish.publish_audio(self.video, self.workdir, stored, self.live, ended=not rungs_follow)
+            if not rungs_follow:  # else the stitch queues them
                 # The preset's MP4s (or those the request asked for), with the new audio.
                 downloads_after_encode(self.video, asked=bool(self.job.options.get("downloads")))
         if any(p in fanout.CHUNKED_PARTS for p in parts):

@@ -24,7 +24,7 @@ from transcoding.encoding.results import ChunkResult
 from transcoding.errors import StitchError, StorageIncomplete
 from transcoding.media import chunking, ffmpeg, manifests
 from transcoding.media.ladder import Plan
-from transcoding.models import JobState, PartKind, ProcessingJob, Rendition, Storyboard, Video
+from transcoding.models import JobState, PartKind, PartStatus, ProcessingJob, Rendition, Storyboard, Video
 from transcoding.status.parts import part_ready
 from transcoding.storage import objects
 
@@ -139,6 +139,11 @@ def fan_in(job: ProcessingJob, root_id: int, plan: Plan) -> bool:
         if PartKind.RENDITIONS in batch_parts:
             for row in video.renditions.filter(kind=Rendition.Kind.VIDEO).order_by("height"):
                 _stitch_rendition(row, results, prefix)
+        if PartKind.AUDIO in batch_parts:
+            # Published whole but growing-typed by the first chunk (`publish.publish_audio`).
+            audio = video.renditions.filter(kind=Rendition.Kind.AUDIO, status=PartStatus.READY).first()
+            if audio and audio.playlist_path:
+                publish.end_playlist(audio)
         if PartKind.STORYBOARD in batch_parts:
             _stitch_storyboard(video, plan, results, spans, prefix)
         results[0].stitched = True
