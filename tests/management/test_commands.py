@@ -4,6 +4,7 @@ requeue_stuck. Encodes use a tiny clip (2 s, 320x180) so each takes well under a
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -449,3 +450,36 @@ def test_usage_errors_exit_2_with_one_line(argv, message, tmp_path):
     assert message in proc.stderr and proc.stdout == ""
     if argv[0] != "video_status":  # argparse prints its usage first
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ingest", "{clip}"],
+        ["reprocess", "1"],
+        ["video_status"],
+        ["requeue_stuck"],
+        ["purge_orphans"],
+        ["cleanup_uploads", "--dry-run"],
+        ["create_api_key", "someone"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_an_unreachable_database_is_one_line_and_exit_1(argv, tiny):
+    """A failover, or a wrong DATABASE_URL: one line naming the database, never a traceback."""
+    env = {**os.environ, "DATABASE_URL": f"postgres://nobody@127.0.0.1:{closed_port()}/videoproject"}
+    argv = [a.format(clip=tiny) for a in argv]
+    command = [sys.executable, "manage.py", *argv]
+    proc = subprocess.run(command, cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("CommandError: The database failed, so the command stopped: OperationalError")
+    assert "Connection refused" in line

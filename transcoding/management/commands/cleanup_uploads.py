@@ -8,13 +8,14 @@ cron."""
 
 from datetime import UTC, timedelta
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from transcoding.conf import settings
 from transcoding.ingest import chunked_uploads, direct_uploads, uploads
+from transcoding.management.base import ProjectCommand
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Remove uploads under uploads/ never completed and older than --older-than hours."
 
     def add_arguments(self, parser):

@@ -1,14 +1,15 @@
 """Make an API key for a user and print it once (the admin does the same under API keys)."""
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from transcoding.api.keys import api_key_create
 from transcoding.errors import InvalidRequest
+from transcoding.management.base import ProjectCommand
 from transcoding.models import ApiKey
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Create an API key for USER and print it (only its hash is stored)."
 
     def add_arguments(self, parser):

@@ -4,10 +4,11 @@ import os
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+
+from transcoding.management.base import ProjectCommand
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Create an admin user if no superuser exists, and print its credentials."
 
     def handle(self, *args, **options):

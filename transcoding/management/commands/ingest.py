@@ -2,15 +2,16 @@
 
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from transcoding import selectors, services
 from transcoding.errors import InvalidRequest
 from transcoding.ingest.create import video_create
 from transcoding.management import waiting
+from transcoding.management.base import ProjectCommand
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = (
         "Create videos from local files and queue them for processing. Exit status: 0 when all "
         "are ready (without --wait: all queued), 1 when any failed, 2 on usage errors."

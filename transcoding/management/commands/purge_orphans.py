@@ -8,13 +8,14 @@ created right now. With S3 the listing is flat and deletion goes in batches of 1
 from collections import defaultdict
 from datetime import timedelta
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.template.defaultfilters import filesizeformat
 
+from transcoding.management.base import ProjectCommand
 from transcoding.storage import objects, references
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = (
         "List stored objects that belong to no video (outputs, originals, subtitle files); "
         "--yes deletes them."

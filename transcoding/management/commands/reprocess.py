@@ -1,10 +1,11 @@
 """Queue videos for processing again: chosen by id, or the failed, stuck or all of them."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from transcoding import selectors, services
 from transcoding.errors import InvalidRequest
 from transcoding.management import waiting
+from transcoding.management.base import ProjectCommand
 from transcoding.models import PartKind
 
 
@@ -20,7 +21,7 @@ def parse_parts(text: str | None) -> list[str] | None:
     return list(dict.fromkeys(names))
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = (
         "Queue videos for processing again. Select them by ID and/or --failed, --stuck, --all. "
         "Exit status: 0 when all went well (with --wait: all ready), 1 when any failed, 2 on usage errors."

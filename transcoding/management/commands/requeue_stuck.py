@@ -1,12 +1,11 @@
 """The watchdog: requeue jobs whose worker stopped, fail those with no attempts left, and
 dispatch again queued jobs that are due but unclaimed. Safe to run from cron at any interval."""
 
-from django.core.management.base import BaseCommand
-
 from transcoding.jobs.watchdog import jobs_recover_stuck
+from transcoding.management.base import ProjectCommand
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = (
         "Requeue running jobs whose lease expired (their worker stopped) and dispatch them again; "
         "fail those with no attempts left, and their videos."

@@ -1,9 +1,10 @@
 """Show videos and every part's status: a table, or the API's JSON document per line."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from transcoding import selectors
 from transcoding.management import waiting
+from transcoding.management.base import ProjectCommand
 from transcoding.models import Video
 
 COLUMNS = ("ID", "STATUS", "PROGRESS", "PLAYABLE", "DURATION", "RESOLUTION", "TITLE", "ERROR")
@@ -43,7 +44,7 @@ def part_line(part: dict, width: int) -> str:
     return f"    {part['part']:<{width}}  {part['status']:<8} {part['progress']:>3}%  {error}".rstrip()
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Show the status of videos (all of them without IDs) and of each of their parts."
 
     def add_arguments(self, parser):

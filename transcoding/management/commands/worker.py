@@ -2,13 +2,12 @@
 
 import signal
 
-from django.core.management.base import BaseCommand
-
 from transcoding.conf import settings
 from transcoding.jobs.dispatch.local import run_worker
+from transcoding.management.base import ProjectCommand
 
 
-class Command(BaseCommand):
+class Command(ProjectCommand):
     help = "Process queued transcoding jobs on this machine until stopped."
 
     def add_arguments(self, parser):
