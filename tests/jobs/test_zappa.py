@@ -525,7 +525,10 @@ def seed_site_packages(venv: Path, names: set[str]) -> None:
             destination = target / file
             destination.parent.mkdir(parents=True, exist_ok=True)
             if not destination.exists():
-                os.link(source, destination)
+                try:
+                    os.link(source, destination)
+                except OSError:  # another file system
+                    shutil.copy2(source, destination)
 
 
 @pytest.fixture(scope="session")
