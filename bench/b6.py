@@ -170,19 +170,23 @@ def _chart(ctx, n_results, c_results, before, path: Path) -> None:
     ax.set_title("Growth with N")
     ax.legend()
     ax = axes[0][1]
-    cs = [r["chunks"] for r in c_results] or [0]
-    for step in ("progress", "live", "fan-in", "refresh"):
-        line = ax.plot(cs, [_ms(r, step) for r in c_results] or [0], "o-", label=f"{step}")[0]
-        if before:
-            olds = [before.get(str(c)) for c in cs]
-            if all(olds):
-                values = [_ms(o, step) for o in olds]
-                ax.plot(cs, values, "x--", color=line.get_color(), label=f"{step}, before")
-    ax.set_xscale("log")
-    ax.set_xlabel(f"chunks of one video ({c_results[0]['config']['workers'] if c_results else '-'} workers)")
-    ax.set_ylabel("ms per chunk")
     ax.set_title("Protocol steps per chunk against chunks per video")
-    ax.legend(fontsize=7)
+    if c_results:
+        cs = [r["chunks"] for r in c_results]
+        for step in ("progress", "live", "fan-in", "refresh"):
+            line = ax.plot(cs, [_ms(r, step) for r in c_results], "o-", label=f"{step}")[0]
+            if before:
+                olds = [before.get(str(c)) for c in cs]
+                if all(olds):
+                    values = [_ms(o, step) for o in olds]
+                    ax.plot(cs, values, "x--", color=line.get_color(), label=f"{step}, before")
+        ax.set_xscale("log")
+        ax.set_xlabel(f"chunks of one video ({c_results[0]['config']['workers']} workers)")
+        ax.set_ylabel("ms per chunk")
+        ax.legend(fontsize=7)
+    else:  # an empty frame with axes would read as a measured zero
+        ax.axis("off")
+        ax.text(0.5, 0.5, "not run in this run (--b6-chunks none)", ha="center", va="center")
     big = n_results[-1]
     ax = axes[1][0]
     if big["connection_samples"]:

@@ -133,12 +133,28 @@ def test_processing_video_shows_progress_then_plays(live_server, page, transacti
     assert page.problems == []
 
 
-def test_admin_upload_then_status_reaches_ready_without_reload(live_server, page, transactional_db, clips):
+PREVIEW = "document.querySelector('.tc-player video')"
+
+
+def staff_login(page, live_server) -> None:
     get_user_model().objects.create_superuser("staff", "staff@example.com", "a-long-password")
     page.goto(f"{live_server.url}/admin/login/")
     page.fill("#id_username", "staff")
     page.fill("#id_password", "a-long-password")
     page.click("input[type=submit]")
+
+
+def preview_loaded(page, message: str) -> None:
+    """The change page's preview player has its media's metadata; else fail with its note."""
+    note = "(document.querySelector('.tc-player-note') || {}).textContent"
+    try:
+        wait_js(page, f"{PREVIEW} && {PREVIEW}.readyState > 0", timeout=30)
+    except AssertionError:
+        raise AssertionError(f"{message}: {page.evaluate(note)!r} {page.problems}") from None
+
+
+def test_admin_upload_then_status_reaches_ready_without_reload(live_server, page, transactional_db, clips):
+    staff_login(page, live_server)
     page.goto(f"{live_server.url}/admin/transcoding/video/add/")
     page.fill("#id_title", "Uploaded in the browser")
     page.set_input_files("#id_source", str(clips["720p"]))
@@ -155,12 +171,7 @@ def test_admin_upload_then_status_reaches_ready_without_reload(live_server, page
     wait_js(page, "document.querySelector('[data-tc-field=status]').innerText.trim() === 'Ready'",
             timeout=40, message="status never reached Ready on the page")  # fmt: skip
     assert page.evaluate("window.__noReload") == 1
-    preview = "document.querySelector('.tc-player video')"
-    note = "(document.querySelector('.tc-player-note') || {}).textContent"
-    try:
-        wait_js(page, f"{preview} && {preview}.readyState > 0", timeout=30)
-    except AssertionError:
-        raise AssertionError(f"admin preview never loaded: {page.evaluate(note)!r} {page.problems}") from None
+    preview_loaded(page, "admin preview never loaded")
     shot(page, "admin-change.png")
     page.goto(f"{live_server.url}/admin/transcoding/video/")
     shot(page, "admin-changelist.png")
@@ -233,20 +244,11 @@ def test_admin_preview_plays_while_the_video_still_encodes(
     """Playable after chunk 0: the change page's preview (hls.js) loads the growing
     playlists. With the audio's playlist ended while the rungs grew, it never loaded."""
     video = first_of_three_chunks(settings, django_capture_on_commit_callbacks)
-    get_user_model().objects.create_superuser("staff", "staff@example.com", "a-long-password")
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", "staff")
-    page.fill("#id_password", "a-long-password")
-    page.click("input[type=submit]")
+    staff_login(page, live_server)
     page.goto(f"{live_server.url}/admin/transcoding/video/{video.pk}/change/")
     assert page.locator("[data-tc-field=status]").first.inner_text().strip() == "Processing"
-    preview = "document.querySelector('.tc-player video')"
-    note = "(document.querySelector('.tc-player-note') || {}).textContent"
-    try:
-        wait_js(page, f"{preview} && {preview}.readyState > 0", timeout=30)
-    except AssertionError:
-        raise AssertionError(f"preview never loaded while encoding: {page.evaluate(note)!r}") from None
-    buffered = f"{preview}.buffered.length && {preview}.buffered.end(0)"
+    preview_loaded(page, "preview never loaded while encoding")
+    buffered = f"{PREVIEW}.buffered.length && {PREVIEW}.buffered.end(0)"
     assert 3.9 < page.evaluate(buffered) < 4.1  # chunk 0's 4 s
     assert Video.objects.get(pk=video.pk).status == "processing"
     shot(page, "admin-preview-while-encoding.png")
