@@ -224,7 +224,7 @@ def run_with_outages(run, clips, service: str, during=None) -> None:
     for process in [ingest_async(env, clip) for clip in clips[: -1 if during else None]]:
         ingested(process)
     with (
-        celery_worker(env, worker_log, concurrency=2),
+        celery_worker(env, worker_log, concurrency=2, supervised=True),
         watchdog(env, log.parent),
         explained(scenario, log.parent),
     ):
@@ -261,6 +261,7 @@ def test_the_watchdog_reads_which_jobs_and_deliveries_wait_in_redis(own_scenario
     code = (
         "import json; from transcoding.jobs.dispatch.celery import "
         "CeleryDispatcher, FIRST_QUEUE, process_job, deliver_webhook; "
+        "process_job.app.control.purge(); "  # what an earlier test of the module left queued
         "process_job.delay(5); process_job.apply_async((7,), queue=FIRST_QUEUE); "
         "process_job.apply_async((9,), priority=5); deliver_webhook.delay(11); "
         "w = CeleryDispatcher().waiting(); process_job.app.control.purge(); "

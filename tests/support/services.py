@@ -11,6 +11,7 @@ psycopg. Tests marked `real_services` skip, with the reason, when either service
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -145,14 +146,26 @@ def assert_outputs_in_subprocess(
 
 
 @contextmanager
-def celery_worker(env: dict, log: Path, *, concurrency: int = 1):
+def celery_worker(env: dict, log: Path, *, concurrency: int = 1, supervised: bool = False):
     """`celery -A videoproject worker` in its own process group, ready on entry; killed (the
-    whole group) on exit, whatever happened."""
+    whole group) on exit, whatever happened.
+
+    `supervised`: started again a second after it exits, as systemd's `Restart=always` does in
+    production (docs/serving.md). kombu's Redis transport can end the worker with "Unrecoverable
+    error" when the broker dies while it restores unacknowledged messages (a known kombu
+    race); a deployment's supervisor starts it again, and so does this."""
+    command = [
+        sys.executable, "-m", "celery", "-A", "videoproject", "worker", "-l", "info",
+        "--pool", "prefork", "-c", str(concurrency), "-n", f"{log.stem}-{uuid.uuid4().hex[:6]}@%h",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]  # fmt: skip
+    if supervised:
+        restart = 'echo "supervisor: the worker exited ($?), starting it again"; sleep 1'
+        loop = f"while true; do {shlex.join(command)}; {restart}; done"
+        command = ["sh", "-c", loop]
     with open(log, "ab") as handle:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "videoproject", "worker", "-l", "info",
-             "--pool", "prefork", "-c", str(concurrency), "-n", f"{log.stem}-{uuid.uuid4().hex[:6]}@%h",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            command,
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
