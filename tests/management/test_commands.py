@@ -475,6 +475,7 @@ def closed_port() -> int:
 def test_an_unreachable_database_is_one_line_and_exit_1(argv, tiny):
     """A failover, or a wrong DATABASE_URL: one line naming the database, never a traceback."""
     env = {**os.environ, "DATABASE_URL": f"postgres://nobody@127.0.0.1:{closed_port()}/videoproject"}
+    env["DATABASE_POOL_MAX"] = "0"  # no pool: a pool would wait its timeout for a connection
     argv = [a.format(clip=tiny) for a in argv]
     command = [sys.executable, "manage.py", *argv]
     proc = subprocess.run(command, cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=60)

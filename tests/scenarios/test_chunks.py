@@ -47,6 +47,12 @@ def request(path, capture, force: bool = False) -> Video:
     return video
 
 
+def run_all(capture) -> None:
+    """Deliver every recorded job, and what they dispatch, until none is left."""
+    while outbox:
+        run_next(capture)
+
+
 def run_next(capture) -> str:
     """Deliver the oldest recorded job, running what it dispatches after commit."""
     with capture(execute=True):
@@ -111,8 +117,61 @@ def media_playlists(video: Video) -> list[m3u8.M3U8]:
     master_path = checks.stored(Video.objects.get(pk=video.pk).hls_path)
     master = m3u8.load(str(master_path))
     uris = [p.uri for p in master.playlists] + [m.uri for m in master.media if m.type == "AUDIO"]
-    assert len(uris) == 5
+    assert len(master.playlists) >= 2 and len(uris) == len(master.playlists) + 1
     return [m3u8.load(str(master_path.parent / uri)) for uri in uris]
+
+
+def kinds(video: Video) -> set[tuple[str, bool]]:
+    """(type, ended) of every media playlist the master names: one pair when they agree."""
+    return {(p.playlist_type, p.is_endlist) for p in media_playlists(video)}
+
+
+@pytest.fixture(scope="module")
+def small_clip(tmp_path_factory):
+    """12 s at 640x360: three 4 s chunks of two rungs, a few seconds to encode."""
+    return make_clip(tmp_path_factory.mktemp("small") / "small.mp4", seconds=12, size="640x360")
+
+
+@pytest.fixture
+def four_second_chunks(settings):
+    settings.TRANSCODING_CHUNK_SECONDS = 4
+    settings.TRANSCODING_CHUNK_THRESHOLD_SECONDS = 6
+
+
+def test_renditions_requested_again_after_chunk_0_end_the_audio_playlist_at_their_stitch(
+    small_clip, four_second_chunks, django_capture_on_commit_callbacks
+):
+    """Chunk 0 published the audio whole but growing; a request for the renditions alone
+    replaces the encode (no audio in its batch): its stitch still ends the audio's playlist."""
+    capture = django_capture_on_commit_callbacks
+    video = request(small_clip, capture)
+    assert run_next(capture) == "done"  # chunk 0: rungs and audio growing
+    assert kinds(video) == {("event", False)}
+    with capture(execute=True):
+        services.video_request_processing(video, parts=["renditions"], force=True)
+    run_all(capture)  # the old chunks are cancelled; the new request's run
+    video = Video.objects.get(pk=video.pk)
+    assert video.status == "ready"
+    assert kinds(video) == {("vod", True)}
+
+
+def test_a_ready_video_encoded_again_never_mixes_ended_and_growing_playlists(
+    small_clip, four_second_chunks, django_capture_on_commit_callbacks
+):
+    """Encoded again, a ready video serves its old ended rungs until the new stitch: the
+    audio the new chunk 0 makes is published ended too, not growing beside them."""
+    capture = django_capture_on_commit_callbacks
+    video = request(small_clip, capture)
+    run_all(capture)
+    assert Video.objects.get(pk=video.pk).status == "ready"
+    with capture(execute=True):
+        services.video_request_processing(video, force=True)
+    assert run_next(capture) == "done"  # the new chunk 0
+    assert Video.objects.get(pk=video.pk).status == "processing"
+    assert kinds(video) == {("vod", True)}
+    run_all(capture)
+    assert Video.objects.get(pk=video.pk).status == "ready"
+    assert kinds(video) == {("vod", True)}
 
 
 def test_playable_after_the_first_chunk_with_playlists_growing_in_order(
@@ -132,7 +191,7 @@ def test_playable_after_the_first_chunk_with_playlists_growing_in_order(
     # The audio is whole already, but its playlist grows-typed like the rungs': players take
     # the presentation's type from the playlist they parse last, and one ended playlist made
     # Shaka stop at the end of chunk 0 (and hls.js never start).
-    assert {(p.playlist_type, p.is_endlist) for p in media_playlists(video)} == {("event", False)}
+    assert len(media_playlists(video)) == 5 and kinds(video) == {("event", False)}
     status = video_refresh_status(video)
     assert status.playable
 
@@ -147,7 +206,7 @@ def test_playable_after_the_first_chunk_with_playlists_growing_in_order(
     assert run_next(capture) == "done"
     final = m3u8.load(str(top))
     assert final.playlist_type == "vod" and final.is_endlist and len(final.segments) == 6
-    assert {(p.playlist_type, p.is_endlist) for p in media_playlists(video)} == {("vod", True)}
+    assert kinds(video) == {("vod", True)}
     video = Video.objects.get(pk=video.pk)
     assert video.status == "ready" and video.dash_path and video.progress == 100
 

@@ -238,6 +238,10 @@ def run_with_outages(run, clips, service: str, during=None) -> None:
             target.start()
         wait_for(lambda: all_done(scenario, before, len(clips)), 300, "the videos never finished", 1)
     with explained(scenario, log.parent):
+        # The supervisor's restarts are for kombu's exit when the broker dies under it: a
+        # worker that exits otherwise, or more often than the broker died, is a failure.
+        restarts = worker_log.read_text(errors="replace").count("supervisor: the worker exited")
+        assert restarts <= (KILLS if service == "redis" else 0), f"the worker exited {restarts} times"
         assert_encoded_once(scenario, env, log, kills, before)
 
 

@@ -199,9 +199,12 @@ class ChunkSession:
             publish.check_complete(self.plan, self.workdir)  # a damaged file can decode partway
         self.live.tick()
         if PartKind.AUDIO in parts and self.whole_plan.audio is not None:
-            # With the video's rungs in this batch the stitch ends the audio's playlist.
+            # The audio's playlist ends as the rungs' do. On a first encode they grow until the
+            # stitch, which ends every playlist (so this one too); a video finished before (it
+            # has its MPD) serves its old, ended rungs until then, so the audio ends now.
             rungs_follow = PartKind.RENDITIONS in self.job.parts
-            publish.publish_audio(self.video, self.workdir, stored, self.live, ended=not rungs_follow)
+            growing = rungs_follow and not Video.objects.get(pk=self.video.pk).dash_path
+            publish.publish_audio(self.video, self.workdir, stored, self.live, ended=not growing)
             if not rungs_follow:  # else the stitch queues them
                 # The preset's MP4s (or those the request asked for), with the new audio.
                 downloads_after_encode(self.video, asked=bool(self.job.options.get("downloads")))

@@ -139,11 +139,12 @@ def fan_in(job: ProcessingJob, root_id: int, plan: Plan) -> bool:
         if PartKind.RENDITIONS in batch_parts:
             for row in video.renditions.filter(kind=Rendition.Kind.VIDEO).order_by("height"):
                 _stitch_rendition(row, results, prefix)
-        if PartKind.AUDIO in batch_parts:
-            # Published whole but growing-typed by the first chunk (`publish.publish_audio`).
-            audio = video.renditions.filter(kind=Rendition.Kind.AUDIO, status=PartStatus.READY).first()
-            if audio and audio.playlist_path:
-                publish.end_playlist(audio)
+        # Every stitch ends the audio's playlist with the rungs': a first chunk publishes it
+        # whole but growing (`publish.publish_audio`), and the batch that stitches may be a
+        # later request's without the audio (renditions reprocessed after a failed encode).
+        audio = video.renditions.filter(kind=Rendition.Kind.AUDIO, status=PartStatus.READY).first()
+        if audio and audio.playlist_path:
+            publish.end_playlist(audio)
         if PartKind.STORYBOARD in batch_parts:
             _stitch_storyboard(video, plan, results, spans, prefix)
         results[0].stitched = True
