@@ -243,8 +243,10 @@ def test_worker_killed_mid_encode_is_redelivered_by_the_broker(scenario, tmp_pat
         "TRANSCODING_LEASE_SECONDS": "5",
         "CELERY_BROKER_TRANSPORT_OPTIONS": json.dumps(options),
     }
+    # Queued before the worker starts: an ingest command slow to exit on a loaded machine
+    # must not let the whole encode pass before the test looks.
+    video_id = ingest(env, clip)["id"]
     with celery_worker(env, tmp_path / "worker-a.log") as first:
-        video_id = ingest(env, clip)["id"]
         wait_for(lambda: mid_encode(scenario, video_id, first), 60, "the first worker never started encoding")
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
@@ -286,8 +288,10 @@ def test_pool_process_killed_mid_encode_is_rejected_and_redelivered_at_once(scen
     clip = make_clip(tmp_path / "long.mp4", seconds=10, size="1280x720")
     env = {**scenario.env, "TRANSCODING_LEASE_SECONDS": "8"}
     scenario.clean_broker()  # the module's earlier tests may leave a message: the first is ours
+    # Queued before the worker starts (a loaded machine's ingest command once exited after
+    # the whole 4 s encode had passed).
+    video_id = ingest(env, clip)["id"]
     with celery_worker(env, tmp_path / "worker.log") as worker:
-        video_id = ingest(env, clip)["id"]
         wait_for(lambda: mid_encode(scenario, video_id, worker), 60, "the worker never started encoding")
         (child,) = pool_children(worker.pid)
         os.kill(child, signal.SIGKILL)
