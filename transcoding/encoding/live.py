@@ -17,7 +17,7 @@ from transcoding import packaging
 from transcoding.encoding import publish
 from transcoding.encoding.results import ChunkResult
 from transcoding.ingest.hashing import sha256_of_path
-from transcoding.media import ffmpeg, manifests
+from transcoding.media import ffmpeg
 from transcoding.models import JobState, PartStatus, ProcessingJob, Rendition, Video
 from transcoding.status import videos
 from transcoding.storage import objects
@@ -105,8 +105,7 @@ def publish_live(video_id: int, root_id: int) -> bool:
                 continue
             codec = next((r.codecs[name] for r in results if name in r.codecs), "")
             key = f"{prefix}/{name}/{ffmpeg.MEDIA_PLAYLIST}"
-            listed = tuple(manifests.Segment(uri, duration) for uri, duration, _ in segments)
-            objects.store_text(key, manifests.media_playlist(ffmpeg.INIT_NAME, listed, ended=False))
+            publish.store_media_playlist(key, segments, ended=False)
             Rendition.objects.filter(pk=row.pk).update(
                 segments=[[uri, duration] for uri, duration, _ in segments],
                 playlist_path=key,

@@ -59,6 +59,13 @@ def finished_segments(directory: Path, stored: dict[str, int]) -> list[list]:
     return found
 
 
+def store_media_playlist(key: str, segments, *, ended: bool) -> int:
+    """Store a CMAF rung's media playlist naming `segments` ([uri, duration, ...] each, in
+    order): growing (EVENT) while an encode runs, ended (VOD) once whole. Returns its bytes."""
+    listed = tuple(manifests.Segment(segment[0], segment[1]) for segment in segments)
+    return objects.store_text(key, manifests.media_playlist(ffmpeg.INIT_NAME, listed, ended=ended))
+
+
 def publish_rendition(
     row: Rendition, segments: list, prefix: str, *, codec: str, init_bytes: int, ended: bool = True
 ) -> None:
@@ -67,9 +74,8 @@ def publish_rendition(
 
     `ended` False keeps the playlist an EVENT one although the rendition is whole: the audio,
     finished while the video's rungs still grow (`end_playlist` ends it at the stitch)."""
-    listed = tuple(manifests.Segment(uri, duration) for uri, duration, _ in segments)
     key = f"{prefix}/{row.name}/{ffmpeg.MEDIA_PLAYLIST}"
-    written = objects.store_text(key, manifests.media_playlist(ffmpeg.INIT_NAME, listed, ended=ended))
+    written = store_media_playlist(key, segments, ended=ended)
     peak, average = measure_bitrates([s[2] for s in segments], [s[1] for s in segments])
     part_ready(
         row,
@@ -154,5 +160,4 @@ def publish_audio(video: Video, workdir: Path, stored: dict[str, int], live, *, 
 def end_playlist(row: Rendition) -> None:
     """Rewrite a ready rendition's playlist, from the segments it lists, as ended (VOD): the
     stitch ends the audio's with the video's rungs, so every playlist of a video ends at once."""
-    listed = tuple(manifests.Segment(uri, duration) for uri, duration in row.segments)
-    objects.store_text(row.playlist_path, manifests.media_playlist(ffmpeg.INIT_NAME, listed))
+    store_media_playlist(row.playlist_path, row.segments, ended=True)
