@@ -44,7 +44,7 @@ from packaging.utils import canonicalize_name
 from zappa.core import Zappa
 from zappa.utilities import add_event_source, import_and_get_function
 
-from tests.support import checks
+from tests.support import checks, zappa_package
 from tests.support.api import make_user
 from tests.support.lambda_runtime import REGION, zappa_cli
 from tests.support.media import make_clip
@@ -536,10 +536,12 @@ def runtime_venv() -> Path:
     """A virtualenv with only requirements.txt (and the zappa in use here, until
     requirements.txt pins it), as on a deploy machine. Made once per requirements and kept
     under .cache/: seeded with this environment's copies of exactly those distributions, then
-    `pip install` of the same requirements checks that nothing is missing (and fills a gap)."""
+    `pip install` of the same requirements checks that nothing is missing (and fills a gap).
+    Beside it, the seed of the slim handler's virtualenv (see tests/support/zappa_package.py)."""
     zappa_pin = f"zappa=={importlib.metadata.version('zappa')}"
     requirements = (ROOT / "requirements.txt").read_text()
-    key = hashlib.sha256(f"{sys.version}\n{requirements}\n{zappa_pin}".encode()).hexdigest()[:12]
+    layout = zappa_package.SEED  # a cache made before the seed existed is made again
+    key = hashlib.sha256(f"{sys.version}\n{requirements}\n{zappa_pin}\n{layout}".encode()).hexdigest()[:12]
     venv = RUNTIME_VENVS / key
     RUNTIME_VENVS.mkdir(parents=True, exist_ok=True)
     with open(RUNTIME_VENVS / "lock", "w") as lock:
@@ -556,6 +558,10 @@ def runtime_venv() -> Path:
                  ROOT / "requirements.txt", zappa_pin],
                 check=True,
             )  # fmt: skip
+            seed = venv / zappa_package.SEED  # the slim handler's virtualenv, as Zappa would pip it
+            python = f"python{sys.version_info.major}.{sys.version_info.minor}"
+            (seed / "lib" / python / "site-packages").mkdir(parents=True)
+            seed_site_packages(seed, runtime_closure([zappa_pin, "setuptools"]))
             (venv / "complete").touch()
     return venv
 
@@ -570,13 +576,8 @@ PLANTED = {
     ".env": b"SECRET=1",
 }
 
-# gzip level 1 instead of tarfile's 9: the same files, a third of the time (the level-9 archive
-# of the same project is about 10% smaller; it is not what is measured here).
-FAST_ZAPPA = (
-    "import sys, zlib; real = zlib.compressobj; "
-    "zlib.compressobj = lambda level=-1, *a, **k: real(1, *a, **k); "
-    "from zappa.cli import handle; sys.argv = ['zappa', *sys.argv[1:]]; handle()"
-)
+# `zappa package` without downloads and with fast compression: see the script's docstring.
+ZAPPA_PACKAGE = ROOT / "tests" / "support" / "zappa_package.py"
 
 
 def copy_project(target: Path) -> None:
@@ -618,25 +619,27 @@ PACKAGED_STAGES = ("dev", "dev_encoder")
 
 @pytest.fixture(scope="module")
 def packages(runtime_venv, tmp_path_factory) -> dict[str, Package]:
-    """`zappa package` of the site's stage and the encoder's, from one copy of the project,
-    the two run side by side (each is mostly copying and compressing)."""
+    """`zappa package` of the site's stage and the encoder's, run side by side (each is mostly
+    copying and compressing), each in its own copy of the project: a slim package builds its
+    handler's virtualenv in `./handler_venv` (pip installs into it, the zip copies it, then it
+    is deleted), so two runs in one directory pull files from under each other."""
     root = tmp_path_factory.mktemp("zappa-package")
-    project = root / "videoproject"
-    copy_project(project)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
         VIRTUAL_ENV=str(runtime_venv),
         PATH=f"{runtime_venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,  # no credentials anywhere: packaging needs none
         AWS_CONFIG_FILE=os.devnull,
+        PIP_NO_INDEX="1",  # a download anywhere in packaging fails it
     )
     runs = {}
     for stage in PACKAGED_STAGES:
+        project = root / stage / "videoproject"
+        copy_project(project)
         handler_zip = root / f"{stage}-handler.zip"
         command = [
             runtime_venv / "bin" / "python",
-            "-c",
-            FAST_ZAPPA,
+            ZAPPA_PACKAGE,
             "package",
             stage,
             "-o",
@@ -645,18 +648,18 @@ def packages(runtime_venv, tmp_path_factory) -> dict[str, Package]:
         process = subprocess.Popen(
             command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
-        runs[stage] = (handler_zip, process)
+        runs[stage] = (project, handler_zip, process)
     outputs = {}
     try:
-        for stage, (_, process) in runs.items():
+        for stage, (_, _, process) in runs.items():
             outputs[stage], _ = process.communicate(timeout=900)
     finally:
-        for _, process in runs.values():
+        for _, _, process in runs.values():
             if process.poll() is None:  # timed out: leave nothing running
                 process.kill()
                 process.wait()
     built = {}
-    for stage, (handler_zip, process) in runs.items():
+    for stage, (project, handler_zip, process) in runs.items():
         output = outputs[stage]
         assert process.returncode == 0 and "Package created" in output, output
         [archive] = project.glob(f"{zappa_cli(stage).lambda_name}-[0-9]*.tar.gz")
@@ -667,7 +670,7 @@ def packages(runtime_venv, tmp_path_factory) -> dict[str, Package]:
                     top = member.name.split("/")[0]
                     sizes[top] = sizes.get(top, 0) + member.size
         built[stage] = Package(project, handler_zip, archive, sizes)
-    assert not (project / "handler_venv").exists()
+        assert not (project / "handler_venv").exists()
     return built
 
 
