@@ -2,6 +2,8 @@
 clip encoded in one piece. The chunked result must play like the other: the same segments,
 timestamps continuous across the joins, one audio track, playable after the first chunk."""
 
+from datetime import timedelta
+
 import m3u8
 import pytest
 from django.db import connection
@@ -10,6 +12,7 @@ from django.utils import timezone
 from tests.support import checks
 from tests.support.media import make_clip
 from transcoding import services
+from transcoding.encoding import encode
 from transcoding.ingest.create import video_create
 from transcoding.jobs.dispatch.recording import outbox, run_recorded
 from transcoding.jobs.tasks import process_job
@@ -174,6 +177,43 @@ def test_a_ready_video_encoded_again_never_mixes_ended_and_growing_playlists(
     assert kinds(video) == {("vod", True)}
 
 
+def test_a_root_retried_while_the_last_chunk_stitches_leaves_the_renditions_ready(
+    small_clip, four_second_chunks, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The root's worker stopped after its chunk was recorded, and the watchdog retried it;
+    the retry starts while the last chunk stitches. It must see what the stitch finished, not
+    set the ready rungs back to running (seen once at scale: a ready video whose renditions
+    stayed "running" for good)."""
+    capture = django_capture_on_commit_callbacks
+    video = request(small_clip, capture)
+    assert run_next(capture) == "done"  # chunk 0, recorded
+    root = ProcessingJob.objects.get(video=video, chunk=0)
+    ProcessingJob.objects.filter(pk=root.pk).update(
+        state=JobState.RUNNING, lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )  # as if its worker died before ending the job
+    with capture(execute=True):
+        requeued, _, _ = jobs_recover_stuck()
+    assert requeued == [root.pk]
+    outbox.remove(root.pk)
+    probe = encode.probe_and_record
+
+    def last_chunk_stitches_meanwhile(video):
+        run_all(capture)  # chunks 1 and 2: the last one stitches
+        assert set(video.renditions.values_list("status", flat=True)) == {PartStatus.READY}
+        return probe(video)
+
+    monkeypatch.setattr(encode, "probe_and_record", last_chunk_stitches_meanwhile)
+    with capture(execute=True):
+        assert process_job(root.pk) == "done"
+    video = Video.objects.get(pk=video.pk)
+    assert {r.name: r.status for r in video.renditions.all()} == {
+        "360p": PartStatus.READY,
+        "240p": PartStatus.READY,
+        "audio": PartStatus.READY,
+    }
+    assert video.status == "ready" and kinds(video) == {("vod", True)}
+
+
 def test_playable_after_the_first_chunk_with_playlists_growing_in_order(
     ntsc_clip, three_chunks, django_capture_on_commit_callbacks
 ):
@@ -216,8 +256,6 @@ def test_a_chunk_whose_worker_stopped_is_retried_alone(
 ):
     """A worker that dies mid-chunk leaves its lease to expire; the watchdog requeues that
     chunk only, and the video finishes with the other chunks' work kept."""
-    from datetime import timedelta
-
     capture = django_capture_on_commit_callbacks
     video = request(ntsc_clip, capture)
     assert run_next(capture) == "done"

@@ -45,6 +45,7 @@ def encode(job: ProcessingJob, heartbeat: Callable[[], None]) -> float:
     video = Video.objects.select_related("preset").get(pk=job.video_id)
     is_root = job.parent_id is None
     root_id = job.pk if is_root else job.parent_id
+    # For a root, a first look (decided again under the video's lock, in `_start_parts`).
     parts = _left_to_make(video, job) if is_root else tuple(job.parts)
     if not parts:
         return 0.0
@@ -65,8 +66,9 @@ def encode(job: ProcessingJob, heartbeat: Callable[[], None]) -> float:
         # Planned from the job's parts, not what is left of them: a retry plans the same chunks
         # (and finds their jobs already there).
         spans = fanout.plan_spans(plan, info, tuple(job.parts))
-        sync_renditions(video, plan, parts)
-        part_status.parts_start(video.pk, parts)
+        parts = _start_parts(video, job, plan)
+        if not parts:
+            return 0.0
         fanout.fan_out(job, spans, plan, tuple(job.parts))
         span, mine = spans[0], fanout.chunk_parts(parts, plan, spans, 0)
     else:
@@ -80,6 +82,20 @@ def encode(job: ProcessingJob, heartbeat: Callable[[], None]) -> float:
         stitch.fan_in(job, root_id, plan)
         return 0.0
     return ChunkSession(video, job, root_id, plan, span, mine, heartbeat).run()
+
+
+def _start_parts(video: Video, job: ProcessingJob, plan: Plan) -> tuple[str, ...]:
+    """Set the rows of what is left to make queued to the plan, then running; returns those
+    parts. Decided again under the video's row lock, which the stitch holds while it marks
+    the rungs ready: a retried root whose earlier attempt had recorded its chunk can start
+    while the last chunk stitches, and from what it read before the lock it would set the
+    ready rungs back to running, for good."""
+    with transaction.atomic():
+        videos.video_lock(video.pk)
+        parts = _left_to_make(video, job)
+        sync_renditions(video, plan, parts)
+        part_status.parts_start(video.pk, parts)
+    return parts
 
 
 def _left_to_make(video: Video, job: ProcessingJob) -> tuple[str, ...]:
