@@ -189,8 +189,9 @@ MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 
 STORAGES = {
     "default": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        # Outputs are rewritten in place on reprocessing; never "init_AbC12.mp4".
+        "BACKEND": "transcoding.storage.local.MediaFileSystemStorage",
+        # Outputs are rewritten in place on reprocessing; never "init_AbC12.mp4". Each write is
+        # renamed over the old file, so a reader never sees a half-written playlist (storage.local).
         "OPTIONS": {"allow_overwrite": True},
     },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
-from django.core.files.storage import FileSystemStorage
 from django.core.management import call_command
 from django.db import DEFAULT_DB_ALIAS, connections
 from pytest_django.plugin import blocking_manager_key
@@ -26,6 +25,7 @@ from pytest_django.plugin import blocking_manager_key
 from tests.support.media import big_buck_bunny, make_clip
 from transcoding.jobs.dispatch import recording
 from transcoding.models import Preset, PresetRung
+from transcoding.storage.local import MediaFileSystemStorage
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"
@@ -113,7 +113,7 @@ def bunny():
     return big_buck_bunny(CACHE)
 
 
-class FlakyStorage(FileSystemStorage):
+class FlakyStorage(MediaFileSystemStorage):
     """Local storage that fails once, like S3 answering 503 Slow Down, on the first save of a
     key containing `FAIL_ON`."""
 

@@ -22,6 +22,7 @@ from django.core.files.storage import default_storage
 from storages.backends.s3 import S3Storage
 
 from transcoding.conf import settings
+from transcoding.storage.local import is_staged
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class LocalStore:
             directories, files = self.storage.listdir(prefix)
         except FileNotFoundError:
             return []
-        keys = [f"{prefix}/{name}" for name in files]
+        keys = [f"{prefix}/{name}" for name in files if not is_staged(name)]
         for directory in directories:
             keys += self._keys(f"{prefix}/{directory}")
         return keys
