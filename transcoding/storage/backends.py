@@ -22,7 +22,7 @@ from django.core.files.storage import default_storage
 from storages.backends.s3 import S3Storage
 
 from transcoding.conf import settings
-from transcoding.storage.local import is_staged
+from transcoding.storage.local import in_flight
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ class LocalStore:
             directories, files = self.storage.listdir(prefix)
         except FileNotFoundError:
             return []
-        keys = [f"{prefix}/{name}" for name in files if not is_staged(name)]
+        keys = [f"{prefix}/{name}" for name in files]
+        keys = [key for key in keys if not in_flight(self.local_path(key) or key)]
         for directory in directories:
             keys += self._keys(f"{prefix}/{directory}")
         return keys
