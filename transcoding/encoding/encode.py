@@ -51,7 +51,6 @@ def encode(job: ProcessingJob, heartbeat: Callable[[], None]) -> float:
         return 0.0
     if is_root:
         with transaction.atomic():
-            videos.video_processing(video.pk)
             Storyboard.objects.get_or_create(video=video)
             Poster.objects.get_or_create(video=video)
 
@@ -85,16 +84,21 @@ def encode(job: ProcessingJob, heartbeat: Callable[[], None]) -> float:
 
 
 def _start_parts(video: Video, job: ProcessingJob, plan: Plan) -> tuple[str, ...]:
-    """Set the rows of what is left to make queued to the plan, then running; returns those
-    parts. Decided again under the video's row lock, which the stitch holds while it marks
-    the rungs ready: a retried root whose earlier attempt had recorded its chunk can start
-    while the last chunk stitches, and from what it read before the lock it would set the
-    ready rungs back to running, for good."""
+    """The video becomes "processing" and the rows of what is left to make queued to the plan,
+    then running; returns those parts. Decided again under the video's row lock, which the
+    stitch holds while it marks the rungs ready: a retried root whose earlier attempt had
+    recorded its chunk can start while the last chunk stitches, and from what it read before
+    the lock it would set the ready rungs back to running, for good (and a ready video back
+    to processing). The files of rungs no longer planned go after the lock."""
     with transaction.atomic():
         videos.video_lock(video.pk)
         parts = _left_to_make(video, job)
-        sync_renditions(video, plan, parts)
+        if parts:
+            videos.video_processing(video.pk)
+        stale = sync_renditions(video, plan, parts)
         part_status.parts_start(video.pk, parts)
+    for name in stale:
+        objects.delete_prefix(f"{objects.video_prefix(video.pk)}/{name}")
     return parts
 
 
@@ -111,14 +115,16 @@ def _left_to_make(video: Video, job: ProcessingJob) -> tuple[str, ...]:
     return tuple(p for p in parts if p not in done)
 
 
-def sync_renditions(video: Video, plan: Plan, parts: tuple[str, ...]) -> None:
-    """Make the Rendition rows match the plan (queued); rungs no longer planned go, with their
-    files; the audio is skipped, with the reason, for a silent source."""
+def sync_renditions(video: Video, plan: Plan, parts: tuple[str, ...]) -> list[str]:
+    """Make the Rendition rows match the plan (queued); the rows of rungs no longer planned go,
+    and their names are returned (for their files to go); the audio is skipped, with the
+    reason, for a silent source."""
+    stale = []
     if PartKind.RENDITIONS in parts:
         planned = {r.name for r in plan.rungs}
-        for stale in video.renditions.filter(kind=Rendition.Kind.VIDEO).exclude(name__in=planned):
-            objects.delete_prefix(f"{objects.video_prefix(video.pk)}/{stale.name}")
-            stale.delete()
+        for row in video.renditions.filter(kind=Rendition.Kind.VIDEO).exclude(name__in=planned):
+            stale.append(row.name)
+            row.delete()
         for rung in plan.rungs:
             Rendition.objects.update_or_create(
                 video=video,
@@ -145,3 +151,4 @@ def sync_renditions(video: Video, plan: Plan, parts: tuple[str, ...]) -> None:
         audio.bitrate = None if silent else plan.audio.bitrate
         audio.codec = "" if silent else "mp4a.40.2"
         audio.save()
+    return stale
