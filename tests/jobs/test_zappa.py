@@ -506,18 +506,22 @@ def runtime_closure(requirements: list[str]) -> set[str]:
     return {name for name, _ in seen}
 
 
-def seed_site_packages(venv: Path, names: set[str]) -> None:
+def seed_site_packages(venv: Path, names: set[str]) -> set[str]:
     """Hard-link the files of the installed distributions `names` (from their RECORD) into the
     new virtualenv's site-packages: the copy a pip install would unpack, in seconds instead of
     the minutes pip takes to unpack them again. Scripts outside site-packages are left out,
-    and what the new virtualenv has already (its own pip) is left to `pip install`."""
+    and what the new virtualenv has already (its own pip) is left to `pip install`. Returns
+    the names it could not seed (installed without a file list)."""
     [target] = venv.glob("lib/python*/site-packages")
     present = {
         canonicalize_name(d.metadata["Name"]) for d in importlib.metadata.distributions(path=[str(target)])
     }
+    missing = names - present
     for distribution in importlib.metadata.distributions():
         if canonicalize_name(distribution.metadata["Name"]) not in names - present:
             continue
+        if distribution.files:
+            missing.discard(canonicalize_name(distribution.metadata["Name"]))
         for file in distribution.files or []:
             source = Path(distribution.locate_file(file))
             if str(file).startswith("..") or not source.is_file():
@@ -529,6 +533,7 @@ def seed_site_packages(venv: Path, names: set[str]) -> None:
                     os.link(source, destination)
                 except OSError:  # another file system
                     shutil.copy2(source, destination)
+    return missing
 
 
 @pytest.fixture(scope="session")
@@ -561,7 +566,8 @@ def runtime_venv() -> Path:
             seed = venv / zappa_package.SEED  # the slim handler's virtualenv, as Zappa would pip it
             python = f"python{sys.version_info.major}.{sys.version_info.minor}"
             (seed / "lib" / python / "site-packages").mkdir(parents=True)
-            seed_site_packages(seed, runtime_closure([zappa_pin, "setuptools"]))
+            unseeded = seed_site_packages(seed, runtime_closure([zappa_pin, "setuptools"]))
+            assert not unseeded, f"the handler's virtualenv would lack {sorted(unseeded)}"
             (venv / "complete").touch()
     return venv
 
@@ -630,7 +636,7 @@ def packages(runtime_venv, tmp_path_factory) -> dict[str, Package]:
         PATH=f"{runtime_venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,  # no credentials anywhere: packaging needs none
         AWS_CONFIG_FILE=os.devnull,
-        PIP_NO_INDEX="1",  # a download anywhere in packaging fails it
+        PIP_NO_INDEX="1",  # Zappa's pip may not reach an index: packaging downloads nothing
     )
     runs = {}
     for stage in PACKAGED_STAGES:
