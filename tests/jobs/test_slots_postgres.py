@@ -1,4 +1,4 @@
-"""The caps hold under concurrency on PostgreSQL: claims of encode jobs decide one at a time
+"""Concurrency on PostgreSQL. The caps hold: claims of encode jobs decide one at a time
 (an advisory lock), so threads racing for the last slot never run more than the cap, and every
 job ends done, with one attempt each (a held claim uses none)."""
 
@@ -15,3 +15,12 @@ def test_racing_claims_never_pass_the_caps(scenario):  # noqa: F811
     assert 0 < result["per_video"] <= 3
     assert 0 < result["total"] <= 5
     assert result["held"] > 0  # the caps were reached, not merely never tested
+
+
+def test_the_watchdog_failing_a_root_while_a_chunk_ends_takes_the_locks_in_order(scenario):  # noqa: F811
+    """It locked the stuck root's row, then the chunk's (cancelling it), then the video's; the
+    chunk's end holds the video's and wants its own: PostgreSQL failed one of the two with a
+    deadlock. Now the watchdog takes the video's lock first, as every writer does."""
+    result = shell(scenario.env, "from tests.support.watchdog_race import main; main()", timeout=120)
+    assert result["errors"] == {"chunk": [], "watchdog": []}
+    assert result["states"] == {"0": "failed", "1": "cancelled"} and result["video"] == "failed"

@@ -259,13 +259,16 @@ def jobs_requeue_stuck_ids() -> tuple[list[int], list[int]]:
     """Stuck jobs go back to the queue; those with no attempts left fail. Returns the ids
     changed: (requeued, failed), so the caller can dispatch the first again and fail the
     videos of the others. Each row is changed by a conditional UPDATE, so a job whose worker
-    heart-beat meanwhile is left alone."""
+    heart-beat meanwhile is left alone; after its video's row lock, the order every writer
+    keeps (`videos.video_lock`): the caller fails the video in the same transaction, and a
+    chunk's end holding that lock while this held the job rows deadlocked."""
     now = timezone.now()
     stuck = ProcessingJob.objects.stuck(now)
     requeued, failed = [], []
     for pk, video_id, attempt, max_attempts in stuck.order_by("pk").values_list(
         "pk", "video_id", "attempt", "max_attempts"
     ):
+        videos.video_lock(video_id)
         row = stuck.filter(pk=pk)
         if attempt >= max_attempts:
             changed = row.filter(attempt__gte=F("max_attempts")).update(
