@@ -1,6 +1,10 @@
-"""Concurrency on PostgreSQL. The caps hold: claims of encode jobs decide one at a time
-(an advisory lock), so threads racing for the last slot never run more than the cap, and every
-job ends done, with one attempt each (a held claim uses none)."""
+"""Concurrency on PostgreSQL, each run in `manage.py shell` on a scenario database:
+
+- the caps hold: claims of encode jobs decide one at a time (an advisory lock), so threads
+  racing for the last slot never run more than the cap, and every job ends done, with one
+  attempt each (a held claim uses none);
+- the video's row lock orders what its jobs' ends, the stitch, the watchdog and a retried
+  root write: none deadlocks, and none undoes what another committed."""
 
 from tests.support.services import real_services, scenario, shell  # noqa: F401 (fixture)
 
@@ -24,3 +28,11 @@ def test_the_watchdog_failing_a_root_while_a_chunk_ends_takes_the_locks_in_order
     result = shell(scenario.env, "from tests.support.watchdog_race import main; main()", timeout=120)
     assert result["errors"] == {"chunk": [], "watchdog": []}
     assert result["states"] == {"0": "failed", "1": "cancelled"} and result["video"] == "failed"
+
+
+def test_a_retried_root_starting_while_the_stitch_commits_leaves_the_rungs_ready(scenario):  # noqa: F811
+    """The stitch holds the video's lock with the rungs marked ready; the retried root's start
+    waits for that lock, then finds them finished (without the lock it read them running and
+    set them back to running once the stitch committed: tests/support/retry_race.py)."""
+    result = shell(scenario.env, "from tests.support.retry_race import main; main()", timeout=120)
+    assert result["started"] == [] and set(result["rungs"].values()) == {"ready"}
