@@ -84,7 +84,7 @@ XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 test: dev-deps system-deps
 	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
-# The inner loop: everything but the tests that run ffmpeg on clips or drive Chromium (< 60 s).
+# The inner loop: everything but the tests that run ffmpeg on clips or drive Chromium (~80 s).
 test-fast: dev-deps
 	$(PY) -m pytest -m "not slow and not browser" $(XDIST) $(PYTEST_ARGS)
 
