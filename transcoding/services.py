@@ -187,6 +187,7 @@ def video_cancel(video: Video) -> int:
     """Cancel queued and running work. A running worker sees it at its next heartbeat and
     stops ffmpeg; finished parts are kept."""
     with transaction.atomic():
+        videos.video_lock(video.pk)  # before its jobs' rows, as every writer
         count = jobs.jobs_cancel(video.pk, CANCELLED)
         part_status.parts_cancel(video.pk, CANCELLED)
         videos.video_refresh_status(video)
@@ -256,6 +257,7 @@ def subtitle_request_generation(video: Video, *, language: str = "", force: bool
     again: a ready video stays ready while its subtitles are made."""
     language = language or video.speech_language
     with transaction.atomic():
+        videos.video_lock(video.pk)  # before its jobs' rows, as every writer
         active = video.jobs.active().filter(step=ProcessingJob.Step.SUBTITLES).first()
         if active is not None and not force:
             return active

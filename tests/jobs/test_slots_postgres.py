@@ -36,3 +36,11 @@ def test_a_retried_root_starting_while_the_stitch_commits_leaves_the_rungs_ready
     set them back to running once the stitch committed: tests/support/retry_race.py)."""
     result = shell(scenario.env, "from tests.support.retry_race import main; main()", timeout=120)
     assert result["started"] == [] and set(result["rungs"].values()) == {"ready"}
+
+
+def test_a_cancel_while_the_watchdog_requeues_the_root_takes_the_locks_in_order(scenario):  # noqa: F811
+    """The cancel wrote its jobs' rows, then wanted the video's lock; the watchdog held that
+    lock and wanted the root's row: a deadlock, and the staff's cancel rolled back."""
+    result = shell(scenario.env, "from tests.support.watchdog_race import cancel_meets_the_watchdog; "
+                   "cancel_meets_the_watchdog()", timeout=120)  # fmt: skip
+    assert result == {"errors": {"cancel": [], "watchdog": []}, "job": "cancelled"}

@@ -13,13 +13,18 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
+from transcoding import services
 from transcoding.jobs.watchdog import jobs_recover_stuck
 from transcoding.models import JobState, ProcessingJob, Video
+from transcoding.status import parts as part_status
 from transcoding.status import videos
 
 
 def waiting_on_a_lock() -> bool:
+    """Whether a session of this database waits for a lock (read fresh: inside a transaction
+    PostgreSQL would answer from the snapshot of its first read)."""
     with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
             " AND wait_event_type = 'Lock'"
@@ -79,4 +84,55 @@ def main() -> None:
         "states": {str(k): v for k, v in states.items()},
         "video": Video.objects.get(pk=video.pk).status,
     }))  # fmt: skip
+    connection.close()
+
+
+def cancel_meets_the_watchdog() -> None:
+    """Staff cancel a video while the watchdog requeues its stuck root. The cancel held the job
+    rows and then wanted the video's lock, the reverse of the watchdog's order (and every
+    other writer's): PostgreSQL failed one of them with a deadlock. The cancel is paused with
+    its rows written until the watchdog waits on a lock."""
+    now = timezone.now()
+    video = Video.objects.create(title="cancel race", source="originals/x/source", status="processing")
+    root = ProcessingJob.objects.create(
+        video=video, chunk=0, parts=["renditions"], state=JobState.RUNNING, attempt=1, max_attempts=3,
+        lease_expires_at=now - timedelta(seconds=5),
+    )  # fmt: skip
+    errors = {"cancel": [], "watchdog": []}
+    cancelling = threading.Event()
+    parts_cancel = part_status.parts_cancel
+
+    def paused_parts_cancel(video_id, reason):
+        cancelling.set()  # the jobs' rows are written
+        deadline = time.monotonic() + 10
+        while not waiting_on_a_lock() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        parts_cancel(video_id, reason)
+
+    part_status.parts_cancel = paused_parts_cancel
+
+    def cancel():
+        try:
+            services.video_cancel(Video.objects.get(pk=video.pk))
+        except Exception as exc:
+            errors["cancel"].append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+        finally:
+            connection.close()
+
+    def watchdog():
+        try:
+            cancelling.wait(10)
+            jobs_recover_stuck()
+        except Exception as exc:
+            errors["watchdog"].append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=cancel), threading.Thread(target=watchdog)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    part_status.parts_cancel = parts_cancel
+    print(json.dumps({"errors": errors, "job": ProcessingJob.objects.get(pk=root.pk).state}))
     connection.close()

@@ -45,14 +45,21 @@ def encode(job: ProcessingJob, heartbeat: Callable[[], None]) -> float:
     video = Video.objects.select_related("preset").get(pk=job.video_id)
     is_root = job.parent_id is None
     root_id = job.pk if is_root else job.parent_id
-    # For a root, a first look (decided again under the video's lock, in `_start_parts`).
-    parts = _left_to_make(video, job) if is_root else tuple(job.parts)
+    if is_root:
+        # Under the video's lock, which the stitch holds while it marks the rungs ready: a
+        # retried root that finds everything made leaves a ready video as it is. Decided again
+        # after the probe (`_start_parts`), since the last chunk may stitch meanwhile.
+        with transaction.atomic():
+            videos.video_lock(video.pk)
+            parts = _left_to_make(video, job)
+            if parts:
+                videos.video_processing(video.pk)
+                Storyboard.objects.get_or_create(video=video)
+                Poster.objects.get_or_create(video=video)
+    else:
+        parts = tuple(job.parts)
     if not parts:
         return 0.0
-    if is_root:
-        with transaction.atomic():
-            Storyboard.objects.get_or_create(video=video)
-            Poster.objects.get_or_create(video=video)
 
     info = probe_and_record(video) if is_root else probe_as_recorded(video)
     plan = plan_encode(
@@ -84,21 +91,16 @@ def encode(job: ProcessingJob, heartbeat: Callable[[], None]) -> float:
 
 
 def _start_parts(video: Video, job: ProcessingJob, plan: Plan) -> tuple[str, ...]:
-    """The video becomes "processing" and the rows of what is left to make queued to the plan,
-    then running; returns those parts. Decided again under the video's row lock, which the
-    stitch holds while it marks the rungs ready: a retried root whose earlier attempt had
-    recorded its chunk can start while the last chunk stitches, and from what it read before
-    the lock it would set the ready rungs back to running, for good (and a ready video back
-    to processing). The files of rungs no longer planned go after the lock."""
+    """Set the rows of what is left to make queued to the plan, then running; returns those
+    parts. Decided again under the video's row lock, which the stitch holds while it marks
+    the rungs ready: a retried root whose earlier attempt had recorded its chunk can start
+    while the last chunk stitches, and from what it read before the lock it would set the
+    ready rungs back to running, for good."""
     with transaction.atomic():
         videos.video_lock(video.pk)
         parts = _left_to_make(video, job)
-        if parts:
-            videos.video_processing(video.pk)
-        stale = sync_renditions(video, plan, parts)
+        sync_renditions(video, plan, parts)
         part_status.parts_start(video.pk, parts)
-    for name in stale:
-        objects.delete_prefix(f"{objects.video_prefix(video.pk)}/{name}")
     return parts
 
 
@@ -115,16 +117,15 @@ def _left_to_make(video: Video, job: ProcessingJob) -> tuple[str, ...]:
     return tuple(p for p in parts if p not in done)
 
 
-def sync_renditions(video: Video, plan: Plan, parts: tuple[str, ...]) -> list[str]:
-    """Make the Rendition rows match the plan (queued); the rows of rungs no longer planned go,
-    and their names are returned (for their files to go); the audio is skipped, with the
-    reason, for a silent source."""
-    stale = []
+def sync_renditions(video: Video, plan: Plan, parts: tuple[str, ...]) -> None:
+    """Make the Rendition rows match the plan (queued); rungs no longer planned go, files
+    first (a row gone with its files left would leave them to nobody); the audio is skipped,
+    with the reason, for a silent source."""
     if PartKind.RENDITIONS in parts:
         planned = {r.name for r in plan.rungs}
-        for row in video.renditions.filter(kind=Rendition.Kind.VIDEO).exclude(name__in=planned):
-            stale.append(row.name)
-            row.delete()
+        for stale in video.renditions.filter(kind=Rendition.Kind.VIDEO).exclude(name__in=planned):
+            objects.delete_prefix(f"{objects.video_prefix(video.pk)}/{stale.name}")
+            stale.delete()
         for rung in plan.rungs:
             Rendition.objects.update_or_create(
                 video=video,
@@ -151,4 +152,3 @@ def sync_renditions(video: Video, plan: Plan, parts: tuple[str, ...]) -> list[st
         audio.bitrate = None if silent else plan.audio.bitrate
         audio.codec = "" if silent else "mp4a.40.2"
         audio.save()
-    return stale

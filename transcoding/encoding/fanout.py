@@ -20,7 +20,7 @@ from transcoding.media import chunking
 from transcoding.media.ladder import Plan, SourceInfo
 from transcoding.models import PartKind, ProcessingJob, Video
 from transcoding.status import parts as part_status
-from transcoding.status import slots
+from transcoding.status import slots, videos
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,11 @@ def fan_out(root: ProcessingJob, spans, plan: Plan, parts: tuple[str, ...]) -> l
     In a few queries whatever the count (one INSERT for the missing chunks, in batches): a
     job per chunk made one by one was two queries a chunk, and a thousand chunks kept the root
     from heart-beating long enough for its lease to expire. The root's row, updated first, is
-    locked until commit, so a second fan-out of the same root waits and then finds the jobs."""
+    locked until commit, so a second fan-out of the same root waits and then finds the jobs.
+    After the video's row lock, the order every writer keeps (`videos.video_lock`): the new
+    rows' key on the video waits for that lock anyway, with the root's row held."""
     with transaction.atomic():
+        videos.video_lock(root.video_id)
         options = {**root.options, "span": spans[0].to_json(), "chunks": len(spans)}
         ProcessingJob.objects.filter(pk=root.pk).update(chunk=0, options=options)
         root.chunk, root.options = 0, options

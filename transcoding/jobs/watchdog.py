@@ -24,8 +24,7 @@ from transcoding.conf import settings
 from transcoding.encoding.fanout import dispatch_released
 from transcoding.jobs.dispatch import get_dispatcher
 from transcoding.jobs.dispatch.base import Waiting
-from transcoding.models import ProcessingJob
-from transcoding.status import jobs, videos
+from transcoding.status import jobs
 from transcoding.webhooks.delivery import deliveries_overdue_ids
 
 log = logging.getLogger(__name__)
@@ -33,11 +32,8 @@ log = logging.getLogger(__name__)
 
 def jobs_recover_stuck() -> tuple[list[int], list[int], list[int]]:
     """Returns the job ids (requeued, failed, redispatched)."""
+    requeued, failed = jobs.jobs_requeue_or_fail_stuck()  # a transaction per job
     with transaction.atomic():
-        requeued, failed = jobs.jobs_requeue_stuck_ids()
-        for job in ProcessingJob.objects.filter(pk__in=failed).select_related("video"):
-            jobs.job_failed_for_good(job, job.error or "The worker stopped and no attempts are left.")
-            videos.video_refresh_status(job.video)
         dispatcher = get_dispatcher()
         due = [pk for pk in jobs.jobs_due_unclaimed_ids() if pk not in requeued]
         # Read after the due ones: a message taken meanwhile only makes a harmless duplicate.

@@ -255,34 +255,42 @@ def jobs_claimable_ids(limit: int = 20) -> list[int]:
     )
 
 
-def jobs_requeue_stuck_ids() -> tuple[list[int], list[int]]:
-    """Stuck jobs go back to the queue; those with no attempts left fail. Returns the ids
-    changed: (requeued, failed), so the caller can dispatch the first again and fail the
-    videos of the others. Each row is changed by a conditional UPDATE, so a job whose worker
-    heart-beat meanwhile is left alone; after its video's row lock, the order every writer
-    keeps (`videos.video_lock`): the caller fails the video in the same transaction, and a
-    chunk's end holding that lock while this held the job rows deadlocked."""
+def jobs_requeue_or_fail_stuck() -> tuple[list[int], list[int]]:
+    """Stuck jobs go back to the queue; those with no attempts left fail for good, with their
+    video (`job_failed_for_good`). Returns the ids changed: (requeued, failed), so the caller
+    can dispatch the first again. Each row is changed by a conditional UPDATE, so a job whose
+    worker heart-beat meanwhile is left alone.
+
+    Each job in a transaction of its own, after its video's row lock: the order every writer
+    keeps (`videos.video_lock`), and one video's lock at a time. Failing a root while holding
+    its job rows deadlocked with a chunk's end (which holds the video's lock and wants its
+    job's row), and a pass holding many videos' locks, taken in job order, could deadlock with
+    another pass or with a duplicate's link (two videos' locks)."""
     now = timezone.now()
     stuck = ProcessingJob.objects.stuck(now)
     requeued, failed = [], []
     for pk, video_id, attempt, max_attempts in stuck.order_by("pk").values_list(
         "pk", "video_id", "attempt", "max_attempts"
     ):
-        videos.video_lock(video_id)
-        row = stuck.filter(pk=pk)
-        if attempt >= max_attempts:
-            changed = row.filter(attempt__gte=F("max_attempts")).update(
-                state=JobState.FAILED, finished_at=now, lease_expires_at=None, error=GAVE_UP
-            )
-            if changed:
-                failed.append(pk)
-                _ended(pk, video_id, JobState.RUNNING, JobState.FAILED)
-        else:
-            changed = row.filter(attempt__lt=F("max_attempts")).update(
-                state=JobState.QUEUED, lease_expires_at=None, next_attempt_at=now
-            )
-            if changed:
-                requeued.append(pk)
+        with transaction.atomic():
+            videos.video_lock(video_id)
+            row = stuck.filter(pk=pk)
+            if attempt >= max_attempts:
+                changed = row.filter(attempt__gte=F("max_attempts")).update(
+                    state=JobState.FAILED, finished_at=now, lease_expires_at=None, error=GAVE_UP
+                )
+                if changed:
+                    failed.append(pk)
+                    _ended(pk, video_id, JobState.RUNNING, JobState.FAILED)
+                    job = ProcessingJob.objects.select_related("video").get(pk=pk)
+                    job_failed_for_good(job, job.error or GAVE_UP)
+                    videos.video_refresh_status(job.video)
+            else:
+                changed = row.filter(attempt__lt=F("max_attempts")).update(
+                    state=JobState.QUEUED, lease_expires_at=None, next_attempt_at=now
+                )
+                if changed:
+                    requeued.append(pk)
     return requeued, failed
 
 
