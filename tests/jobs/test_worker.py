@@ -124,7 +124,7 @@ def test_worker_killed_mid_encode_is_taken_over_after_lease(tmp_path):
             first.wait()
         finally:
             first.kill()
-    hint = f"video{video.pk}-"
+    hint = str(tmp_path / "work" / f"video{video.pk}-")  # this test's work directory only
     wait_for(lambda: not ffmpeg_processes_with(hint), 5, "ffmpeg outlived its killed worker")
 
     stuck = ProcessingJob.objects.get(pk=job.pk)

@@ -40,11 +40,15 @@ def manage(env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedP
 
 
 def worker_env(tmp_path: Path, lease: float = 3) -> dict:
-    """The environment of a `manage.py worker` on this test's SQLite database and media root."""
+    """The environment of a `manage.py worker` on this test's SQLite database and media root,
+    with a work directory of its own (`tmp_path / "work"`): another test worker's encode of
+    its own video 1 is not mistaken for this one's."""
+    (tmp_path / "work").mkdir(exist_ok=True)
     return {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
         "MEDIA_ROOT": str(django_settings.MEDIA_ROOT),
+        "TRANSCODING_WORK_DIR": str(tmp_path / "work"),
         "TRANSCODING_RUN_DIR": str(tmp_path / "worker-run"),
         "TRANSCODING_LEASE_SECONDS": str(lease),
         "TRANSCODING_DISPATCH": "local",
