@@ -35,6 +35,7 @@ def test_a_retried_root_starting_while_the_stitch_commits_leaves_the_rungs_ready
     waits for that lock, then finds them finished (without the lock it read them running and
     set them back to running once the stitch committed: tests/support/retry_race.py)."""
     result = shell(scenario.env, "from tests.support.retry_race import main; main()", timeout=120)
+    assert result["errors"] == {"stitch": [], "root": []}
     assert result["started"] == [] and set(result["rungs"].values()) == {"ready"}
 
 

@@ -7,14 +7,13 @@ JSON, the parts the root started and how the rungs ended."""
 
 import json
 import threading
-import time
 from datetime import timedelta
 from fractions import Fraction
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from tests.support.watchdog_race import waiting_on_a_lock
+from tests.support.pg_races import run_together, side, until_another_waits
 from transcoding.encoding import encode
 from transcoding.media.ladder import PresetSpec, RungSpec, SourceInfo, plan_encode
 from transcoding.models import JobState, PartStatus, Poster, ProcessingJob, Rendition, Storyboard, Video
@@ -42,35 +41,23 @@ def main() -> None:
     Storyboard.objects.create(video=video, **finished)
     Poster.objects.create(video=video, **finished)
 
-    stitched, started = threading.Event(), {}
+    stitched, started, errors = threading.Event(), {}, {}
 
     def stitch():
         """What `stitch.fan_in` does: the video's lock, the rungs ready, then the commit."""
-        try:
-            with transaction.atomic():
-                Video.objects.select_for_update().get(pk=video.pk)
-                Rendition.objects.filter(video=video, kind="video").update(
-                    status=PartStatus.READY, finished_at=timezone.now()
-                )
-                stitched.set()
-                deadline = time.monotonic() + 10
-                while not waiting_on_a_lock() and time.monotonic() < deadline:
-                    time.sleep(0.05)  # the root's start waits for a lock of ours
-        finally:
-            connection.close()
+        with transaction.atomic():
+            Video.objects.select_for_update().get(pk=video.pk)
+            Rendition.objects.filter(video=video, kind="video").update(
+                status=PartStatus.READY, finished_at=timezone.now()
+            )
+            stitched.set()
+            until_another_waits()  # the root's start waits for a lock of ours
 
     def root_starts():
-        try:
-            stitched.wait(10)
-            started["parts"] = list(encode._start_parts(video, root, plan))
-        finally:
-            connection.close()
+        stitched.wait(10)
+        started["parts"] = list(encode._start_parts(video, root, plan))
 
-    threads = [threading.Thread(target=stitch), threading.Thread(target=root_starts)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    run_together(side(errors, "stitch", stitch), side(errors, "root", root_starts))
     rungs = dict(Rendition.objects.filter(video=video, kind="video").values_list("name", "status"))
-    print(json.dumps({"started": started.get("parts"), "rungs": rungs}))
+    print(json.dumps({"started": started.get("parts"), "rungs": rungs, "errors": errors}))
     connection.close()

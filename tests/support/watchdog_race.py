@@ -7,29 +7,17 @@ errors each side met and how the rows ended."""
 
 import json
 import threading
-import time
 from datetime import timedelta
 
 from django.db import connection, transaction
 from django.utils import timezone
 
+from tests.support.pg_races import run_together, side, until_another_waits
 from transcoding import services
 from transcoding.jobs.watchdog import jobs_recover_stuck
 from transcoding.models import JobState, ProcessingJob, Video
 from transcoding.status import parts as part_status
 from transcoding.status import videos
-
-
-def waiting_on_a_lock() -> bool:
-    """Whether a session of this database waits for a lock (read fresh: inside a transaction
-    PostgreSQL would answer from the snapshot of its first read)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_stat_clear_snapshot()")
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND wait_event_type = 'Lock'"
-        )
-        return cursor.fetchone()[0] > 0
 
 
 def main() -> None:
@@ -43,41 +31,31 @@ def main() -> None:
         video=video, parent=root, chunk=1, parts=["renditions"], state=JobState.RUNNING, attempt=1,
         lease_expires_at=now + timedelta(minutes=5),
     )  # fmt: skip
-    errors = {"chunk": [], "watchdog": []}
+    errors = {}
     video_locked, watchdog_waits = threading.Event(), threading.Event()
 
     def chunk_ends():
         """What the runner does at a job's end (`runner._end_under_the_video_lock`)."""
-        try:
-            with transaction.atomic():
-                videos.video_lock(video.pk)
-                video_locked.set()
-                watchdog_waits.wait(10)  # the watchdog is blocked on a lock now
-                ProcessingJob.objects.filter(pk=chunk.pk).update(progress=100)
-        except Exception as exc:
-            errors["chunk"].append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
-        finally:
-            connection.close()
+        with transaction.atomic():
+            videos.video_lock(video.pk)
+            video_locked.set()
+            watchdog_waits.wait(10)  # the watchdog is blocked on a lock now
+            ProcessingJob.objects.filter(pk=chunk.pk).update(progress=100)
 
     def watchdog():
+        video_locked.wait(10)
+        jobs_recover_stuck()
+
+    def release_when_the_watchdog_waits():
         try:
-            jobs_recover_stuck()
-        except Exception as exc:
-            errors["watchdog"].append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+            until_another_waits()
+            watchdog_waits.set()
         finally:
             connection.close()
 
-    ending = threading.Thread(target=chunk_ends)
-    ending.start()
-    video_locked.wait(10)
-    passing = threading.Thread(target=watchdog)
-    passing.start()
-    deadline = time.monotonic() + 10
-    while not waiting_on_a_lock() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    watchdog_waits.set()
-    ending.join(30)
-    passing.join(30)
+    run_together(
+        side(errors, "chunk", chunk_ends), side(errors, "watchdog", watchdog), release_when_the_watchdog_waits
+    )
     states = dict(ProcessingJob.objects.filter(video=video).values_list("chunk", "state"))
     print(json.dumps({
         "errors": errors,
@@ -98,41 +76,25 @@ def cancel_meets_the_watchdog() -> None:
         video=video, chunk=0, parts=["renditions"], state=JobState.RUNNING, attempt=1, max_attempts=3,
         lease_expires_at=now - timedelta(seconds=5),
     )  # fmt: skip
-    errors = {"cancel": [], "watchdog": []}
+    errors = {}
     cancelling = threading.Event()
     parts_cancel = part_status.parts_cancel
 
     def paused_parts_cancel(video_id, reason):
         cancelling.set()  # the jobs' rows are written
-        deadline = time.monotonic() + 10
-        while not waiting_on_a_lock() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        until_another_waits()
         parts_cancel(video_id, reason)
 
     part_status.parts_cancel = paused_parts_cancel
 
-    def cancel():
-        try:
-            services.video_cancel(Video.objects.get(pk=video.pk))
-        except Exception as exc:
-            errors["cancel"].append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
-        finally:
-            connection.close()
-
     def watchdog():
-        try:
-            cancelling.wait(10)
-            jobs_recover_stuck()
-        except Exception as exc:
-            errors["watchdog"].append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
-        finally:
-            connection.close()
+        cancelling.wait(10)
+        jobs_recover_stuck()
 
-    threads = [threading.Thread(target=cancel), threading.Thread(target=watchdog)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    run_together(
+        side(errors, "cancel", lambda: services.video_cancel(Video.objects.get(pk=video.pk))),
+        side(errors, "watchdog", watchdog),
+    )
     part_status.parts_cancel = parts_cancel
     print(json.dumps({"errors": errors, "job": ProcessingJob.objects.get(pk=root.pk).state}))
     connection.close()
