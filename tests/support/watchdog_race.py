@@ -20,13 +20,19 @@ from transcoding.status import parts as part_status
 from transcoding.status import videos
 
 
+def stuck_root(title: str, attempt: int) -> tuple[Video, ProcessingJob]:
+    """A processing video whose root job's worker stopped (its lease expired)."""
+    video = Video.objects.create(title=title, source="originals/x/source", status="processing")
+    root = ProcessingJob.objects.create(
+        video=video, chunk=0, parts=["renditions"], state=JobState.RUNNING, attempt=attempt, max_attempts=3,
+        lease_expires_at=timezone.now() - timedelta(seconds=5),
+    )  # fmt: skip
+    return video, root
+
+
 def main() -> None:
     now = timezone.now()
-    video = Video.objects.create(title="watchdog race", source="originals/x/source", status="processing")
-    root = ProcessingJob.objects.create(
-        video=video, chunk=0, parts=["renditions"], state=JobState.RUNNING, attempt=3, max_attempts=3,
-        lease_expires_at=now - timedelta(seconds=5),
-    )  # fmt: skip
+    video, root = stuck_root("watchdog race", attempt=3)  # no attempts left: it fails for good
     chunk = ProcessingJob.objects.create(
         video=video, parent=root, chunk=1, parts=["renditions"], state=JobState.RUNNING, attempt=1,
         lease_expires_at=now + timedelta(minutes=5),
@@ -70,12 +76,7 @@ def cancel_meets_the_watchdog() -> None:
     rows and then wanted the video's lock, the reverse of the watchdog's order (and every
     other writer's): PostgreSQL failed one of them with a deadlock. The cancel is paused with
     its rows written until the watchdog waits on a lock."""
-    now = timezone.now()
-    video = Video.objects.create(title="cancel race", source="originals/x/source", status="processing")
-    root = ProcessingJob.objects.create(
-        video=video, chunk=0, parts=["renditions"], state=JobState.RUNNING, attempt=1, max_attempts=3,
-        lease_expires_at=now - timedelta(seconds=5),
-    )  # fmt: skip
+    video, root = stuck_root("cancel race", attempt=1)  # requeued by the watchdog
     errors = {}
     cancelling = threading.Event()
     parts_cancel = part_status.parts_cancel
