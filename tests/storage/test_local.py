@@ -86,7 +86,7 @@ def test_directories_get_the_configured_mode_at_every_level(settings):
         assert stat.S_IMODE(os.stat(default_storage.path(level)).st_mode) == 0o2750, level
 
 
-def test_an_upload_on_disk_is_moved_into_place(tmp_path):
+def test_an_upload_on_disk_is_stored_whole(tmp_path):
     upload = TemporaryUploadedFile("clip.mp4", "video/mp4", 5, None)
     upload.write(b"video")
     upload.flush()

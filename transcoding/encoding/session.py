@@ -203,7 +203,8 @@ class ChunkSession:
             # stitch, which ends every playlist (so this one too); a video finished before (it
             # has its MPD) serves its old, ended rungs until then, so the audio ends now.
             rungs_follow = PartKind.RENDITIONS in self.job.parts
-            growing = rungs_follow and not Video.objects.get(pk=self.video.pk).dash_path
+            finished_before = Video.objects.filter(pk=self.video.pk).exclude(dash_path="").exists()
+            growing = rungs_follow and not finished_before
             publish.publish_audio(self.video, self.workdir, stored, self.live, ended=not growing)
             if not rungs_follow:  # else the stitch queues them
                 # The preset's MP4s (or those the request asked for), with the new audio.

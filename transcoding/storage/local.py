@@ -47,10 +47,9 @@ class MediaFileSystemStorage(FileSystemStorage):
     def _save(self, name, content):
         directory = os.path.dirname(self.path(name))
         self._make_directories(directory)
-        if hasattr(content, "temporary_file_path") and _same_device(content.temporary_file_path(), directory):
-            return super()._save(name, content)  # an upload on disk: moved into place, a rename
-        # Hidden, in the same directory: the rename stays on one file system. It has its final
-        # mode before it is visible (mkstemp's is 0600, unreadable to a web server's user).
+        # Every content, an upload already on disk too, is copied into a staged file: hidden,
+        # in the same directory (the rename stays on one file system), with its final mode
+        # before it is visible (mkstemp's is 0600, unreadable to a web server's user).
         fd, staged = tempfile.mkstemp(dir=directory, prefix=STAGED_PREFIX, suffix=STAGED_SUFFIX)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -80,7 +79,3 @@ class MediaFileSystemStorage(FileSystemStorage):
 
 # Django's FILE_UPLOAD_PERMISSIONS default; used when a deployment sets it to None.
 DEFAULT_FILE_MODE = 0o644
-
-
-def _same_device(path: str, directory: str) -> bool:
-    return os.stat(path).st_dev == os.stat(directory).st_dev
